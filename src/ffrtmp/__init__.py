@@ -1,0 +1,3 @@
+"""ffrtmp: a managed FFmpeg transcoding farm."""
+
+__version__ = "0.1.0"

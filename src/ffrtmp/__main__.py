@@ -1,0 +1,3 @@
+from ffrtmp.cli import run
+
+run()

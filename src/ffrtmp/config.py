@@ -1,0 +1,287 @@
+"""Every setting declared once: flag, environment variable, parser, default, help and users.
+
+The argparse options, the environment lookup (flag over ``FFRTMP_<NAME>`` over default),
+``docs/configuration.md`` and the Ansible env-file test are all generated from ``SETTINGS``.
+A bad value stops the process at start with one line naming the setting (exit 78).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import re
+import socket
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+EX_CONFIG = 78
+
+MASTER, AGENT, CLI = "master", "agent", "cli"
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message names it."""
+
+    def __init__(self, env: str, value: object, expected: str) -> None:
+        shown = "" if value is None else f"={value!r}"
+        super().__init__(f"{env}{shown}: {expected}")
+        self.env = env
+
+
+# --- parsers: each takes the raw string and returns the typed value or raises ValueError ---
+
+
+def _bind(raw: str) -> tuple[str, int]:
+    host, sep, port = raw.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError("expected host:port, e.g. 0.0.0.0:8080")
+    return host.strip("[]") or "0.0.0.0", int(port)  # noqa: S104 - binding all interfaces is the documented default
+
+
+def _positive_int(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError("expected a positive integer") from None
+    if value < 1:
+        raise ValueError("expected a positive integer")
+    return value
+
+
+def _seconds(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError("expected a number of seconds") from None
+    if value <= 0:
+        raise ValueError("expected a positive number of seconds")
+    return value
+
+
+def _level(raw: str) -> str:
+    level = raw.lower()
+    if level not in {"debug", "info", "warning", "error"}:
+        raise ValueError("expected one of debug, info, warning, error")
+    return level
+
+
+def _url(raw: str) -> str:
+    if not re.match(r"^https?://[^/\s]+", raw):
+        raise ValueError("expected an http:// or https:// URL")
+    return raw.rstrip("/")
+
+
+def _database(raw: str) -> str:
+    if not (raw.startswith("sqlite:///") or raw.startswith(("postgresql://", "postgres://"))):
+        raise ValueError("expected sqlite:////path/to/file.db or postgresql://…")
+    return raw
+
+
+def _roots(raw: str) -> tuple[str, ...]:
+    roots = tuple(p for p in raw.split(":") if p)
+    if not roots or any(not p.startswith("/") for p in roots):
+        raise ValueError("expected colon-separated absolute paths")
+    return tuple(os.path.normpath(p) for p in roots)
+
+
+def _path(raw: str) -> str:
+    if not raw:
+        raise ValueError("expected a path")
+    return raw
+
+
+def _optional_path(raw: str) -> str | None:
+    return raw or None
+
+
+def _text(raw: str) -> str:
+    return raw
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    name: str
+    parse: Callable[[str], Any]
+    default: str | None
+    help: str
+    used_by: tuple[str, ...]
+    secret_file: bool = False
+
+    @property
+    def env(self) -> str:
+        return "FFRTMP_" + self.name.upper()
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("master_bind", _bind, "0.0.0.0:8080", "address of the master API", (MASTER,)),
+    Setting("metrics_bind", _bind, "0.0.0.0:9090", "address of the master's /metrics and /health", (MASTER,)),
+    Setting("database", _database, "sqlite:////var/lib/ffrtmp/master/ffrtmp.db",
+            "job store: sqlite:////path.db (embedded) or postgresql://…", (MASTER,)),
+    Setting("api_token_file", _path, "/etc/ffrtmp/api-token",
+            "file with operator tokens, one a line", (MASTER, CLI), secret_file=True),
+    Setting("enroll_token_file", _path, "/etc/ffrtmp/enroll-token",
+            "file with the token agents enroll with", (MASTER, AGENT), secret_file=True),
+    Setting("media_roots", _roots, "/srv/media",
+            "colon-separated directories that job files must stay inside", (MASTER, AGENT)),
+    Setting("log_dir", _path, "/var/log/ffrtmp",
+            "log directory (falls back to ./logs when it can't be written)", (MASTER, AGENT)),
+    Setting("log_level", _level, "info", "debug, info, warning or error", (MASTER, AGENT)),
+    Setting("workers", _positive_int, "2", "gunicorn worker processes", (MASTER,)),
+    Setting("threads", _positive_int, "32",
+            "threads per gunicorn worker (bounds concurrent long-polling claims)", (MASTER,)),
+    Setting("graceful_timeout", _seconds, "30", "seconds in-flight requests get at shutdown", (MASTER,)),
+    Setting("heartbeat_interval", _seconds, "5", "seconds between agent heartbeats", (MASTER,)),
+    Setting("node_timeout", _seconds, "30",
+            "seconds of silence before a node is offline and its running jobs lost", (MASTER,)),
+    Setting("lease", _seconds, "30",
+            "seconds an agent has to confirm an assignment before it is queued again", (MASTER,)),
+    Setting("claim_wait_max", _seconds, "20", "longest a claim may wait for work", (MASTER,)),
+    Setting("retention_days", _positive_int, "7", "days finished jobs are kept", (MASTER,)),
+    Setting("duty_interval", _seconds, "2",
+            "seconds between lease expiry / offline / retention sweeps", (MASTER,)),
+    Setting("max_body", _positive_int, "1048576", "largest accepted request body in bytes", (MASTER,)),
+    Setting("tls_cert_file", _optional_path, "", "certificate for HTTPS (with tls_key_file)", (MASTER,)),
+    Setting("tls_key_file", _optional_path, "", "private key for HTTPS (with tls_cert_file)", (MASTER,)),
+    Setting("master_url", _url, "http://127.0.0.1:8080", "the master API's URL", (AGENT, CLI)),
+    Setting("ca_file", _optional_path, "",
+            "CA bundle that verifies the master (default: the system store)", (AGENT, CLI)),
+    Setting("agent_bind", _bind, "0.0.0.0:9091",
+            "address of the agent's /health /ready /metrics /wrapper/metrics /violations", (AGENT,)),
+    Setting("state_dir", _path, "/var/lib/ffrtmp/worker",
+            "agent state: credential, job directories, result spool", (AGENT,)),
+    Setting("work_dir", _path, "/var/lib/ffrtmp/worker/work",
+            "scratch space for jobs; its disk usage gates readiness", (AGENT,)),
+    Setting("slots", _positive_int, "1", "jobs this node runs at once", (AGENT,)),
+    Setting("shutdown_timeout", _seconds, "30",
+            "seconds the agent waits for running jobs when stopped (jobs keep running after)",
+            (AGENT,)),
+    Setting("node_name", _text, "", "name this node registers as (default: the hostname)", (AGENT,)),
+    Setting("cancel_grace", _seconds, "10",
+            "seconds between SIGTERM and SIGKILL when an operator cancels a job", (AGENT,)),
+)
+
+BY_NAME = {s.name: s for s in SETTINGS}
+
+
+class Settings:
+    """Frozen, validated settings of one process; secrets are masked in repr."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self, values: Mapping[str, Any]) -> None:
+        object.__setattr__(self, "_values", dict(values))
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("Settings are frozen; build new ones with replace()")
+
+    def replace(self, **changes: Any) -> Settings:
+        return Settings({**self._values, **changes})
+
+    def __repr__(self) -> str:
+        shown = {k: ("***" if k.endswith("tokens") or k.endswith("token") else v)
+                 for k, v in self._values.items()}
+        return f"Settings({shown})"
+
+
+def settings_for(process: str) -> list[Setting]:
+    return [s for s in SETTINGS if process in s.used_by]
+
+
+def add_arguments(parser: argparse.ArgumentParser, process: str) -> None:
+    """Add one flag per setting of ``process``; absent flags stay None so env/default apply."""
+    group = parser.add_argument_group("settings (flag > environment > default)")
+    for s in settings_for(process):
+        default = f" (default {s.default})" if s.default else ""
+        group.add_argument(s.flag, dest=s.name, default=None, metavar=s.name.upper(),
+                           help=f"{s.help}; env {s.env}{default}")
+
+
+def load(process: str, args: argparse.Namespace | Mapping[str, Any] | None = None,
+         environ: Mapping[str, str] | None = None, *, read_secrets: bool = True) -> Settings:
+    """Resolve every setting of ``process`` and read the secret files it needs."""
+    environ = os.environ if environ is None else environ
+    given = vars(args) if isinstance(args, argparse.Namespace) else dict(args or {})
+    values: dict[str, Any] = {}
+    for s in settings_for(process):
+        raw = given.get(s.name)
+        if raw is None:
+            raw = environ.get(s.env, s.default)
+        if raw is None:
+            raw = ""
+        try:
+            values[s.name] = s.parse(str(raw))
+        except ValueError as exc:
+            raise ConfigError(s.env, raw, str(exc)) from None
+    if process == MASTER:
+        _check_tls(values)
+    if process == AGENT and not values["node_name"]:
+        values["node_name"] = socket.gethostname()
+    if read_secrets:
+        if process == MASTER:
+            values["api_tokens"] = read_token_file(BY_NAME["api_token_file"], values["api_token_file"])
+            values["enroll_token"] = read_token_file(BY_NAME["enroll_token_file"],
+                                                     values["enroll_token_file"])[0]
+        elif process == AGENT:
+            values["enroll_token"] = read_token_file(BY_NAME["enroll_token_file"],
+                                                     values["enroll_token_file"])[0]
+    return Settings(values)
+
+
+def _check_tls(values: dict[str, Any]) -> None:
+    cert, key = values["tls_cert_file"], values["tls_key_file"]
+    if bool(cert) != bool(key):
+        missing = BY_NAME["tls_key_file" if cert else "tls_cert_file"]
+        raise ConfigError(missing.env, None, "HTTPS needs both FFRTMP_TLS_CERT_FILE and FFRTMP_TLS_KEY_FILE")
+    for name in ("tls_cert_file", "tls_key_file"):
+        if values[name] and not Path(values[name]).is_file():
+            raise ConfigError(BY_NAME[name].env, values[name], "file not found")
+
+
+def read_token_file(setting: Setting, path: str) -> tuple[str, ...]:
+    """Read non-empty, non-comment lines; a token shorter than 16 characters is refused."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise ConfigError(setting.env, path, f"cannot read token file ({exc.strerror})") from None
+    tokens = tuple(t for t in (line.strip() for line in lines) if t and not t.startswith("#"))
+    if not tokens:
+        raise ConfigError(setting.env, path, "token file holds no token")
+    if any(len(t) < 16 for t in tokens):
+        raise ConfigError(setting.env, path, "every token must be at least 16 characters")
+    return tokens
+
+
+def env_file_lines(values: Mapping[str, str], process: str) -> list[str]:
+    """Render ``FFRTMP_*=value`` lines for an EnvironmentFile, in table order."""
+    known = {s.name for s in settings_for(process)}
+    unknown = set(values) - known
+    if unknown:
+        raise ValueError(f"not settings of {process}: {sorted(unknown)}")
+    return [f"{s.env}={values[s.name]}" for s in settings_for(process) if s.name in values]
+
+
+def markdown_table(processes: Iterable[str] = (MASTER, AGENT, CLI)) -> str:
+    """The settings reference in docs/configuration.md."""
+    rows = ["| variable | flag | default | used by | meaning |", "|---|---|---|---|---|"]
+    wanted = set(processes)
+    for s in SETTINGS:
+        if wanted & set(s.used_by):
+            rows.append(f"| `{s.env}` | `{s.flag}` | `{s.default or '—'}` | "
+                        f"{', '.join(s.used_by)} | {s.help} |")
+    return "\n".join(rows) + "\n"
+
+
+def names(settings: Sequence[Setting]) -> list[str]:
+    return [s.name for s in settings]
