@@ -1,0 +1,122 @@
+"""Agent routes: register, heartbeat, claim (long-poll), start, result.
+
+A node's credential lets it act only as itself: ``node_required`` checks the URL's node id,
+and the store checks that an attempt token belongs to the calling node.
+"""
+
+from __future__ import annotations
+
+import time
+
+from flask import Blueprint, current_app, g, jsonify
+
+from ffrtmp.master.auth import enrollment_required, node_required
+from ffrtmp.master.validate import (
+    Field,
+    boolean,
+    fields_of,
+    free_object,
+    integer,
+    json_body,
+    labels,
+    list_of,
+    name,
+    names,
+    number,
+    obj,
+    one_of,
+    text,
+)
+
+bp = Blueprint("agents", __name__, url_prefix="/api/v1")
+
+REGISTER = {
+    "name": Field(name, required=True),
+    "slots": Field(integer(1, 256), required=True),
+    "encoders": Field(names(1024), default=[]),
+    "hwaccels": Field(names(64), default=[]),
+    "labels": Field(labels, default={}),
+    "ffmpeg_version": Field(text(200), default=""),
+    "agent_version": Field(text(64), default=""),
+}
+RUNNING = {
+    "job_id": Field(name, required=True),
+    "attempt": Field(integer(1, 1_000_000), required=True),
+    "progress": Field(free_object(16)),
+}
+HEARTBEAT = {
+    "running": Field(list_of(obj(RUNNING), 256), default=[]),
+    "free_slots": Field(integer(0, 256)),
+}
+CLAIM = {
+    "slots": Field(integer(1, 256), required=True),
+    "wait_s": Field(number(0, 3600), default=0.0),
+}
+START = {"attempt_token": Field(text(256), required=True)}
+RESULT = {
+    "attempt_token": Field(text(256), required=True),
+    "outcome": Field(one_of("succeeded", "failed", "canceled"), required=True),
+    "exit_code": Field(integer(-1, 255)),
+    "signal": Field(text(16)),
+    "platform_sla": Field(boolean, default=True),
+    "reason": Field(text(200), default=""),
+    "runtime_s": Field(number(0, 10**9)),
+    "started_at": Field(text(40)),
+    "ended_at": Field(text(40)),
+    "log_tail": Field(text(65536), default=""),
+    "outputs": Field(list_of(free_object(16), 16), default=[]),
+}
+
+
+def _ext():
+    return current_app.extensions["ffrtmp"]
+
+
+@bp.post("/nodes/register")
+@enrollment_required
+def register():
+    body = fields_of(json_body(), REGISTER)
+    node, credential, created = _ext().store.register_node(**body)
+    response = jsonify({"node": node, "node_id": node["id"], "credential": credential,
+                        **_ext().timing()})
+    response.status_code = 201 if created else 200
+    return response
+
+
+@bp.post("/nodes/<node_id>/heartbeat")
+@node_required
+def heartbeat(node_id: str):
+    body = fields_of(json_body(allow_empty=True), HEARTBEAT)
+    reply = _ext().store.heartbeat(node_id, body["running"])
+    return jsonify({**reply, **_ext().timing()})
+
+
+@bp.post("/nodes/<node_id>/claim")
+@node_required
+def claim(node_id: str):
+    body = fields_of(json_body(), CLAIM)
+    ext = _ext()
+    wait_s = min(body["wait_s"], ext.settings.claim_wait_max)
+    deadline = time.monotonic() + wait_s
+    assignments = ext.store.claim(node_id, body["slots"], lease_s=ext.settings.lease)
+    if not assignments and wait_s > 0:
+        assignments = ext.wait_and_claim(node_id, body["slots"], deadline)
+    return jsonify({"assignments": [
+        {"job_id": a.job_id, "attempt": a.attempt, "attempt_token": a.attempt_token,
+         "lease_s": ext.settings.lease, "spec": a.spec} for a in assignments]})
+
+
+@bp.post("/jobs/<job_id>/start")
+@node_required
+def start(job_id: str):
+    body = fields_of(json_body(), START)
+    return jsonify(_ext().store.start(job_id, g.node_id, body["attempt_token"]))
+
+
+@bp.post("/jobs/<job_id>/result")
+@node_required
+def result(job_id: str):
+    body = fields_of(json_body(), RESULT)
+    token = body.pop("attempt_token")
+    log_tail = body.pop("log_tail")
+    return jsonify(_ext().store.record_result(job_id, g.node_id, token, body, log_tail=log_tail))

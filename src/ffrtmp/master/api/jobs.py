@@ -1,0 +1,99 @@
+"""Operator routes for jobs: submit, list, show, cancel, retry, logs."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, jsonify, request
+
+from ffrtmp import jobspec
+from ffrtmp.master.auth import operator_required
+from ffrtmp.master.errors import ApiError, Invalid
+from ffrtmp.master.validate import json_body
+
+bp = Blueprint("jobs", __name__, url_prefix="/api/v1/jobs")
+
+STATES = ("queued", "assigned", "running", "succeeded", "failed", "canceled", "lost")
+_LIST_PARAMS = {"state", "queue", "node", "limit", "cursor"}
+
+
+def _ext():
+    return current_app.extensions["ffrtmp"]
+
+
+@bp.post("")
+@operator_required
+def submit():
+    body = json_body()
+    try:
+        spec = jobspec.parse(body, _ext().settings.media_roots)
+    except jobspec.SpecError as exc:
+        raise Invalid(exc.field, exc.message) from None
+    job = _ext().store.submit_job(spec.to_dict(), queue=spec.queue, priority=spec.priority,
+                                  capabilities=spec.capabilities(), intent=spec.intent)
+    response = jsonify({"job": job})
+    response.status_code = 201
+    response.headers["Location"] = f"/api/v1/jobs/{job['id']}"
+    return response
+
+
+@bp.get("")
+@operator_required
+def list_jobs():
+    unknown = sorted(set(request.args) - _LIST_PARAMS)
+    if unknown:
+        raise Invalid(unknown[0], "unknown query parameter")
+    states = [s for s in request.args.get("state", "").split(",") if s]
+    for state in states:
+        if state not in STATES:
+            raise Invalid("state", f"must be one of {', '.join(STATES)}")
+    queue = request.args.get("queue")
+    if queue is not None and queue not in jobspec.QUEUES:
+        raise Invalid("queue", f"must be one of {', '.join(jobspec.QUEUES)}")
+    limit = _int_arg("limit", 100, 1, 500)
+    cursor = _int_arg("cursor", None, 1, 2**62)
+    jobs, next_cursor = _ext().store.list_jobs(states=states, queue=queue,
+                                               node_id=request.args.get("node"),
+                                               limit=limit, before=cursor)
+    return jsonify({"jobs": jobs, "next_cursor": next_cursor})
+
+
+def _int_arg(name: str, default: int | None, low: int, high: int) -> int | None:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise Invalid(name, f"must be an integer between {low} and {high}")
+    return int(raw)
+
+
+@bp.get("/<job_id>")
+@operator_required
+def show(job_id: str):
+    return jsonify({"job": _ext().store.get_job(job_id)})
+
+
+@bp.post("/<job_id>/cancel")
+@operator_required
+def cancel(job_id: str):
+    _empty_body()
+    return jsonify({"job": _ext().store.cancel_job(job_id)})
+
+
+@bp.post("/<job_id>/retry")
+@operator_required
+def retry(job_id: str):
+    _empty_body()
+    job = _ext().store.retry_job(job_id)
+    return jsonify({"job": job})
+
+
+@bp.get("/<job_id>/logs")
+@operator_required
+def logs(job_id: str):
+    return jsonify(_ext().store.job_log(job_id))
+
+
+def _empty_body() -> None:
+    body = json_body(allow_empty=True)
+    if body:
+        raise ApiError("invalid", f"{sorted(body)[0]}: unknown field", {"field": sorted(body)[0]},
+                       status=422)

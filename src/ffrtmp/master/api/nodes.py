@@ -1,0 +1,44 @@
+"""Operator routes for nodes: list, show, drain, undrain, remove."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, jsonify
+
+from ffrtmp.master.auth import operator_required
+
+bp = Blueprint("nodes", __name__, url_prefix="/api/v1/nodes")
+
+
+def _store():
+    return current_app.extensions["ffrtmp"].store
+
+
+@bp.get("")
+@operator_required
+def list_nodes():
+    return jsonify({"nodes": _store().list_nodes()})
+
+
+@bp.get("/<node_id>")
+@operator_required
+def show(node_id: str):
+    return jsonify({"node": _store().get_node(node_id)})
+
+
+@bp.post("/<node_id>/drain")
+@operator_required
+def drain(node_id: str):
+    return jsonify({"node": _store().set_draining(node_id, True)})
+
+
+@bp.post("/<node_id>/undrain")
+@operator_required
+def undrain(node_id: str):
+    return jsonify({"node": _store().set_draining(node_id, False)})
+
+
+@bp.delete("/<node_id>")
+@operator_required
+def remove(node_id: str):
+    _store().remove_node(node_id)
+    return jsonify({"removed": node_id})

@@ -1,0 +1,91 @@
+"""The Flask application factory: given its settings, it builds the API and returns it."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from flask import Flask, Response, g, request
+
+from ffrtmp.config import Settings
+from ffrtmp.master import errors
+from ffrtmp.master.api import agents, health, jobs, nodes
+from ffrtmp.master.metrics import MasterMetrics
+from ffrtmp.master.scheduler import DutyLoop
+from ffrtmp.master.store import Assignment, SqliteStore, open_store
+from ffrtmp.shutdown import Shutdown
+
+log = logging.getLogger(__name__)
+
+METRICS_PATHS = ("/metrics", "/health")
+
+
+class MasterContext:
+    """Long-lived objects of one process, kept in ``app.extensions["ffrtmp"]``."""
+
+    def __init__(self, settings: Settings, store: SqliteStore, shutdown: Shutdown) -> None:
+        self.settings, self.store, self.shutdown = settings, store, shutdown
+        self.metrics = MasterMetrics(store)
+        self.duties = DutyLoop(store, settings)
+        self._waiters = threading.BoundedSemaphore(max(1, settings.threads - 4))
+
+    def timing(self) -> dict[str, float]:
+        return {"heartbeat_interval_s": self.settings.heartbeat_interval,
+                "node_timeout_s": self.settings.node_timeout}
+
+    def wait_and_claim(self, node_id: str, slots: int, deadline: float) -> list[Assignment]:
+        """Long-poll: claim again whenever the queue changes, until the deadline or shutdown.
+
+        Waiting holds a server thread, so at most ``threads - 4`` claims wait per process;
+        beyond that a claim answers at once and the agent simply asks again.
+        """
+        if not self._waiters.acquire(blocking=False):
+            return []
+        try:
+            seen: tuple[int, int] | None = None  # claim once more straight away
+            while not self.shutdown.wait(0.02):
+                if time.monotonic() >= deadline:
+                    return []
+                marker = self.store.queue_marker()
+                if marker != seen:
+                    seen = marker
+                    found = self.store.claim(node_id, slots, lease_s=self.settings.lease)
+                    if found:
+                        return found
+            return []
+        finally:
+            self._waiters.release()
+
+
+def create_app(settings: Settings, *, shutdown: Shutdown | None = None,
+               store: SqliteStore | None = None, start_duties: bool = True) -> Flask:
+    app = Flask("ffrtmp.master")
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    store = store or open_store(settings.database)
+    store.migrate()
+    ctx = MasterContext(settings, store, shutdown or Shutdown())
+    app.extensions["ffrtmp"] = ctx
+    errors.init_app(app)
+    for blueprint in (health.bp, jobs.bp, nodes.bp, agents.bp):
+        app.register_blueprint(blueprint)
+    metrics_port = str(settings.metrics_bind[1])
+
+    @app.before_request
+    def _metrics_port_serves_only_metrics() -> Any:
+        g.started = time.monotonic()
+        if request.environ.get("SERVER_PORT") == metrics_port and request.path not in METRICS_PATHS:
+            return errors.envelope(404, "not_found", "the metrics port serves /metrics and /health")
+        return None
+
+    @app.after_request
+    def _count(response: Response) -> Response:
+        route = request.url_rule.rule if request.url_rule else "unmatched"
+        ctx.metrics.requests.labels(request.method, route, str(response.status_code)).inc()
+        return response
+
+    if start_duties:
+        ctx.duties.start()
+    return app

@@ -1,0 +1,76 @@
+"""API errors: raised in views, rendered in one place as ``{"error": {code, message, details}}``."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, jsonify
+from werkzeug.exceptions import HTTPException
+
+from ffrtmp.master.store import StoreError
+
+log = logging.getLogger(__name__)
+
+_STORE_STATUS = {"not_found": 404, "conflict": 409, "forbidden": 403}
+
+
+class ApiError(Exception):
+    status = 400
+
+    def __init__(self, code: str, message: str, details: Any = None,
+                 status: int | None = None) -> None:
+        super().__init__(message)
+        self.code, self.message, self.details = code, message, details
+        if status is not None:
+            self.status = status
+
+
+class Unauthorized(ApiError):
+    status = 401
+
+
+class Forbidden(ApiError):
+    status = 403
+
+
+class Invalid(ApiError):
+    """A well-formed request whose content is wrong; ``details.field`` names the culprit."""
+
+    status = 422
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__("invalid", f"{field}: {message}", {"field": field})
+
+
+def envelope(status: int, code: str, message: str, details: Any = None):
+    response = jsonify({"error": {"code": code, "message": message, "details": details}})
+    response.status_code = status
+    return response
+
+
+def init_app(app: Flask) -> None:
+    @app.errorhandler(ApiError)
+    def _api_error(exc: ApiError):
+        response = envelope(exc.status, exc.code, exc.message, exc.details)
+        if exc.status == 401:
+            response.headers["WWW-Authenticate"] = 'Bearer realm="ffrtmp"'
+        return response
+
+    @app.errorhandler(StoreError)
+    def _store_error(exc: StoreError):
+        return envelope(_STORE_STATUS[exc.kind], exc.code, exc.message, exc.details)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):
+        code = (exc.name or "error").lower().replace(" ", "_")
+        response = envelope(exc.code or 500, code, exc.description or exc.name)
+        for name, value in exc.get_response().headers.items():
+            if name.lower() not in ("content-type", "content-length"):
+                response.headers[name] = value
+        return response
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        log.exception("unhandled error")
+        return envelope(500, "internal", "internal error; see the master log")

@@ -1,0 +1,79 @@
+"""Master metrics: state counted from the database at scrape time, plus request counters.
+
+``StoreCollector`` yields fresh families on every scrape, so every gunicorn worker tells the
+same truth about jobs and nodes. Request counters are per process by nature; under gunicorn
+they use prometheus-client's multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``, set by
+``ffrtmp master`` before the workers fork) so a scrape sums every worker.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Counter, generate_latest, multiprocess
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from ffrtmp.master.store import SqliteStore
+
+JOB_STATES = ("queued", "assigned", "running", "succeeded", "failed", "canceled", "lost")
+NODE_STATUSES = ("online", "offline", "draining")
+HISTOGRAMS = {
+    "queue_wait": ("ffrtmp_job_queue_wait_seconds", "Seconds finished jobs waited from submit to start"),
+    "run": ("ffrtmp_job_run_seconds", "Seconds finished jobs ran from start to result"),
+}
+
+
+class StoreCollector:
+    def __init__(self, store: SqliteStore) -> None:
+        self.store = store
+
+    def collect(self) -> Iterator[Metric]:
+        counts = self.store.counts()
+        jobs, nodes = counts["jobs"], counts["nodes"]
+        yield GaugeMetricFamily("ffrtmp_jobs_pending", "Jobs queued and waiting for a node",
+                                value=jobs.get("queued", 0))
+        by_state = GaugeMetricFamily("ffrtmp_jobs_by_state", "Jobs in the store by state",
+                                     labels=["state"])
+        for state in JOB_STATES:
+            by_state.add_metric([state], jobs.get(state, 0))
+        yield by_state
+        yield GaugeMetricFamily("ffrtmp_nodes_offline", "Registered nodes that stopped heartbeating",
+                                value=nodes.get("offline", 0))
+        by_status = GaugeMetricFamily("ffrtmp_nodes_by_status", "Registered nodes by status",
+                                      labels=["status"])
+        for status in NODE_STATUSES:
+            by_status.add_metric([status], nodes.get(status, 0))
+        yield by_status
+        for key, (name, doc) in HISTOGRAMS.items():
+            data = counts["histograms"].get(key, {"buckets": {}, "sum": 0.0, "count": 0})
+            family = HistogramMetricFamily(name, doc)
+            buckets = [(_le(le), n) for le, n in sorted(data["buckets"].items())]
+            if not buckets or buckets[-1][0] != "+Inf":
+                buckets.append(("+Inf", data["count"]))
+            family.add_metric([], buckets, data["sum"])
+            yield family
+
+
+def _le(value: float) -> str:
+    return "+Inf" if value >= 1e308 else f"{value:g}"
+
+
+class MasterMetrics:
+    """The master's metrics; ``render()`` answers a scrape from a registry built for it."""
+
+    def __init__(self, store: SqliteStore) -> None:
+        self.multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+        self.store_collector = StoreCollector(store)
+        self.requests = Counter("ffrtmp_http_requests", "HTTP requests by route template",
+                                ["method", "route", "status"], registry=None)
+
+    def render(self) -> tuple[bytes, str]:
+        registry = CollectorRegistry()
+        registry.register(self.store_collector)
+        if self.multiprocess:
+            multiprocess.MultiProcessCollector(registry)
+        else:
+            registry.register(self.requests)
+        return generate_latest(registry), CONTENT_TYPE_LATEST

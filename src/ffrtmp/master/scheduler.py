@@ -1,0 +1,50 @@
+"""Background duties: lease expiry, offline detection and retention, once per interval farm-wide.
+
+Each duty is a store method of ``now``; ``DutyLoop`` runs them from a thread in every gunicorn
+worker, and ``store.try_duty`` lets exactly one process win each interval.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from ffrtmp.config import Settings
+from ffrtmp.master.store import SqliteStore
+
+log = logging.getLogger(__name__)
+
+
+def run_duties(store: SqliteStore, settings: Settings, now: float) -> dict[str, object]:
+    """One sweep; returns what each duty did (for tests and the debug log)."""
+    done: dict[str, object] = {}
+    if store.try_duty("leases", settings.duty_interval, now=now):
+        done["requeued"] = store.expire_leases(now=now)
+    if store.try_duty("offline", settings.duty_interval, now=now):
+        done["lost"] = store.mark_offline(settings.node_timeout, now=now)
+    if store.try_duty("retention", 3600, now=now):
+        done["purged"] = store.purge_finished(settings.retention_days, now=now)
+    return done
+
+
+class DutyLoop:
+    def __init__(self, store: SqliteStore, settings: Settings) -> None:
+        self.store, self.settings = store, settings
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="ffrtmp-duties", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        import time
+
+        while not self._stop.wait(self.settings.duty_interval / 2):
+            try:
+                run_duties(self.store, self.settings, time.time())
+            except Exception:
+                log.exception("background duty failed; retrying next interval")

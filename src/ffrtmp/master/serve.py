@@ -1,0 +1,149 @@
+"""``ffrtmp master``: gunicorn runs in this process, so its arbiter is systemd's MAINPID.
+
+The arbiter binds the API and metrics addresses, sends READY=1 itself under ``Type=notify``,
+and drains in-flight requests for ``graceful_timeout`` on SIGTERM. Each worker builds the app
+from the same settings, and runs its shutdown handlers (LIFO) as it exits.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import tempfile
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+from gunicorn.glogging import Logger
+
+from ffrtmp import logs
+from ffrtmp.config import Settings
+from ffrtmp.master.store import open_store
+from ffrtmp.shutdown import Shutdown
+
+log = logging.getLogger("ffrtmp.master")
+
+
+class RootLogger(Logger):
+    """gunicorn's messages go through ffrtmp's handlers (file + stdout/journal), no access log."""
+
+    def setup(self, cfg: Any) -> None:
+        self.cfg = cfg
+        self._access_log_enabled = False
+        self.loglevel = self.LOG_LEVELS.get(cfg.loglevel.lower(), logging.INFO)
+        self.error_log.setLevel(self.loglevel)
+        self.error_log.propagate = True
+
+    def access(self, resp: Any, req: Any, environ: Any, request_time: Any) -> None:
+        return
+
+
+class MasterApplication(BaseApplication):
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        super().__init__()
+
+    def load_config(self) -> None:
+        s = self.settings
+        options: dict[str, Any] = {
+            "bind": [_bind(s.master_bind), _bind(s.metrics_bind)],
+            "workers": s.workers,
+            "worker_class": "gthread",
+            "threads": s.threads,
+            "graceful_timeout": s.graceful_timeout,
+            "timeout": 60,
+            "keepalive": 5,
+            "logger_class": RootLogger,
+            "loglevel": s.log_level,
+            "proc_name": "ffrtmp-master",
+            "control_socket_disable": True,
+            "on_starting": _on_starting,
+            "post_worker_init": _post_worker_init,
+            "worker_exit": _worker_exit,
+            "child_exit": _child_exit,
+            "on_exit": _on_exit,
+        }
+        if s.tls_cert_file:
+            options.update(certfile=s.tls_cert_file, keyfile=s.tls_key_file)
+        for key, value in options.items():
+            if key in self.cfg.settings:
+                self.cfg.set(key, value)
+
+    def load(self) -> Any:
+        from ffrtmp.master.app import create_app
+
+        shutdown = Shutdown()
+        app = create_app(self.settings, shutdown=shutdown)
+        shutdown.register("logging", logging.shutdown)  # registered first: runs last
+        shutdown.register("database", app.extensions["ffrtmp"].store.close)
+        shutdown.register("background duties", app.extensions["ffrtmp"].duties.stop)
+        return app
+
+
+def _bind(address: tuple[str, int]) -> str:
+    host, port = address
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _on_starting(server: Any) -> None:
+    log.info("starting master pid=%d", os.getpid())
+
+
+def _post_worker_init(worker: Any) -> None:
+    """Mark the app as shutting down (``/ready`` → 503, long-polls end) on the worker's SIGTERM."""
+    ctx = worker.wsgi.extensions["ffrtmp"]
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def on_term(signum: int, frame: Any) -> None:
+        ctx.shutdown.request("SIGTERM")
+        if callable(previous):
+            previous(signum, frame)
+
+    signal.signal(signal.SIGTERM, on_term)
+
+
+def _worker_exit(server: Any, worker: Any) -> None:
+    ctx = worker.wsgi.extensions["ffrtmp"] if hasattr(worker.wsgi, "extensions") else None
+    if ctx is not None:
+        ctx.shutdown.request(ctx.shutdown.reason or "worker exit")
+        log.info("worker %d stopping: running shutdown handlers", worker.pid)
+        ctx.shutdown.run_handlers()
+
+
+def _child_exit(server: Any, worker: Any) -> None:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
+
+
+def _on_exit(server: Any) -> None:
+    log.info("master stopped")
+
+
+def serve(settings: Settings) -> int:
+    """Migrate the database, then run gunicorn until it is stopped; return the exit status."""
+    store = open_store(settings.database)
+    version = store.migrate()
+    store.close()
+    log.info("database %s at schema version %d", _redact(settings.database), version)
+    metrics_dir = tempfile.mkdtemp(prefix="ffrtmp-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir  # read by workers after fork
+    try:
+        MasterApplication(settings).run()
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+    return 0
+
+
+def _redact(url: str) -> str:
+    if "@" in url:
+        scheme, _, rest = url.partition("://")
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url
+
+
+def main(settings: Settings) -> int:
+    logs.setup("master", "master.log", log_dir=settings.log_dir, level=settings.log_level)
+    return serve(settings)

@@ -1,0 +1,197 @@
+"""Shared fixtures: settings built in code, the app in-process, and a real master under gunicorn."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from ffrtmp import config
+from tests.helpers import free_port, wait_until
+
+OPERATOR_TOKEN = "op-" + "a" * 29
+ENROLL_TOKEN = "enroll-" + "b" * 25
+
+
+def write_tokens(directory: Path) -> tuple[Path, Path]:
+    api = directory / "api-token"
+    enroll = directory / "enroll-token"
+    api.write_text(OPERATOR_TOKEN + "\n")
+    enroll.write_text(ENROLL_TOKEN + "\n")
+    api.chmod(0o600)
+    enroll.chmod(0o600)
+    return api, enroll
+
+
+def master_env(tmp: Path, **overrides: str) -> dict[str, str]:
+    """The FFRTMP_* environment of a master whose files all live under ``tmp``."""
+    api, enroll = write_tokens(tmp)
+    media = tmp / "media"
+    media.mkdir(exist_ok=True)
+    env = {
+        "FFRTMP_MASTER_BIND": f"127.0.0.1:{free_port()}",
+        "FFRTMP_METRICS_BIND": f"127.0.0.1:{free_port()}",
+        "FFRTMP_DATABASE": f"sqlite:///{tmp / 'master.db'}",
+        "FFRTMP_API_TOKEN_FILE": str(api),
+        "FFRTMP_ENROLL_TOKEN_FILE": str(enroll),
+        "FFRTMP_MEDIA_ROOTS": str(media),
+        "FFRTMP_LOG_DIR": str(tmp / "log"),
+        "FFRTMP_DUTY_INTERVAL": "0.2",
+    }
+    env.update(overrides)
+    return env
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> config.Settings:
+    return config.load("master", {}, master_env(tmp_path))
+
+
+@pytest.fixture
+def app(settings: config.Settings) -> Iterator[Any]:
+    from ffrtmp.master.app import create_app
+
+    application = create_app(settings, start_duties=False)
+    yield application
+    application.extensions["ffrtmp"].store.close()
+
+
+class Api:
+    """A test client that adds a bearer token and fails on unexpected statuses."""
+
+    def __init__(self, client: Any, token: str = OPERATOR_TOKEN) -> None:
+        self.client, self.token = client, token
+
+    def as_(self, token: str) -> Api:
+        return Api(self.client, token)
+
+    def request(self, method: str, path: str, expect: int | None = 200, **kwargs: Any) -> Any:
+        headers = kwargs.pop("headers", {})
+        if self.token:
+            headers.setdefault("Authorization", f"Bearer {self.token}")
+        response = self.client.open(path, method=method, headers=headers, **kwargs)
+        if expect is not None:
+            assert response.status_code == expect, (response.status_code, response.get_json())
+        return response
+
+    def get(self, path: str, **kw: Any) -> Any:
+        return self.request("GET", path, **kw)
+
+    def post(self, path: str, **kw: Any) -> Any:
+        return self.request("POST", path, **kw)
+
+    def delete(self, path: str, **kw: Any) -> Any:
+        return self.request("DELETE", path, **kw)
+
+
+@pytest.fixture
+def api(app: Any) -> Api:
+    return Api(app.test_client())
+
+
+def register(api: Api, name: str = "node-a", **extra: Any) -> tuple[str, Api]:
+    body = {"name": name, "slots": 2, "encoders": ["libx264", "aac"], "hwaccels": [], **extra}
+    reply = api.as_(ENROLL_TOKEN).post("/api/v1/nodes/register", json=body, expect=None)
+    assert reply.status_code in (200, 201), reply.get_json()
+    data = reply.get_json()
+    return data["node_id"], api.as_(data["credential"])
+
+
+# --- a real master process ---
+
+
+@dataclass
+class MasterProcess:
+    env: dict[str, str]
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return "http://" + self.env["FFRTMP_MASTER_BIND"]
+
+    @property
+    def metrics_url(self) -> str:
+        return "http://" + self.env["FFRTMP_METRICS_BIND"]
+
+    def session(self, token: str = OPERATOR_TOKEN) -> requests.Session:
+        s = requests.Session()
+        s.headers["Authorization"] = f"Bearer {token}"
+        return s
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def start_master(tmp: Path, env: dict[str, str] | None = None, *,
+                 wait_ready: bool = True, name: str = "master") -> MasterProcess:
+    env = env or master_env(tmp)
+    log_path = tmp / f"{name}.out"
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("FFRTMP_")}
+    full_env.pop("NOTIFY_SOCKET", None)
+    full_env.pop("JOURNAL_STREAM", None)
+    full_env.update(env)
+    with log_path.open("ab") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "ffrtmp", "master"], env=full_env,
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    master = MasterProcess(env, proc, log_path)
+    if wait_ready:
+        try:
+            wait_until(lambda: _ready(master), 30, "master /ready")
+        except AssertionError:
+            stop_process(proc)
+            raise AssertionError(f"master did not become ready:\n{master.output()}") from None
+    return master
+
+
+def _ready(master: MasterProcess) -> bool:
+    if master.proc.poll() is not None:
+        raise AssertionError(f"master exited with {master.proc.returncode}:\n{master.output()}")
+    try:
+        return requests.get(master.url + "/ready", timeout=1).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def stop_process(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 40) -> int:
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+    return proc.returncode
+
+
+@pytest.fixture
+def master_proc(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[MasterProcess]:
+    master = start_master(tmp_path)
+    yield master
+    stop_process(master.proc)
+    if request.node.rep_call.failed if hasattr(request.node, "rep_call") else False:
+        print(f"--- master output ---\n{master.output()}")
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, "rep_" + report.when, report)
+
+
+def random_token() -> str:
+    return secrets.token_urlsafe(24)
