@@ -51,7 +51,7 @@ class Shutdown:
         """Run ``callback`` at shutdown, after everything registered later."""
 
         def run() -> None:
-            log.debug("shutdown handler %s", name)
+            log.info("shutdown: %s", name)
             try:
                 callback()
             except Exception:

@@ -43,6 +43,7 @@ class MasterContext:
         """
         if not self._waiters.acquire(blocking=False):
             return []
+        self.metrics.claims_waiting.inc()
         try:
             seen: tuple[int, int] | None = None  # claim once more straight away
             while not self.shutdown.wait(0.02):
@@ -56,6 +57,7 @@ class MasterContext:
                         return found
             return []
         finally:
+            self.metrics.claims_waiting.dec()
             self._waiters.release()
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, Counter, generate_latest, multiprocess
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -68,6 +68,8 @@ class MasterMetrics:
         self.store_collector = StoreCollector(store)
         self.requests = Counter("ffrtmp_http_requests", "HTTP requests by route template",
                                 ["method", "route", "status"], registry=None)
+        self.claims_waiting = Gauge("ffrtmp_claims_waiting", "Agent claims long-polling for work",
+                                    registry=None, multiprocess_mode="livesum")
 
     def render(self) -> tuple[bytes, str]:
         registry = CollectorRegistry()
@@ -76,4 +78,5 @@ class MasterMetrics:
             multiprocess.MultiProcessCollector(registry)
         else:
             registry.register(self.requests)
+            registry.register(self.claims_waiting)
         return generate_latest(registry), CONTENT_TYPE_LATEST

@@ -51,7 +51,7 @@ class MasterApplication(BaseApplication):
             "workers": s.workers,
             "worker_class": "gthread",
             "threads": s.threads,
-            "graceful_timeout": s.graceful_timeout,
+            "graceful_timeout": int(s.graceful_timeout),
             "timeout": 60,
             "keepalive": 5,
             "logger_class": RootLogger,
