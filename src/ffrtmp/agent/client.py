@@ -1,0 +1,132 @@
+"""MasterClient: one method per API call, explicit timeouts, transport-only retries.
+
+Retries apply to messages, never to work: a call is retried only when the message may not
+have arrived or the master is passing through a restart (connection errors, timeouts, EOF,
+502/503/504), 3 times with 1 s doubling backoff capped at 30 s. The backoff waits on the
+shutdown event, so SIGTERM ends it at once. Everything else raises ``MasterRejected``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+from ffrtmp.shutdown import Shutdown
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Named as urllib3's Retry names them; waited out on the shutdown event instead of sleep."""
+
+    total: int = 3
+    backoff_factor: float = 1.0
+    backoff_max: float = 30.0
+    status_forcelist: frozenset[int] = frozenset({502, 503, 504})
+
+    def backoff(self, retry: int) -> float:
+        return min(self.backoff_factor * 2 ** retry, self.backoff_max)
+
+
+class MasterUnavailable(Exception):
+    """The message could not be delivered (after retries, or cut short by shutdown)."""
+
+    def __init__(self, message: str, *, timeout: bool = False) -> None:
+        super().__init__(message)
+        self.timeout = timeout
+
+
+class MasterRejected(Exception):
+    """The master answered and refused: its error envelope, kept whole."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(f"HTTP {status} {code}: {message}")
+        self.status, self.code, self.message = status, code, message
+
+    @property
+    def forgotten(self) -> bool:
+        """The master no longer knows this node's credential or id: register again."""
+        return self.status == 401 or (self.status == 404 and self.code == "node_not_found")
+
+
+_TRANSPORT = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
+
+
+class MasterClient:
+    def __init__(self, url: str, *, shutdown: Shutdown, ca_file: str | None = None,
+                 retry: RetryPolicy | None = None, timeout_s: float = 10.0) -> None:
+        self.url = url.rstrip("/")
+        self.shutdown = shutdown
+        self.retry = retry or RetryPolicy()
+        self.timeout_s = timeout_s
+        self.session = requests.Session()
+        self.session.verify = ca_file or True
+        self.credential: str | None = None
+        self.node_id: str | None = None
+
+    # --- the calls ---
+
+    def register(self, enroll_token: str, body: dict[str, Any]) -> dict[str, Any]:
+        data = self._send("POST", "/api/v1/nodes/register", body, token=enroll_token)
+        self.node_id, self.credential = data["node_id"], data["credential"]
+        return data
+
+    def heartbeat(self, running: list[dict[str, Any]], free_slots: int) -> dict[str, Any]:
+        return self._send("POST", f"/api/v1/nodes/{self.node_id}/heartbeat",
+                          {"running": running, "free_slots": free_slots})
+
+    def claim(self, slots: int, wait_s: float) -> list[dict[str, Any]]:
+        body = {"slots": slots, "wait_s": round(wait_s, 3)}
+        return self._send("POST", f"/api/v1/nodes/{self.node_id}/claim", body,
+                          timeout=self.timeout_s + wait_s)["assignments"]
+
+    def start(self, job_id: str, attempt_token: str) -> dict[str, Any]:
+        return self._send("POST", f"/api/v1/jobs/{job_id}/start", {"attempt_token": attempt_token})
+
+    def result(self, job_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self._send("POST", f"/api/v1/jobs/{job_id}/result", body)
+
+    # --- transport ---
+
+    def _send(self, method: str, path: str, body: dict[str, Any], *, token: str | None = None,
+              timeout: float | None = None) -> dict[str, Any]:
+        headers = {"Authorization": f"Bearer {token or self.credential}"}
+        retry = 0
+        while True:
+            failure = self._attempt(method, path, body, headers, timeout or self.timeout_s)
+            if not isinstance(failure, MasterUnavailable):
+                return failure
+            if retry >= self.retry.total:
+                raise failure
+            delay = self.retry.backoff(retry)
+            retry += 1
+            log.warning("%s %s failed (%s); retry %d/%d in %.0fs", method, path, failure, retry,
+                        self.retry.total, delay)
+            if self.shutdown.wait(delay):
+                raise MasterUnavailable(f"{failure} (retries stopped by shutdown)",
+                                        timeout=failure.timeout)
+
+    def _attempt(self, method: str, path: str, body: dict[str, Any], headers: dict[str, str],
+                 timeout: float) -> Any:
+        try:
+            response = self.session.request(method, self.url + path, json=body, headers=headers,
+                                            timeout=timeout)
+        except requests.exceptions.SSLError as exc:  # a certificate problem is not transient
+            raise MasterRejected(0, "tls_error", str(exc)) from None
+        except _TRANSPORT as exc:
+            return MasterUnavailable(type(exc).__name__, timeout=isinstance(exc, requests.Timeout))
+        if response.status_code in self.retry.status_forcelist:
+            return MasterUnavailable(f"HTTP {response.status_code}")
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
+        if response.ok and isinstance(data, dict):
+            return data
+        error = data.get("error", {}) if isinstance(data, dict) else {}
+        raise MasterRejected(response.status_code, error.get("code", "http_error"),
+                             error.get("message", response.reason or ""))

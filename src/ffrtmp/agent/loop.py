@@ -1,0 +1,182 @@
+"""One pass of the agent: heartbeat, cancel/drain, collect, deliver, claim and launch.
+
+A step that fails logs one line with job=/node= and returns; only shutdown leaves the loop.
+Nothing here re-runs a workload: a job that could not start is reported, never retried.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ffrtmp import jobspec
+from ffrtmp.agent.client import MasterClient, MasterRejected, MasterUnavailable
+from ffrtmp.agent.jobs import JobTable
+from ffrtmp.agent.metrics import WorkerMetrics
+from ffrtmp.agent.probes import Readiness
+from ffrtmp.logs import fields
+from ffrtmp.shutdown import Shutdown, sd_notify
+
+log = logging.getLogger(__name__)
+
+LONG_POLL_MAX_S = 10.0
+ACTIVE_TICK_S = 0.5
+
+
+class Forgotten(Exception):
+    """The master no longer knows this node: register again."""
+
+
+class AgentLoop:
+    def __init__(self, *, client: MasterClient, jobs: JobTable, readiness: Readiness,
+                 metrics: WorkerMetrics, shutdown: Shutdown, slots: int,
+                 media_roots: tuple[str, ...]) -> None:
+        self.client, self.jobs, self.readiness = client, jobs, readiness
+        self.metrics, self.shutdown, self.slots = metrics, shutdown, slots
+        self.media_roots = media_roots
+        self.draining = False
+        self.heartbeat_interval_s = 5.0
+        self.next_heartbeat = 0.0
+        self.consecutive_failures = 0
+        self.wake = threading.Event()
+
+    # --- one pass ---
+
+    def run_once(self, *, claiming: bool = True, wait: Callable[[float], object] | None = None) -> None:
+        if time.monotonic() >= self.next_heartbeat:
+            self.heartbeat()
+        self.jobs.poll()
+        self.deliver_results()
+        launched = self.claim_and_launch() if claiming else 0
+        self._update_gauges()
+        if not launched:
+            self._idle(wait or self.shutdown.wait)
+
+    def heartbeat(self) -> None:
+        running = [{"job_id": j.job_id, "attempt": j.attempt, "progress": self.jobs.progress(j)}
+                   for j in self.jobs.running()]
+        self.next_heartbeat = time.monotonic() + self.heartbeat_interval_s
+        try:
+            reply = self.client.heartbeat(running, self.free_slots())
+        except MasterUnavailable as exc:
+            self._heartbeat_failed("timeout" if exc.timeout else "unreachable", str(exc))
+            return
+        except MasterRejected as exc:
+            if exc.forgotten:
+                raise Forgotten(str(exc)) from None
+            self._heartbeat_failed("unreachable", str(exc))
+            return
+        self.consecutive_failures = 0
+        self.readiness.record_heartbeat("reachable")
+        self.heartbeat_interval_s = float(reply.get("heartbeat_interval_s", self.heartbeat_interval_s))
+        self.readiness.heartbeat_interval_s = self.heartbeat_interval_s
+        if reply["drain"] != self.draining:
+            log.info("master says %s", "drain" if reply["drain"] else "undrain",
+                     extra=fields(node=self.client.node_id))
+            self.draining = reply["drain"]
+        for item in reply["cancel"]:
+            self.jobs.cancel(item["job_id"], item["attempt"])
+
+    def _heartbeat_failed(self, status: str, why: str) -> None:
+        self.consecutive_failures += 1
+        self.metrics.heartbeat_failures.inc()
+        self.readiness.record_heartbeat(status)
+        log.warning("heartbeat failed (%s); %d in a row", why, self.consecutive_failures,
+                    extra=fields(node=self.client.node_id))
+
+    def deliver_results(self) -> None:
+        for job in self.jobs.undelivered():
+            body = self.jobs.result_body(job)
+            try:
+                reply = self.client.result(job.job_id, body)
+            except MasterUnavailable as exc:
+                log.warning("result not delivered yet (%s); kept in the spool", exc,
+                            extra=fields(job=job.job_id, attempt=job.attempt, node=self.client.node_id))
+                return  # the master is away: try the rest next pass
+            except MasterRejected as exc:
+                if exc.forgotten:
+                    raise Forgotten(str(exc)) from None
+                log.error("master refused the result: %s", exc,
+                          extra=fields(job=job.job_id, attempt=job.attempt, node=self.client.node_id))
+                reply = {"refused": exc.status, "code": exc.code, "message": exc.message}
+            self.jobs.mark_delivered(job, reply)
+            self.metrics.results_delivered.inc()
+            log.info("result delivered: %s", body["outcome"],
+                     extra=fields(job=job.job_id, attempt=job.attempt, node=self.client.node_id))
+
+    def free_slots(self) -> int:
+        return max(0, self.slots - len(self.jobs.running()))
+
+    def can_claim(self) -> bool:
+        ready, _ = self.readiness.snapshot()
+        return ready and not self.draining and not self.shutdown.requested and self.free_slots() > 0
+
+    def claim_and_launch(self) -> int:
+        if not self.can_claim():
+            return 0
+        busy = bool(self.jobs.running())
+        wait = 0.0 if busy else max(0.0, min(self.next_heartbeat - time.monotonic(), LONG_POLL_MAX_S))
+        try:
+            assignments = self.client.claim(self.free_slots(), wait)
+        except MasterUnavailable as exc:
+            log.warning("claim failed: %s", exc, extra=fields(node=self.client.node_id))
+            return 0
+        except MasterRejected as exc:
+            if exc.forgotten:
+                raise Forgotten(str(exc)) from None
+            log.error("claim refused: %s", exc, extra=fields(node=self.client.node_id))
+            return 0
+        for assignment in assignments:
+            if self.shutdown.requested:
+                log.info("shutting down: leaving the assignment to its lease",
+                         extra=fields(job=assignment["job_id"], node=self.client.node_id))
+                continue
+            self._start(assignment)
+        return len(assignments)
+
+    def _start(self, assignment: dict[str, Any]) -> None:
+        """Confirm first, then launch: no workload ever runs without a confirmed attempt."""
+        ids = fields(job=assignment["job_id"], attempt=assignment["attempt"], node=self.client.node_id)
+        try:
+            spec = jobspec.parse(assignment["spec"], self.media_roots)
+        except jobspec.SpecError as exc:
+            job = self.jobs.prepare(assignment, None)
+            log.error("job refused by local checks: %s: %s", exc.field, exc.message, extra=ids)
+            self.jobs.reject(job, f"spec_rejected: {exc.field}: {exc.message}")
+            return
+        job = self.jobs.prepare(assignment, spec)
+        try:
+            self.client.start(job.job_id, job.attempt_token)
+        except (MasterUnavailable, MasterRejected) as exc:
+            log.warning("start not confirmed (%s); not running it", exc, extra=ids)
+            self.jobs.forget(job)
+            if isinstance(exc, MasterRejected) and exc.forgotten:
+                raise Forgotten(str(exc)) from None
+            return
+        try:
+            self.jobs.launch(job, spec)
+        except OSError as exc:
+            log.error("could not launch the wrapper: %s", exc, extra=ids)
+            self.jobs.reject(job, f"start_failed: {exc}")
+            return
+        self.metrics.jobs_launched.inc()
+
+    def _update_gauges(self) -> None:
+        running = self.jobs.running()
+        self.metrics.active_jobs.set(len(running))
+        self.metrics.free_slots.set(self.free_slots())
+        self.metrics.results_spooled.set(len(self.jobs.undelivered()))
+        self.metrics.heartbeat_consecutive_failures.set(self.consecutive_failures)
+        self.metrics.ready.set(1 if self.readiness.snapshot()[0] else 0)
+        self.metrics.set_progress({j.job_id: p["percent"] for j in running
+                                   if (p := self.jobs.progress(j)) and "percent" in p})
+
+    def _idle(self, wait: Callable[[float], object]) -> None:
+        sd_notify("WATCHDOG=1")
+        timeout = ACTIVE_TICK_S if self.jobs.running() or self.jobs.undelivered() else \
+            max(0.05, min(self.next_heartbeat - time.monotonic(), 1.0))
+        wait(timeout)
+

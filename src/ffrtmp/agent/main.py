@@ -1,0 +1,168 @@
+"""``ffrtmp agent``: wiring, re-adoption at start, the loop, and the bounded shutdown.
+
+Shutdown follows the seed: stop claiming, wait up to FFRTMP_SHUTDOWN_TIMEOUT for running jobs
+(still heartbeating and delivering results), stop the heartbeat, run the shutdown handlers
+(metrics server, then logging), exit 0. Jobs still running keep running; the next agent
+start re-adopts them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from ffrtmp import __version__, logs
+from ffrtmp.agent.cgroup import enter_agent_leaf
+from ffrtmp.agent.client import MasterClient, MasterRejected, MasterUnavailable
+from ffrtmp.agent.ffmpeg import Capabilities, discover_capabilities
+from ffrtmp.agent.jobs import JobTable
+from ffrtmp.agent.loop import AgentLoop, Forgotten
+from ffrtmp.agent.metrics import WorkerMetrics
+from ffrtmp.agent.probes import Readiness
+from ffrtmp.agent.server import AgentApp, start_server
+from ffrtmp.config import EX_CONFIG, Settings
+from ffrtmp.logs import fields
+from ffrtmp.shutdown import Shutdown, sd_notify
+
+log = logging.getLogger("ffrtmp.agent")
+
+
+class Identity:
+    """This node's id and credential, kept in the state dir (0600) across restarts."""
+
+    def __init__(self, state_dir: str) -> None:
+        self.path = Path(state_dir) / "node.json"
+
+    def load(self, client: MasterClient) -> None:
+        try:
+            data = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return
+        if data.get("master_url") == client.url:
+            client.node_id, client.credential = data["node_id"], data["credential"]
+
+    def save(self, client: MasterClient) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump({"node_id": client.node_id, "credential": client.credential,
+                       "master_url": client.url}, handle)
+        tmp.replace(self.path)
+
+    def forget(self, client: MasterClient) -> None:
+        client.node_id = client.credential = None
+        self.path.unlink(missing_ok=True)
+
+
+def _capabilities() -> Capabilities:
+    try:
+        return discover_capabilities()
+    except (FileNotFoundError, OSError) as exc:
+        log.error("ffmpeg not usable (%s): registering without encoders; not ready", exc)
+        return Capabilities(ffmpeg_version="", encoders=(), hwaccels=())
+
+
+class Agent:
+    def __init__(self, settings: Settings, shutdown: Shutdown) -> None:
+        self.settings, self.shutdown = settings, shutdown
+        for directory in (settings.state_dir, settings.work_dir):
+            Path(directory).mkdir(parents=True, exist_ok=True)
+        self.readiness = Readiness(settings.work_dir)
+        self.metrics = WorkerMetrics(self.readiness)
+        self.jobs = JobTable(settings.state_dir, log_dir=settings.log_dir, log_level=settings.log_level,
+                             cancel_grace_s=settings.cancel_grace, media_roots=settings.media_roots)
+        self.client = MasterClient(settings.master_url, shutdown=shutdown, ca_file=settings.ca_file)
+        self.identity = Identity(settings.state_dir)
+        self.loop = AgentLoop(client=self.client, jobs=self.jobs, readiness=self.readiness,
+                              metrics=self.metrics, shutdown=shutdown, slots=settings.slots,
+                              media_roots=settings.media_roots)
+        self.capabilities = _capabilities()
+
+    def register(self) -> None:
+        caps = self.capabilities
+        body: dict[str, Any] = {"name": self.settings.node_name, "slots": self.settings.slots,
+                                "encoders": list(caps.encoders), "hwaccels": list(caps.hwaccels),
+                                "ffmpeg_version": caps.ffmpeg_version[:200], "agent_version": __version__}
+        data = self.client.register(self.settings.enroll_token, body)
+        self.identity.save(self.client)
+        self.loop.heartbeat_interval_s = float(data.get("heartbeat_interval_s", 5))
+        self.loop.next_heartbeat = 0.0
+        log.info("registered as %s (%d slots, %d encoders)", data["node_id"], self.settings.slots,
+                 len(caps.encoders), extra=fields(node=data["node_id"]))
+
+    def run(self) -> int:
+        self.jobs.adopt()
+        self.identity.load(self.client)
+        ready_sent = False
+        while not self.shutdown.requested:
+            try:
+                if self.client.credential is None:
+                    self.register()
+                self.loop.run_once()
+            except Forgotten as exc:
+                log.warning("the master forgot this node (%s): registering again", exc,
+                            extra=fields(node=self.client.node_id))
+                self.identity.forget(self.client)
+                continue
+            except MasterUnavailable as exc:
+                self.readiness.record_heartbeat("timeout" if exc.timeout else "unreachable")
+                log.warning("cannot register with %s yet: %s", self.client.url, exc)
+                self.shutdown.wait(self.loop.heartbeat_interval_s)
+                continue
+            except MasterRejected as exc:
+                if exc.status == 401 and self.client.credential is None:
+                    log.error("the master refused the enrollment token (FFRTMP_ENROLL_TOKEN_FILE): %s", exc)
+                    return EX_CONFIG
+                log.error("unexpected answer from the master: %s", exc)
+                self.shutdown.wait(self.loop.heartbeat_interval_s)
+                continue
+            if not ready_sent and self.readiness.master() == "reachable":
+                sd_notify(f"READY=1\nSTATUS=registered as {self.client.node_id}")
+                ready_sent = True
+        return self.stop()
+
+    def stop(self) -> int:
+        sd_notify("STOPPING=1")
+        started = time.monotonic()
+        log.info("shutdown requested (%s): no new jobs; waiting up to %.0fs for %d running job(s)",
+                 self.shutdown.reason, self.settings.shutdown_timeout, len(self.jobs.running()))
+        pause = threading.Event()  # the shutdown event is set now; wait on one that is not
+        while self.jobs.running() and time.monotonic() - started < self.settings.shutdown_timeout:
+            if self.client.credential is not None:
+                try:
+                    self.loop.run_once(claiming=False, wait=pause.wait)
+                except (Forgotten, MasterRejected, MasterUnavailable) as exc:
+                    log.warning("during shutdown: %s", exc)
+                    pause.wait(0.5)
+            else:
+                self.jobs.poll()
+                pause.wait(0.5)
+        still = len(self.jobs.running())
+        log.info("shutdown reason=%s waited_s=%.1f still_running=%d%s", self.shutdown.reason,
+                 time.monotonic() - started, still,
+                 " (they keep running; the next agent start reports them)" if still else "")
+        self.shutdown.run_handlers()
+        return 0
+
+
+def main(settings: Settings) -> int:
+    cgroup = enter_agent_leaf()  # before any thread starts
+    logs.setup("worker", "agent.log", log_dir=settings.log_dir, level=settings.log_level)
+    shutdown = Shutdown()
+    shutdown.install()
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # log files reopen by themselves
+    shutdown.register("logging", logging.shutdown)  # registered first: runs last
+    agent = Agent(settings, shutdown)
+    server, thread = start_server(settings.agent_bind, AgentApp(agent.readiness, agent.metrics,
+                                                               settings.state_dir))
+    shutdown.register("metrics server", lambda: (server.shutdown(), server.server_close(),
+                                                  thread.join(5)))
+    log.info("agent %s starting: master=%s slots=%d http=%s:%d cgroup=%s", __version__,
+             settings.master_url, settings.slots, *server.server_address[:2], cgroup or "-")
+    return agent.run()

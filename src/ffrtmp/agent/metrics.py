@@ -1,0 +1,54 @@
+"""Worker metrics: set by the agent's loop, read only by Prometheus (never by the agent)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client.core import GaugeMetricFamily, Metric
+
+from ffrtmp.agent.probes import Readiness
+
+
+class DiskCollector:
+    """Disk usage of the work dir, measured at scrape time."""
+
+    def __init__(self, readiness: Readiness) -> None:
+        self.readiness = readiness
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            _, _, percent = self.readiness.disk()
+        except OSError:
+            return
+        yield GaugeMetricFamily("worker_disk_usage_percent", "Disk used on the work dir's filesystem",
+                                value=percent)
+
+
+class WorkerMetrics:
+    def __init__(self, readiness: Readiness) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.heartbeat_failures = Counter("worker_heartbeat_failures",
+                                          "Heartbeats that failed after their retries", registry=r)
+        self.heartbeat_consecutive_failures = Gauge(
+            "worker_heartbeat_consecutive_failures", "Heartbeats failed in a row", registry=r)
+        self.active_jobs = Gauge("worker_active_jobs", "Jobs running on this node", registry=r)
+        self.free_slots = Gauge("worker_free_slots", "Slots free for new jobs", registry=r)
+        self.results_spooled = Gauge("worker_results_spooled",
+                                     "Finished jobs whose result the master has not acknowledged",
+                                     registry=r)
+        self.ready = Gauge("worker_ready", "1 when /ready would answer 200", registry=r)
+        self.progress = Gauge("worker_job_progress_percent", "Progress of running jobs", ["job"],
+                              registry=r)
+        self.jobs_launched = Counter("worker_jobs_launched", "Wrappers started for claimed jobs",
+                                     registry=r)
+        self.results_delivered = Counter("worker_results_delivered",
+                                         "Results the master acknowledged", registry=r)
+        r.register(DiskCollector(readiness))
+
+    def set_progress(self, values: dict[str, float]) -> None:
+        """Replace the per-job progress series, so finished jobs leave no stale series."""
+        self.progress.clear()
+        for job, percent in values.items():
+            self.progress.labels(job).set(percent)

@@ -1,0 +1,65 @@
+"""Readiness: ffmpeg present, disk under 90 % on the work dir, and the last heartbeat's outcome.
+
+``/ready`` never sends a heartbeat of its own: it reports the outcome the main loop recorded,
+and calls it ``timeout`` when that outcome is older than one heartbeat interval plus 5 s.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import psutil
+
+DISK_LIMIT_PERCENT = 90.0
+
+
+@dataclass
+class HeartbeatOutcome:
+    status: str = "not_registered"  # reachable | unreachable | timeout | not_registered
+    at: float = 0.0
+
+
+class Readiness:
+    def __init__(self, work_dir: str, ffmpeg: str = "ffmpeg") -> None:
+        self.work_dir, self.ffmpeg = work_dir, ffmpeg
+        self._lock = threading.Lock()
+        self._outcome = HeartbeatOutcome()
+        self.heartbeat_interval_s = 5.0
+
+    def record_heartbeat(self, status: str) -> None:
+        with self._lock:
+            self._outcome = HeartbeatOutcome(status, time.monotonic())
+
+    def disk(self) -> tuple[bool, str, float]:
+        usage = psutil.disk_usage(self.work_dir)
+        ok = usage.percent <= DISK_LIMIT_PERCENT
+        text = (f"ok: {usage.percent:.1f}% used, {usage.free // 2**20} MB available" if ok
+                else f"low: {usage.percent:.1f}% used")
+        return ok, text, usage.percent
+
+    def master(self) -> str:
+        with self._lock:
+            outcome = self._outcome
+        if outcome.status == "reachable" and (
+                time.monotonic() - outcome.at > self.heartbeat_interval_s + 5):
+            return "timeout"
+        return outcome.status
+
+    def snapshot(self) -> tuple[bool, dict[str, Any]]:
+        ffmpeg = "available" if shutil.which(self.ffmpeg) else "not_found"
+        try:
+            disk_ok, disk_text, _ = self.disk()
+        except OSError as exc:
+            disk_ok, disk_text = False, f"error: {exc.strerror}"
+        master = self.master()
+        ready = ffmpeg == "available" and disk_ok and master == "reachable"
+        return ready, {
+            "status": "ready" if ready else "not_ready",
+            "checks": {"ffmpeg": ffmpeg, "disk_space": disk_text, "master": master},
+            "timestamp": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        }

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Install what ffrtmp needs on this machine and create the project's virtualenv (.venv).
+#   tools/bootstrap.sh          runtime: ffmpeg + the package
+#   tools/bootstrap.sh --test   also the test dependencies (nginx with the RTMP module, openssl, ...)
+# As root on Debian the system packages are installed with apt-get; otherwise any that are
+# missing are named and the script stops.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+mode=runtime
+[[ "${1:-}" == "--test" ]] && mode=test
+
+packages=(ffmpeg python3-venv openssl procps iproute2)
+commands=(ffmpeg ffprobe openssl ps ss)
+if [[ $mode == test ]]; then
+    packages+=(nginx libnginx-mod-rtmp prometheus curl)
+    commands+=(nginx promtool curl)
+fi
+
+missing=()
+for i in "${!commands[@]}"; do
+    command -v "${commands[$i]}" >/dev/null 2>&1 || missing+=("${commands[$i]}")
+done
+[[ $mode == test && ! -e /usr/lib/nginx/modules/ngx_rtmp_module.so ]] && missing+=(ngx_rtmp_module)
+
+if ((${#missing[@]})); then
+    if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+        echo "bootstrap: installing ${packages[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+    else
+        echo "bootstrap: missing ${missing[*]}; install the Debian packages: ${packages[*]}" >&2
+        exit 1
+    fi
+fi
+
+python=${PYTHON:-python3}
+if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+    echo "bootstrap: ffrtmp needs Python 3.11 or newer ($python is $("$python" -V 2>&1))" >&2
+    exit 1
+fi
+[[ -x .venv/bin/python ]] || "$python" -m venv .venv
+extra=""
+[[ $mode == test ]] && extra="[test]"
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".${extra}"
+echo "bootstrap: ready (.venv, $(ffmpeg -hide_banner -version | head -1 | cut -d' ' -f1-3))"
