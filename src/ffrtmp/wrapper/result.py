@@ -1,0 +1,190 @@
+"""Layer 1: the immutable result of one job attempt, and its one-line summary (layer 3).
+
+``platform_sla`` answers "did the platform keep its own promises?", not "did the encode
+work?". A workload that exits non-zero on bad input is a failed job with the SLA met; the SLA
+fails only when we could not start it, lost track of it, could not apply the limits that
+were asked for, or could not record its result.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from ffrtmp.wrapper.common import JobPaths, read_json, signal_name, write_json_atomic
+
+Mode = Literal["run", "attach"]
+
+COMPLETED = "completed_successfully"
+WORKLOAD_FAILED = "workload_failed"
+WORKLOAD_SIGNALED = "workload_signaled"
+CANCELED = "canceled"
+OBSERVED = "observed_to_completion"
+START_FAILED = "start_failed"
+LIMITS_NOT_APPLIED = "limits_not_applied"
+LOST_TRACK = "lost_track"
+RESULT_NOT_RECORDED = "result_not_recorded"
+
+#: Reasons that mean the platform failed its own obligations.
+SLA_FAILURES = frozenset({START_FAILED, LIMITS_NOT_APPLIED, LOST_TRACK, RESULT_NOT_RECORDED})
+
+EXIT_START_FAILED = 127  # what a shell returns for a command it cannot run
+
+
+class ResultExists(FileExistsError):
+    """result.json is written once; a second write is refused."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Limits asked for, and whether all of them are in force (false when none were asked)."""
+
+    cpu_max: str | None = None
+    memory_max: int | None = None
+    applied: bool = False
+
+    @property
+    def requested(self) -> bool:
+        return self.cpu_max is not None or self.memory_max is not None
+
+
+@dataclass(frozen=True)
+class Result:
+    job_id: str
+    attempt: int
+    pid: int | None
+    mode: Mode
+    start_time: str
+    end_time: str
+    runtime_s: float
+    exit_code: int | None
+    signal: str | None
+    platform_sla: bool
+    reason: str
+    intent: str | None = None
+    cgroup: str | None = None
+    limits: Limits = field(default_factory=Limits)
+    canceled: bool = False
+    progress_end: bool | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Result:
+        """Build from JSON; unknown keys are ignored so older readers accept newer files."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in data.items() if k in names}
+        values["limits"] = Limits(**(values.get("limits") or {}))
+        return cls(**values)
+
+    @classmethod
+    def read(cls, job_dir: Path) -> Result:
+        return cls.from_dict(read_json(JobPaths(job_dir).result_json))
+
+    def write(self, job_dir: Path) -> Path:
+        """Atomically create ``<job_dir>/result.json``; ResultExists if it is already there."""
+        path = JobPaths(job_dir).result_json
+        try:
+            write_json_atomic(path, self.to_dict(), exclusive=True)
+        except FileExistsError:
+            raise ResultExists(f"{path} already exists; a result is written once") from None
+        return path
+
+    @property
+    def success(self) -> bool:
+        """Exit 0; for attach (exit code unknowable) ffmpeg's own ``progress=end``."""
+        if self.mode == "attach":
+            return self.progress_end is True and not self.canceled
+        return self.exit_code == 0
+
+    @property
+    def exit_status(self) -> int:
+        """The wrapper's exit status: the code, 128+N for signal N, 0 when unknowable."""
+        if self.exit_code is not None:
+            return self.exit_code
+        if self.signal is not None:
+            return 128 + _signal_number(self.signal)
+        return 0
+
+    def summary(self) -> str:
+        """The one greppable line per job, for ops at 03:00."""
+        intent = re.sub(r"\s+", "_", self.intent) if self.intent else "-"
+        sla = "COMPLIANT" if self.platform_sla else "VIOLATION"
+        return (f"JOB {self.job_id} | attempt={self.attempt} | intent={intent} | sla={sla} | "
+                f"reason={self.reason} | runtime={self.runtime_s:.1f}s | "
+                f"exit={self.exit_status} | pid={self.pid if self.pid is not None else '-'}")
+
+
+def _signal_number(name: str) -> int:
+    try:
+        return int(signal.Signals[name])
+    except KeyError:  # a name we made up for an unnamed signal: "SIG<n>"
+        number = name.removeprefix("SIG")
+        return int(number) if number.isdigit() else 0
+
+
+def classify(*, wait_status: int | None, canceled: bool, limits: Limits,
+             mode: Mode) -> tuple[str, bool]:
+    """``(reason, platform_sla)`` for a workload that ran and ended.
+
+    A platform failure outranks everything the workload did; a cancel outranks how the
+    workload reacted to it.
+    """
+    if limits.requested and not limits.applied:
+        return LIMITS_NOT_APPLIED, False
+    if canceled:
+        return CANCELED, True
+    if mode == "attach" or wait_status is None:
+        return OBSERVED, True
+    code = os.waitstatus_to_exitcode(wait_status)
+    if code == 0:
+        return COMPLETED, True
+    if code < 0:
+        return WORKLOAD_SIGNALED, True
+    return WORKLOAD_FAILED, True
+
+
+def exit_fields(wait_status: int | None) -> tuple[int | None, str | None]:
+    """``(exit_code, signal)`` from a raw wait status: one of them is set, or neither."""
+    if wait_status is None:
+        return None, None
+    code = os.waitstatus_to_exitcode(wait_status)
+    return (code, None) if code >= 0 else (None, signal_name(-code))
+
+
+def progress_end(job_dir: Path) -> bool | None:
+    """Whether ffmpeg's ``-progress`` file ends with ``progress=end`` (None: no such file).
+
+    Only the tail is read: a long encode appends a block every half second.
+    """
+    path = JobPaths(job_dir).progress
+    try:
+        with path.open("rb") as handle:
+            size = handle.seek(0, 2)
+            handle.seek(max(0, size - 4096))
+            tail = handle.read().decode(errors="replace")
+    except FileNotFoundError:
+        return None
+    last = None
+    for line in tail.splitlines():
+        key, _, value = line.strip().partition("=")
+        if key == "progress":
+            last = value
+    return last == "end"
+
+
+def lost_track(*, job_id: str, attempt: int, pid: int | None, start_time: str, end_time: str,
+               runtime_s: float, intent: str | None = None, cgroup: str | None = None,
+               limits: Limits | None = None, mode: Mode = "attach",
+               progress: bool | None = None) -> Result:
+    """The result to record when nobody could follow a workload to its end (SLA failed)."""
+    return Result(job_id=job_id, attempt=attempt, pid=pid, mode=mode, start_time=start_time,
+                  end_time=end_time, runtime_s=runtime_s, exit_code=None, signal=None,
+                  platform_sla=False, reason=LOST_TRACK, intent=intent, cgroup=cgroup,
+                  limits=limits or Limits(), canceled=False, progress_end=progress)
