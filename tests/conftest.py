@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import signal
@@ -47,6 +48,7 @@ def master_env(tmp: Path, **overrides: str) -> dict[str, str]:
         "FFRTMP_MEDIA_ROOTS": str(media),
         "FFRTMP_LOG_DIR": str(tmp / "log"),
         "FFRTMP_DUTY_INTERVAL": "0.2",
+        "FFRTMP_HEARTBEAT_INTERVAL": "1",
     }
     env.update(overrides)
     return env
@@ -190,6 +192,93 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     outcome = yield
     report = outcome.get_result()
     setattr(item, "rep_" + report.when, report)
+
+
+# --- a real agent process ---
+
+
+@dataclass
+class AgentProcess:
+    env: dict[str, str]
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def url(self) -> str:
+        return "http://" + self.env["FFRTMP_AGENT_BIND"]
+
+    @property
+    def state_dir(self) -> Path:
+        return Path(self.env["FFRTMP_STATE_DIR"])
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def ready(self) -> bool:
+        if self.proc.poll() is not None:
+            raise AssertionError(f"agent exited with {self.proc.returncode}:\n{self.output()}")
+        try:
+            return requests.get(self.url + "/ready", timeout=2).status_code == 200
+        except requests.RequestException:
+            return False
+
+    def job_dirs(self) -> list[Path]:
+        root = self.state_dir / "jobs"
+        return sorted(root.iterdir()) if root.exists() else []
+
+
+def agent_env(tmp: Path, master: MasterProcess, name: str = "agent", **overrides: str) -> dict[str, str]:
+    state = tmp / name
+    env = {
+        "FFRTMP_MASTER_URL": master.url,
+        "FFRTMP_ENROLL_TOKEN_FILE": master.env["FFRTMP_ENROLL_TOKEN_FILE"],
+        "FFRTMP_MEDIA_ROOTS": master.env["FFRTMP_MEDIA_ROOTS"],
+        "FFRTMP_LOG_DIR": str(tmp / "log"),
+        "FFRTMP_STATE_DIR": str(state),
+        "FFRTMP_WORK_DIR": str(state / "work"),
+        "FFRTMP_AGENT_BIND": f"127.0.0.1:{free_port()}",
+        "FFRTMP_SLOTS": "2",
+        "FFRTMP_NODE_NAME": name,
+    }
+    env.update(overrides)
+    return env
+
+
+def start_agent(tmp: Path, master: MasterProcess, name: str = "agent", *, env: dict[str, str] | None = None,
+                wait_ready: bool = True, **overrides: str) -> AgentProcess:
+    env = env or agent_env(tmp, master, name, **overrides)
+    log_path = tmp / f"{name}.out"
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("FFRTMP_")}
+    for key in ("NOTIFY_SOCKET", "JOURNAL_STREAM", "WATCHDOG_USEC", "INVOCATION_ID"):
+        full_env.pop(key, None)
+    full_env.update(env)
+    with log_path.open("ab") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "ffrtmp", "agent"], env=full_env,
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    agent = AgentProcess(env, proc, log_path)
+    if wait_ready:
+        try:
+            wait_until(agent.ready, 30, f"agent {name} /ready")
+        except AssertionError as exc:
+            stop_process(proc)
+            raise AssertionError(f"{exc}\n{agent.output()}") from None
+    return agent
+
+
+def kill_workloads(state_dir: Path) -> None:
+    """Tests end every wrapper and workload they started: they outlive agents by design."""
+    from ffrtmp.wrapper import procinfo
+
+    for state_file in state_dir.glob("**/wrapper.json"):
+        try:
+            state = json.loads(state_file.read_text())
+        except (OSError, ValueError):
+            continue
+        for pid_key, ticks_key in (("wrapper_pid", "wrapper_start_ticks"), ("pid", "pid_start_ticks")):
+            pid = state.get(pid_key)
+            if pid and procinfo.alive(pid, state.get(ticks_key)):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(pid, signal.SIGKILL) if pid_key == "pid" else os.kill(pid, signal.SIGKILL)
 
 
 def random_token() -> str:
