@@ -65,7 +65,7 @@ MAX_MEMORY_BYTES = 1 << 50
 DEFAULT_CPU_PERIOD_US = 100_000
 
 TESTSRC_PREFIX = "testsrc://"
-TESTSRC_DEFAULTS = {"duration": "10", "size": "1280x720", "rate": "30"}
+TESTSRC_DEFAULTS = {"duration": "10", "size": "1280x720", "rate": "30", "realtime": "0"}
 INPUT_URL_SCHEMES = ("http", "https", "rtmp", "rtmps", "srt")
 LIVE_INPUT_SCHEMES = ("rtmp", "rtmps", "srt")
 OUTPUT_URL_SCHEMES = ("rtmp", "rtmps")
@@ -122,6 +122,7 @@ class GeneratedSource:
     duration_s: float
     size: str
     rate: str
+    realtime: bool = False  # paced at 1x like a camera: for soak tests and live rehearsals
 
 
 @dataclass(frozen=True)
@@ -206,7 +207,7 @@ def _normalise(path: str) -> str:
 
 
 def testsrc_params(url: str) -> GeneratedSource:
-    """Parse ``testsrc://?duration=&size=&rate=``; raises SpecError naming ``input``."""
+    """Parse ``testsrc://?duration=&size=&rate=&realtime=``; raises SpecError naming ``input``."""
     rest = url[len(TESTSRC_PREFIX):] if url.startswith(TESTSRC_PREFIX) else None
     if rest is None or (rest and not rest.startswith("?")):
         raise SpecError("input", "must look like testsrc://?duration=10&size=1280x720&rate=30")
@@ -227,7 +228,10 @@ def testsrc_params(url: str) -> GeneratedSource:
     duration = _duration(values["duration"], "input", "testsrc duration")
     size = _size(values["size"], "input")
     rate = _fps(values["rate"], "input")
-    return GeneratedSource(duration_s=duration, size=size, rate=rate)
+    if values["realtime"] not in ("0", "1"):
+        raise SpecError("input", "testsrc realtime must be 0 or 1")
+    return GeneratedSource(duration_s=duration, size=size, rate=rate,
+                           realtime=values["realtime"] == "1")
 
 
 def bitrate_bps(value: str) -> int:

@@ -291,3 +291,16 @@ def test_vaapi_probe_uploads_frames_to_the_device() -> None:
 def test_probe_without_ffprobe(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         ffmpeg.probe_duration_s("/srv/media/a.mp4", ffprobe=str(tmp_path / "no-ffprobe"))
+
+
+def test_realtime_testsrc_is_paced_like_a_camera() -> None:
+    from ffrtmp.agent.ffmpeg import build_argv
+    from ffrtmp.jobspec import parse
+
+    spec = parse({"input": "testsrc://?duration=5&realtime=1",
+                  "outputs": [{"url": "file:///srv/media/rt.mp4", "preset": "h264-480p"}]}, ["/srv/media"])
+    argv = build_argv(spec, progress_path="/tmp/p.txt")
+    assert argv.count("-re") == 2
+    paced = parse({"input": "testsrc://?duration=5&realtime=0",
+                   "outputs": [{"url": "file:///srv/media/rt.mp4", "preset": "h264-480p"}]}, ["/srv/media"])
+    assert "-re" not in build_argv(paced, progress_path="/tmp/p.txt")

@@ -501,3 +501,11 @@ def test_absent_root_gets_the_lexical_check_only(tree: dict[str, str]) -> None:
     assert spec.input == f"{absent}/in.mov"
     with pytest.raises(SpecError, match="path escapes"):
         parse(_spec(f"{tree['outside']}/secret.mp4", f"{absent}/out.mp4"), [absent])
+
+
+def test_testsrc_realtime_must_be_0_or_1() -> None:
+    spec = {"input": "testsrc://?realtime=yes",
+            "outputs": [{"url": "file:///srv/media/rt.mp4", "preset": "h264-480p"}]}
+    with pytest.raises(SpecError) as err:
+        parse(spec, ["/srv/media"])
+    assert err.value.field == "input" and "realtime" in err.value.message

@@ -70,6 +70,8 @@ def _input_args(spec: JobSpec) -> list[str]:
     realtime = ["-re"] if any(out.kind == "rtmp" for out in spec.outputs) else []
     if spec.input_kind == "testsrc":
         src = testsrc_params(spec.input)
+        if src.realtime:
+            realtime = ["-re"]
         duration = format_number(src.duration_s)
         return [*realtime, "-f", "lavfi", "-i",
                 f"testsrc2=size={src.size}:rate={src.rate}:duration={duration}",
