@@ -130,8 +130,11 @@ class AgentLoop:
             log.error("claim refused: %s", exc, extra=fields(node=self.client.node_id))
             return 0
         for assignment in assignments:
-            if self.shutdown.requested:
-                log.info("shutting down: leaving the assignment to its lease",
+            if self.shutdown.requested or not self.readiness.snapshot()[0]:
+                # claimed by a long-poll that began before this; never started, so it is
+                # safe for the master to hand it to another node when the lease runs out
+                log.info("%s: leaving the assignment to its lease",
+                         "shutting down" if self.shutdown.requested else "not ready",
                          extra=fields(job=assignment["job_id"], node=self.client.node_id))
                 continue
             self._start(assignment)

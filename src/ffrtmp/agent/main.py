@@ -127,6 +127,16 @@ class Agent:
                 ready_sent = True
         return self.stop()
 
+    def _deliver_before_exit(self) -> None:
+        """Jobs that ended during the wait get their results out now; failures stay spooled."""
+        if self.client.credential is None:
+            return
+        self.jobs.poll()
+        try:
+            self.loop.deliver_results()
+        except (Forgotten, MasterRejected, MasterUnavailable) as exc:
+            log.warning("results left in the spool for the next start: %s", exc)
+
     def stop(self) -> int:
         sd_notify("STOPPING=1")
         started = time.monotonic()
@@ -143,6 +153,7 @@ class Agent:
             else:
                 self.jobs.poll()
                 pause.wait(0.5)
+        self._deliver_before_exit()
         still = len(self.jobs.running())
         log.info("shutdown reason=%s waited_s=%.1f still_running=%d%s", self.shutdown.reason,
                  time.monotonic() - started, still,
