@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
 import re
 import socket
@@ -35,8 +36,9 @@ class ConfigError(Exception):
 
 def _bind(raw: str) -> tuple[str, int]:
     host, sep, port = raw.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError("expected host:port, e.g. 0.0.0.0:8080")
+    ipv6 = host.startswith("[") and host.endswith("]")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535 or (":" in host and not ipv6):
+        raise ValueError("expected host:port, e.g. 0.0.0.0:8080 or [::1]:8080")
     return host.strip("[]") or "0.0.0.0", int(port)  # noqa: S104 - binding all interfaces is the documented default
 
 
@@ -55,7 +57,7 @@ def _seconds(raw: str) -> float:
         value = float(raw)
     except ValueError:
         raise ValueError("expected a number of seconds") from None
-    if value <= 0:
+    if not math.isfinite(value) or value <= 0:
         raise ValueError("expected a positive number of seconds")
     return value
 

@@ -24,7 +24,8 @@ FINAL_STATES = ("succeeded", "failed", "canceled", "lost")
 def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--master-url", help="master API URL (env FFRTMP_MASTER_URL)")
-    common.add_argument("--token-file", help="file holding an operator token "
+    common.add_argument("--api-token-file", "--token-file", dest="token_file",
+                        help="file holding an operator token "
                         "(env FFRTMP_API_TOKEN, FFRTMP_API_TOKEN_FILE)")
     common.add_argument("--ca-file", help="CA bundle to verify the master (env FFRTMP_CA_FILE)")
     common.add_argument("--json", action="store_true", help="print the API's JSON")
@@ -48,7 +49,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     p.add_argument("--state", help="comma-separated states")
     p.add_argument("--queue", choices=("live", "default", "batch"))
     p.add_argument("--node", help="node id")
-    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--limit", type=int, default=100, help="at most this many (1-500)")
+    p.add_argument("--cursor", type=int, help="continue from a previous page's next_cursor")
     p.set_defaults(handler=list_jobs)
     for name, handler, text in (("show", show_job, "show a job with its attempts and history"),
                                 ("cancel", cancel_job, "cancel a job"),
@@ -120,9 +122,9 @@ class Api:
                 if line.strip() and not line.startswith("#"):
                     return line.strip()
         except OSError as exc:
-            raise CliError(f"no operator token: set FFRTMP_API_TOKEN or --token-file "
-                           f"({path}: {exc.strerror})", ExitStatus.CONFIG) from None
-        raise CliError(f"no operator token in {path}", ExitStatus.CONFIG)
+            raise CliError(f"FFRTMP_API_TOKEN_FILE={path!r}: cannot read the operator token "
+                           f"({exc.strerror}); or set FFRTMP_API_TOKEN", ExitStatus.CONFIG) from None
+        raise CliError(f"FFRTMP_API_TOKEN_FILE={path!r}: holds no token", ExitStatus.CONFIG)
 
     def call(self, method: str, path: str, body: Any = None,
              params: Mapping[str, Any] | None = None) -> Any:
@@ -238,8 +240,9 @@ def _spec_from_args(args: argparse.Namespace, env: Env) -> dict[str, Any]:
 
 
 def submit(args: argparse.Namespace, env: Env) -> int:
+    spec = _spec_from_args(args, env)  # usage errors first, before any token is needed
     api = Api(args, env)
-    job = api.call("POST", "/api/v1/jobs", _spec_from_args(args, env))["job"]
+    job = api.call("POST", "/api/v1/jobs", spec)["job"]
     if args.watch:
         env.stderr.write(f"submitted {job['id']}\n")
         return _watch(api, job["id"], args, env)
@@ -249,7 +252,7 @@ def submit(args: argparse.Namespace, env: Env) -> int:
 
 def list_jobs(args: argparse.Namespace, env: Env) -> int:
     params = {k: v for k, v in (("state", args.state), ("queue", args.queue), ("node", args.node),
-                                ("limit", args.limit)) if v is not None}
+                                ("limit", args.limit), ("cursor", args.cursor)) if v is not None}
     data = Api(args, env).call("GET", "/api/v1/jobs", params=params)
     _emit(env, args, data, lambda: _job_rows(data["jobs"]))
     return 0

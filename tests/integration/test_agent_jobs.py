@@ -179,7 +179,8 @@ def test_worker_endpoints_answer_with_the_seed_shapes(master_proc: MasterProcess
     ready = requests.get(agent.url + "/ready", timeout=5).json()
     assert ready["status"] == "ready" and set(ready) == {"status", "checks", "timestamp"}
     assert ready["checks"]["ffmpeg"] == "available" and ready["checks"]["master"] == "reachable"
-    assert ready["checks"]["disk_space"].startswith("ok: ") and "MB available" in ready["checks"]["disk_space"]
+    disk = ready["checks"]["disk_space"]
+    assert disk.startswith("ok: ") and "MB available" in disk
     metrics = requests.get(agent.url + "/metrics", timeout=5).text
     for name in ("worker_heartbeat_failures_total", "worker_disk_usage_percent", "worker_active_jobs",
                  "worker_free_slots", "worker_results_spooled"):

@@ -51,8 +51,8 @@ def fields_of(body: Mapping[str, Any], schema: Mapping[str, Field], prefix: str 
 
 # --- field kinds: each checks one value and returns it ---
 
-_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
-_TOKEN = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
+_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+_TOKEN = re.compile(r"[A-Za-z0-9_.-]{1,128}")
 
 
 def integer(low: int, high: int) -> Callable[[Any, str], int]:
@@ -95,7 +95,7 @@ def text(max_len: int) -> Callable[[Any, str], str]:
 
 
 def name(value: Any, path: str) -> str:
-    if not isinstance(value, str) or not _NAME.match(value):
+    if not isinstance(value, str) or not _NAME.fullmatch(value):
         raise Invalid(path, "must be 1-128 characters of letters, digits and _.:-")
     return value
 
@@ -116,7 +116,7 @@ def names(max_items: int) -> Callable[[Any, str], list[str]]:
         if len(value) > max_items:
             raise Invalid(path, f"must have at most {max_items} items")
         for i, item in enumerate(value):
-            if not isinstance(item, str) or not _TOKEN.match(item):
+            if not isinstance(item, str) or not _TOKEN.fullmatch(item):
                 raise Invalid(f"{path}[{i}]", "must be 1-128 characters of letters, digits and _.-")
         return value
 
@@ -127,7 +127,7 @@ def labels(value: Any, path: str) -> dict[str, str]:
     if not isinstance(value, dict) or len(value) > 32:
         raise Invalid(path, "must be an object of at most 32 string labels")
     for key, item in value.items():
-        if not _TOKEN.match(key) or not isinstance(item, str) or len(item) > 256:
+        if not _TOKEN.fullmatch(key) or not isinstance(item, str) or len(item) > 256:
             raise Invalid(f"{path}.{key}", "labels are name: string (at most 256 characters)")
     return value
 

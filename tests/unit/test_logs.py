@@ -1,0 +1,156 @@
+"""Logging: a file that survives logrotate, journald priorities on stdout, job=/node= fields."""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ffrtmp import logs
+
+
+@pytest.fixture
+def root_logger() -> Iterator[logging.Logger]:
+    """Give ``logs.setup`` an empty root logger, and put pytest's handlers back afterwards."""
+    root = logging.getLogger()
+    saved, level = root.handlers[:], root.level
+    root.handlers = []
+    yield root
+    for handler in root.handlers:
+        handler.close()
+    root.handlers = saved
+    root.setLevel(level)
+
+
+def lines(path: Path) -> list[str]:
+    return path.read_text(encoding="utf-8").splitlines()
+
+
+def test_setup_writes_to_the_component_file_and_stdout(tmp_path: Path, root_logger: logging.Logger,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("JOURNAL_STREAM", raising=False)
+    out = io.StringIO()
+    path = logs.setup("master", "master.log", log_dir=str(tmp_path), level="info", stream=out)
+    assert path == tmp_path / "master" / "master.log"
+    log = logging.getLogger("ffrtmp.test")
+    log.info("hello %s", "world")
+    log.debug("not at info level")
+    [line] = lines(path)
+    assert line.endswith("Z INFO ffrtmp.test: hello world")
+    assert line[:4].isdigit() and "T" in line[:11]
+    assert out.getvalue() == line + "\n"
+
+
+def test_setup_replaces_earlier_handlers_instead_of_doubling_lines(tmp_path: Path,
+                                                                   root_logger: logging.Logger) -> None:
+    out = io.StringIO()
+    logs.setup("agent", "agent.log", log_dir=str(tmp_path), stream=out)
+    path = logs.setup("agent", "agent.log", log_dir=str(tmp_path), stream=out)
+    logging.getLogger("x").warning("once")
+    assert len(lines(path)) == 1 and out.getvalue().count("once") == 1
+    assert len(root_logger.handlers) == 2
+
+
+def test_a_file_moved_by_logrotate_is_reopened_without_a_reload(tmp_path: Path,
+                                                                root_logger: logging.Logger) -> None:
+    path = logs.setup("worker", "agent.log", log_dir=str(tmp_path), stream=io.StringIO())
+    log = logging.getLogger("ffrtmp.agent")
+    log.info("before rotation")
+    rotated = path.with_name("agent.log.1")
+    path.rename(rotated)  # what logrotate does without copytruncate
+    log.info("after rotation")
+    log.info("and again")
+    assert [line.split(": ", 1)[1] for line in lines(rotated)] == ["before rotation"]
+    assert [line.split(": ", 1)[1] for line in lines(path)] == ["after rotation", "and again"]
+
+
+def test_a_deleted_file_is_recreated(tmp_path: Path, root_logger: logging.Logger) -> None:
+    path = logs.setup("master", "master.log", log_dir=str(tmp_path), stream=io.StringIO())
+    logging.getLogger("m").info("one")
+    path.unlink()
+    logging.getLogger("m").info("two")
+    assert [line.split(": ", 1)[1] for line in lines(path)] == ["two"]
+
+
+def test_under_journald_stdout_lines_carry_the_priority(tmp_path: Path, root_logger: logging.Logger,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JOURNAL_STREAM", "8:123456")
+    out = io.StringIO()
+    path = logs.setup("master", "master.log", log_dir=str(tmp_path), level="debug", stream=out)
+    log = logging.getLogger("ffrtmp.j")
+    log.debug("d")
+    log.info("i")
+    log.warning("w")
+    log.error("e")
+    log.critical("c")
+    assert out.getvalue().splitlines() == [
+        "<7>DEBUG ffrtmp.j: d", "<6>INFO ffrtmp.j: i", "<4>WARNING ffrtmp.j: w",
+        "<3>ERROR ffrtmp.j: e", "<2>CRITICAL ffrtmp.j: c"]
+    assert not any(line.startswith("<") for line in lines(path)), "the file keeps timestamps, no prefix"
+
+
+def test_every_line_of_a_traceback_carries_the_error_priority(tmp_path: Path, root_logger: logging.Logger,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JOURNAL_STREAM", "8:1")
+    out = io.StringIO()
+    logs.setup("master", "master.log", log_dir=str(tmp_path), stream=out)
+    try:
+        raise ValueError("boom\nsecond line")
+    except ValueError:
+        logging.getLogger("ffrtmp.t").exception("it failed")
+    printed = out.getvalue().splitlines()
+    assert len(printed) > 3
+    assert all(line.startswith("<3>") for line in printed), printed
+    assert printed[0] == "<3>ERROR ffrtmp.t: it failed"
+    assert "<3>Traceback (most recent call last):" in printed
+    assert printed[-2:] == ["<3>ValueError: boom", "<3>second line"]
+
+
+def test_without_journald_there_is_no_prefix(tmp_path: Path, root_logger: logging.Logger,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("JOURNAL_STREAM", raising=False)
+    out = io.StringIO()
+    logs.setup("master", "master.log", log_dir=str(tmp_path), stream=out)
+    logging.getLogger("x").error("plain")
+    assert not out.getvalue().startswith("<")
+
+
+def test_job_and_node_fields_end_the_line(tmp_path: Path, root_logger: logging.Logger) -> None:
+    path = logs.setup("master", "master.log", log_dir=str(tmp_path), stream=io.StringIO())
+    log = logging.getLogger("ffrtmp.store")
+    log.info("job started", extra=logs.fields(job="j-1", node="n-2", attempt=3))
+    log.info("node seen", extra=logs.fields(node="n-2", job=None, attempt=""))
+    first, second = lines(path)
+    assert first.endswith("ffrtmp.store: job started job=j-1 attempt=3 node=n-2")
+    assert second.endswith("ffrtmp.store: node seen node=n-2")
+
+
+def test_fields_keeps_only_known_non_empty_values() -> None:
+    assert logs.fields(job="j", node=None, attempt="", other="x") == {"job": "j"}
+    assert logs.fields(attempt=0) == {"attempt": 0}
+
+
+def test_unwritable_log_dir_falls_back_to_dot_logs(tmp_path: Path, root_logger: logging.Logger,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a regular file, so mkdir under it fails even for root")
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    path = logs.setup("worker", "agent.log", log_dir=str(blocker / "ffrtmp"), stream=io.StringIO())
+    assert path == cwd / "logs" / "worker" / "agent.log"
+    logging.getLogger("x").info("landed")
+    assert lines(path)[0].endswith("landed")
+
+
+def test_no_writable_place_at_all_is_an_error_naming_the_dir(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "logs").write_text("also a file")
+    with pytest.raises(OSError, match=f"cannot write agent.log under {blocker}"):
+        logs.log_path(str(blocker), "worker", "agent.log")
