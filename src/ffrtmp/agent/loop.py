@@ -18,7 +18,7 @@ from ffrtmp.agent.jobs import JobTable
 from ffrtmp.agent.metrics import WorkerMetrics
 from ffrtmp.agent.probes import Readiness
 from ffrtmp.logs import fields
-from ffrtmp.shutdown import Shutdown, sd_notify
+from ffrtmp.shutdown import Shutdown
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +178,6 @@ class AgentLoop:
                                    if (p := self.jobs.progress(j)) and "percent" in p})
 
     def _idle(self, wait: Callable[[float], object]) -> None:
-        sd_notify("WATCHDOG=1")
         timeout = ACTIVE_TICK_S if self.jobs.running() or self.jobs.undelivered() else \
             max(0.05, min(self.next_heartbeat - time.monotonic(), 1.0))
         wait(timeout)

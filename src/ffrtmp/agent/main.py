@@ -28,7 +28,7 @@ from ffrtmp.agent.probes import Readiness
 from ffrtmp.agent.server import AgentApp, start_server
 from ffrtmp.config import EX_CONFIG, Settings
 from ffrtmp.logs import fields
-from ffrtmp.shutdown import Shutdown, sd_notify
+from ffrtmp.shutdown import Shutdown, sd_notify, watchdog_interval
 
 log = logging.getLogger("ffrtmp.agent")
 
@@ -100,7 +100,10 @@ class Agent:
         self.jobs.adopt()
         self.identity.load(self.client)
         ready_sent = False
+        watchdog = watchdog_interval() is not None
         while not self.shutdown.requested:
+            if watchdog:  # every pass of the main loop, so a wedged loop is what systemd sees
+                sd_notify("WATCHDOG=1")
             try:
                 if self.client.credential is None:
                     self.register()
