@@ -14,7 +14,7 @@ from ffrtmp.master import errors
 from ffrtmp.master.api import agents, health, jobs, nodes
 from ffrtmp.master.metrics import MasterMetrics
 from ffrtmp.master.scheduler import DutyLoop
-from ffrtmp.master.store import Assignment, SqliteStore, open_store
+from ffrtmp.master.store import Assignment, Store, open_store
 from ffrtmp.shutdown import Shutdown
 
 log = logging.getLogger(__name__)
@@ -25,7 +25,7 @@ METRICS_PATHS = ("/metrics", "/health")
 class MasterContext:
     """Long-lived objects of one process, kept in ``app.extensions["ffrtmp"]``."""
 
-    def __init__(self, settings: Settings, store: SqliteStore, shutdown: Shutdown) -> None:
+    def __init__(self, settings: Settings, store: Store, shutdown: Shutdown) -> None:
         self.settings, self.store, self.shutdown = settings, store, shutdown
         self.metrics = MasterMetrics(store)
         self.duties = DutyLoop(store, settings)
@@ -62,7 +62,7 @@ class MasterContext:
 
 
 def create_app(settings: Settings, *, shutdown: Shutdown | None = None,
-               store: SqliteStore | None = None, start_duties: bool = True) -> Flask:
+               store: Store | None = None, start_duties: bool = True) -> Flask:
     app = Flask("ffrtmp.master")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body
     app.json.sort_keys = False  # type: ignore[attr-defined]

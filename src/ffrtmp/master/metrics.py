@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from ffrtmp.master.store import SqliteStore
+from ffrtmp.master.store import Store
 
 JOB_STATES = ("queued", "assigned", "running", "succeeded", "failed", "canceled", "lost")
 NODE_STATUSES = ("online", "offline", "draining")
@@ -26,7 +26,7 @@ HISTOGRAMS = {
 
 
 class StoreCollector:
-    def __init__(self, store: SqliteStore) -> None:
+    def __init__(self, store: Store) -> None:
         self.store = store
 
     def collect(self) -> Iterator[Metric]:
@@ -63,7 +63,7 @@ def _le(value: float) -> str:
 class MasterMetrics:
     """The master's metrics; ``render()`` answers a scrape from a registry built for it."""
 
-    def __init__(self, store: SqliteStore) -> None:
+    def __init__(self, store: Store) -> None:
         self.multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
         self.store_collector = StoreCollector(store)
         self.requests = Counter("ffrtmp_http_requests", "HTTP requests by route template",

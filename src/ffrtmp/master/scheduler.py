@@ -10,12 +10,12 @@ import logging
 import threading
 
 from ffrtmp.config import Settings
-from ffrtmp.master.store import SqliteStore
+from ffrtmp.master.store import Store
 
 log = logging.getLogger(__name__)
 
 
-def run_duties(store: SqliteStore, settings: Settings, now: float) -> dict[str, object]:
+def run_duties(store: Store, settings: Settings, now: float) -> dict[str, object]:
     """One sweep; returns what each duty did (for tests and the debug log)."""
     done: dict[str, object] = {}
     if store.try_duty("leases", settings.duty_interval, now=now):
@@ -28,7 +28,7 @@ def run_duties(store: SqliteStore, settings: Settings, now: float) -> dict[str, 
 
 
 class DutyLoop:
-    def __init__(self, store: SqliteStore, settings: Settings) -> None:
+    def __init__(self, store: Store, settings: Settings) -> None:
         self.store, self.settings = store, settings
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ffrtmp-duties", daemon=True)
