@@ -6,9 +6,11 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,9 +56,65 @@ def master_env(tmp: Path, **overrides: str) -> dict[str, str]:
     return env
 
 
+# --- databases: every store test runs on SQLite and on a real PostgreSQL ---
+
+
+def _postgres_bindir() -> Path | None:
+    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+                        key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0)
+    return candidates[-1].parent if candidates else None
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A throwaway PostgreSQL cluster on a free loopback port; yields its URL."""
+    bindir = _postgres_bindir()
+    if bindir is None:
+        pytest.fail("PostgreSQL server binaries are required (Debian: postgresql); "
+                    "tools/bootstrap.sh --test installs them")
+    base = Path(tempfile.mkdtemp(prefix="ffrtmp-pg-"))
+    base.chmod(0o755)
+    data = base / "data"
+    data.mkdir()
+    as_postgres: list[str] = []
+    if os.geteuid() == 0:  # initdb refuses to run as root
+        shutil.chown(data, "postgres", "postgres")
+        as_postgres = ["runuser", "-u", "postgres", "--"]
+    port = free_port()
+    subprocess.run([*as_postgres, str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "ffrtmp",
+                    "--no-sync"], check=True, capture_output=True, timeout=120)
+    options = f"-p {port} -h 127.0.0.1 -k {data} -F -c max_connections=300"
+    subprocess.run([*as_postgres, str(bindir / "pg_ctl"), "-D", str(data), "-w", "-t", "60", "-l",
+                    str(data / "server.log"), "-o", options, "start"], check=True, capture_output=True,
+                   timeout=90)
+    try:
+        yield f"postgresql://ffrtmp@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*as_postgres, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+                       check=False, capture_output=True, timeout=60)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def postgres_schema_url(server: str) -> str:
+    """A fresh schema per test: the store's tables land in it through ``search_path``."""
+    import psycopg
+
+    schema = "t_" + secrets.token_hex(6)
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    return f"{server}?options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'master.db'}"
+    return postgres_schema_url(request.getfixturevalue("postgres_server"))
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> config.Settings:
-    return config.load("master", {}, master_env(tmp_path))
+def settings(tmp_path: Path, database: str) -> config.Settings:
+    return config.load("master", {}, master_env(tmp_path, FFRTMP_DATABASE=database))
 
 
 @pytest.fixture

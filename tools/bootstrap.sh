@@ -13,7 +13,7 @@ mode=runtime
 packages=(ffmpeg python3-venv openssl procps iproute2)
 commands=(ffmpeg ffprobe openssl ps ss)
 if [[ $mode == test ]]; then
-    packages+=(nginx libnginx-mod-rtmp prometheus curl)
+    packages+=(nginx libnginx-mod-rtmp prometheus postgresql curl)
     commands+=(nginx promtool curl)
 fi
 
@@ -21,7 +21,10 @@ missing=()
 for i in "${!commands[@]}"; do
     command -v "${commands[$i]}" >/dev/null 2>&1 || missing+=("${commands[$i]}")
 done
-[[ $mode == test && ! -e /usr/lib/nginx/modules/ngx_rtmp_module.so ]] && missing+=(ngx_rtmp_module)
+if [[ $mode == test ]]; then
+    [[ -e /usr/lib/nginx/modules/ngx_rtmp_module.so ]] || missing+=(ngx_rtmp_module)
+    compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql-server)
+fi
 
 if ((${#missing[@]})); then
     if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then

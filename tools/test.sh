@@ -6,6 +6,6 @@ cd "$(dirname "$0")/.."
 
 tools/bootstrap.sh --test
 echo "== ruff"
-.venv/bin/ruff check src tests bench
+.venv/bin/ruff check
 echo "== pytest"
 .venv/bin/python -m pytest -p no:cacheprovider "$@"

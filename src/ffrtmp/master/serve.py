@@ -124,9 +124,13 @@ def _on_exit(server: Any) -> None:
 
 def serve(settings: Settings) -> int:
     """Migrate the database, then run gunicorn until it is stopped; return the exit status."""
-    store = open_store(settings.database)
-    version = store.migrate()
-    store.close()
+    try:
+        store = open_store(settings.database)
+        version = store.migrate()
+        store.close()
+    except Exception as exc:  # unreachable server, unwritable file, newer schema: say which
+        log.error("cannot open the database %s: %s", _redact(settings.database), exc)
+        return 1
     log.info("database %s at schema version %d", _redact(settings.database), version)
     metrics_dir = tempfile.mkdtemp(prefix="ffrtmp-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir  # read by workers after fork

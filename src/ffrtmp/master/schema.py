@@ -1,0 +1,93 @@
+"""The schema, once for every database: forward-only migrations, applied at start.
+
+Types that differ between databases are written as ``{serial}`` (an auto-increasing key)
+and ``{real}`` (a float) and filled in by each store.
+"""
+
+from __future__ import annotations
+
+_MIGRATIONS: tuple[str, ...] = (
+    # 1: the initial schema
+    """
+    CREATE TABLE nodes (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        credential_hash TEXT NOT NULL UNIQUE,
+        status TEXT NOT NULL DEFAULT 'online',
+        draining INTEGER NOT NULL DEFAULT 0,
+        slots INTEGER NOT NULL,
+        encoders TEXT NOT NULL,
+        hwaccels TEXT NOT NULL,
+        labels TEXT NOT NULL,
+        ffmpeg_version TEXT NOT NULL,
+        agent_version TEXT NOT NULL,
+        registered_at {real} NOT NULL,
+        last_heartbeat {real} NOT NULL
+    );
+    CREATE TABLE jobs (
+        seq {serial},
+        id TEXT NOT NULL UNIQUE,
+        state TEXT NOT NULL,
+        spec TEXT NOT NULL,
+        queue_rank INTEGER NOT NULL,
+        priority_rank INTEGER NOT NULL,
+        capabilities TEXT NOT NULL,
+        intent TEXT,
+        node_id TEXT,
+        attempt INTEGER NOT NULL DEFAULT 0,
+        cancel_requested INTEGER NOT NULL DEFAULT 0,
+        progress TEXT,
+        created_at {real} NOT NULL,
+        updated_at {real} NOT NULL,
+        finished_at {real}
+    );
+    CREATE INDEX jobs_dispatch ON jobs (state, queue_rank, priority_rank, seq);
+    CREATE INDEX jobs_node ON jobs (node_id, state);
+    CREATE INDEX jobs_finished ON jobs (state, finished_at);
+    CREATE TABLE attempts (
+        job_id TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+        attempt INTEGER NOT NULL,
+        node_id TEXT NOT NULL,
+        token_hash TEXT NOT NULL UNIQUE,
+        state TEXT NOT NULL,
+        assigned_at {real} NOT NULL,
+        lease_expires_at {real} NOT NULL,
+        started_at {real},
+        ended_at {real},
+        result TEXT,
+        log_tail TEXT,
+        PRIMARY KEY (job_id, attempt)
+    );
+    CREATE INDEX attempts_lease ON attempts (state, lease_expires_at);
+    CREATE TABLE transitions (
+        id {serial},
+        job_id TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+        at {real} NOT NULL,
+        from_state TEXT,
+        to_state TEXT NOT NULL,
+        attempt INTEGER NOT NULL,
+        node_id TEXT,
+        reason TEXT NOT NULL
+    );
+    CREATE INDEX transitions_job ON transitions (job_id, id);
+    CREATE TABLE histograms (
+        metric TEXT NOT NULL,
+        le {real} NOT NULL,
+        count INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (metric, le)
+    );
+    CREATE TABLE histogram_sums (
+        metric TEXT PRIMARY KEY,
+        total {real} NOT NULL DEFAULT 0,
+        count INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE duties (
+        name TEXT PRIMARY KEY,
+        next_run_at {real} NOT NULL
+    );
+    """,
+)
+
+
+def migrations(*, serial: str, real: str) -> tuple[str, ...]:
+    return tuple(m.replace("{serial}", serial).replace("{real}", real) for m in _MIGRATIONS)

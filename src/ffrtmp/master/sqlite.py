@@ -1,0 +1,71 @@
+"""SQLite in WAL mode: the embedded default. One connection per thread, opened lazily."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+
+from ffrtmp.master.schema import migrations
+from ffrtmp.master.sqlstore import SqlStore
+
+SQLITE_MIGRATIONS = migrations(serial="INTEGER PRIMARY KEY AUTOINCREMENT", real="REAL")
+
+
+class SqliteStore(SqlStore):
+    """SQLite in WAL mode; one connection per thread, opened lazily (safe across fork)."""
+
+    MIGRATIONS = SQLITE_MIGRATIONS
+
+    def __init__(self, path: str, *, busy_timeout_ms: int = 10_000) -> None:
+        self.path = path
+        self.busy_timeout_ms = busy_timeout_ms
+        self._local = threading.local()
+        self._pid = 0
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+
+    # --- connections ---
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._pid != os.getpid():  # a forked child never reuses its parent's connections
+            self._local = threading.local()
+            self._all = []
+            self._pid = os.getpid()
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
+                                   timeout=self.busy_timeout_ms / 1000)
+            conn.row_factory = sqlite3.Row
+            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    @contextlib.contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def close(self) -> None:
+        with self._lock:
+            conns, self._all = self._all, []
+        for conn in conns:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
+        self._local = threading.local()
+
+    def _read(self) -> sqlite3.Connection:
+        return self._conn()
