@@ -184,3 +184,6 @@ def test_request_counters_sum_every_gunicorn_worker(master_proc: MasterProcess) 
         session.get(m.url + "/health", timeout=10)
     wait_until(lambda: 'ffrtmp_http_requests_total{method="GET",route="/health",status="200"} 40.0'
                in requests.get(m.metrics_url + "/metrics", timeout=10).text, 10, "summed counters")
+    assert requests.get(m.metrics_url + "/health", timeout=10).json()["status"] == "healthy"
+    refused = requests.get(m.metrics_url + "/api/v1/jobs", timeout=10)
+    assert refused.status_code == 404 and refused.json()["error"]["code"] == "not_found"

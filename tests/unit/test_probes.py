@@ -1,0 +1,50 @@
+"""The master's probes: /health touches nothing, /ready asks the database and the shutdown flag."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.conftest import Api
+
+
+def test_ready_with_a_database_that_answers(api: Api) -> None:
+    body = api.get("/ready").get_json()
+    assert body["status"] == "ready" and body["checks"] == {"database": "ok", "shutdown": "running"}
+    assert body["timestamp"].endswith("Z")
+
+
+def test_ready_is_503_while_shutting_down(api: Api, app: Any) -> None:
+    app.extensions["ffrtmp"].shutdown.request("SIGTERM")
+    body = api.get("/ready", expect=503).get_json()
+    assert body["status"] == "not_ready" and body["checks"]["shutdown"] == "shutting_down"
+    assert api.get("/health").get_json()["status"] == "healthy"
+
+
+def test_ready_is_503_when_the_database_fails_and_health_stays_200(
+        api: Api, app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken() -> None:
+        raise RuntimeError("disk I/O error")
+
+    monkeypatch.setattr(app.extensions["ffrtmp"].store, "ping", broken)
+    body = api.get("/ready", expect=503).get_json()
+    assert body["checks"]["database"] == "error: disk I/O error"
+    assert api.get("/health").status_code == 200
+
+
+def test_metrics_count_jobs_and_nodes_from_the_store(api: Api) -> None:
+    from tests.conftest import register
+
+    for _ in range(3):
+        api.post("/api/v1/jobs", json={"input": "testsrc://", "outputs": [
+            {"url": "rtmp://127.0.0.1/live/m", "preset": "h264-480p"}]}, expect=201)
+    node_id, _ = register(api)
+    api.post(f"/api/v1/nodes/{node_id}/drain")
+    text = api.get("/metrics").get_data(as_text=True)
+    assert "ffrtmp_jobs_pending 3.0" in text
+    assert 'ffrtmp_jobs_by_state{state="queued"} 3.0' in text
+    assert "ffrtmp_nodes_offline 0.0" in text
+    assert 'ffrtmp_nodes_by_status{status="draining"} 1.0' in text
+    assert 'ffrtmp_http_requests_total{method="POST",route="/api/v1/jobs",status="201"} 3.0' in text
+    assert 'route="/api/v1/nodes/<node_id>/drain"' in text and node_id not in text
