@@ -25,8 +25,9 @@ def ready():
     try:
         ext.store.ping()
         checks["database"] = "ok"
-    except Exception as exc:  # any database failure means not ready, and says why
-        checks["database"] = f"error: {exc}"
+    except Exception as exc:  # any database failure means not ready, and says why (one line)
+        first_line = (str(exc).splitlines() or [type(exc).__name__])[0]
+        checks["database"] = f"error: {first_line}"
     checks["shutdown"] = "shutting_down" if ext.shutdown.requested else "running"
     ok = checks["database"] == "ok" and not ext.shutdown.requested
     response = jsonify({"status": "ready" if ok else "not_ready", "checks": checks,
