@@ -16,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -86,6 +87,7 @@ class JobTable:
         self.cancel_grace_s = cancel_grace_s
         self.media_roots = media_roots
         self.jobs: dict[tuple[str, int], LocalJob] = {}
+        self.changed = threading.Event()  # set when a wrapper we started exits
 
     # --- views ---
 
@@ -135,9 +137,13 @@ class JobTable:
 
     def _spawn(self, command: list[str], job: LocalJob) -> subprocess.Popen[bytes]:
         with job.file("wrapper.out").open("ab") as out:
-            return subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out,
-                                    stderr=subprocess.STDOUT, start_new_session=True,
-                                    close_fds=True, env={**os.environ, "FFRTMP_LOG_LEVEL": self.log_level})
+            child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out,
+                                     stderr=subprocess.STDOUT, start_new_session=True,
+                                     close_fds=True, env={**os.environ, "FFRTMP_LOG_LEVEL": self.log_level})
+        # wake the loop the moment the wrapper exits, so the result goes out and the slot refills
+        threading.Thread(target=lambda: (child.wait(), self.changed.set()), daemon=True,
+                         name=f"wrapper-{job.job_id}").start()
+        return child
 
     def reject(self, job: LocalJob, reason: str) -> None:
         """Record a job this node refuses to run (its spec fails the local checks)."""

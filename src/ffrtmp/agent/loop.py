@@ -7,7 +7,6 @@ Nothing here re-runs a workload: a job that could not start is reported, never r
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -41,7 +40,6 @@ class AgentLoop:
         self.heartbeat_interval_s = 5.0
         self.next_heartbeat = 0.0
         self.consecutive_failures = 0
-        self.wake = threading.Event()
 
     # --- one pass ---
 
@@ -178,7 +176,10 @@ class AgentLoop:
                                    if (p := self.jobs.progress(j)) and "percent" in p})
 
     def _idle(self, wait: Callable[[float], object]) -> None:
-        timeout = ACTIVE_TICK_S if self.jobs.running() or self.jobs.undelivered() else \
-            max(0.05, min(self.next_heartbeat - time.monotonic(), 1.0))
-        wait(timeout)
+        """Sleep until a wrapper of ours exits, the next tick, or shutdown, whichever is first."""
+        if self.jobs.running() or self.jobs.undelivered():
+            if self.jobs.changed.wait(ACTIVE_TICK_S):
+                self.jobs.changed.clear()
+            return
+        wait(max(0.05, min(self.next_heartbeat - time.monotonic(), 1.0)))
 
