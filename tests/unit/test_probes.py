@@ -48,3 +48,30 @@ def test_metrics_count_jobs_and_nodes_from_the_store(api: Api) -> None:
     assert 'ffrtmp_nodes_by_status{status="draining"} 1.0' in text
     assert 'ffrtmp_http_requests_total{method="POST",route="/api/v1/jobs",status="201"} 3.0' in text
     assert 'route="/api/v1/nodes/<node_id>/drain"' in text and node_id not in text
+
+
+def test_duration_histograms_are_cumulative_across_jobs(app: Any) -> None:
+    import time as clock
+
+    from ffrtmp.master.metrics import StoreCollector
+
+    store = app.extensions["ffrtmp"].store
+    node, _, _ = store.register_node(name="h", slots=8, encoders=["libx264", "aac"], hwaccels=[],
+                                     labels={}, ffmpeg_version="", agent_version="")
+    t0 = clock.time()
+    for wait_s, run_s in ((2, 8), (40, 3), (2, 700)):
+        job = store.submit_job({"input": "testsrc://", "outputs": []}, queue="default",
+                               priority="medium", capabilities=[], intent=None, now=t0)
+        [a] = [x for x in store.claim(node["id"], 1, lease_s=30, now=t0 + wait_s) if x.job_id == job["id"]]
+        store.start(job["id"], node["id"], a.attempt_token, now=t0 + wait_s)
+        store.record_result(job["id"], node["id"], a.attempt_token, {"outcome": "succeeded"},
+                            now=t0 + wait_s + run_s)
+    families = {f.name: f for f in StoreCollector(store).collect()}
+    run = {s.labels.get("le"): s.value for s in families["ffrtmp_job_run_seconds"].samples
+           if s.name.endswith("_bucket")}
+    assert (run["5"], run["15"], run["600"], run["1800"], run["+Inf"]) == (1, 2, 2, 3, 3)
+    wait = {s.labels.get("le"): s.value for s in families["ffrtmp_job_queue_wait_seconds"].samples
+            if s.name.endswith("_bucket")}
+    assert (wait["1"], wait["5"], wait["30"], wait["60"], wait["+Inf"]) == (0, 2, 2, 3, 3)
+    sums = {s.name: s.value for s in families["ffrtmp_job_run_seconds"].samples}
+    assert sums["ffrtmp_job_run_seconds_count"] == 3 and sums["ffrtmp_job_run_seconds_sum"] == 711

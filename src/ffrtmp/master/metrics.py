@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from ffrtmp.master.store import Store
+from ffrtmp.master.store import BUCKETS, Store
 
 JOB_STATES = ("queued", "assigned", "running", "succeeded", "failed", "canceled", "lost")
 NODE_STATUSES = ("online", "offline", "draining")
@@ -49,15 +49,18 @@ class StoreCollector:
         for key, (name, doc) in HISTOGRAMS.items():
             data = counts["histograms"].get(key, {"buckets": {}, "sum": 0.0, "count": 0})
             family = HistogramMetricFamily(name, doc)
-            buckets = [(_le(le), n) for le, n in sorted(data["buckets"].items())]
-            if not buckets or buckets[-1][0] != "+Inf":
-                buckets.append(("+Inf", data["count"]))
-            family.add_metric([], buckets, data["sum"])
+            family.add_metric([], _cumulative(data["buckets"]), data["sum"])
             yield family
 
 
-def _le(value: float) -> str:
-    return "+Inf" if value >= 1e308 else f"{value:g}"
+def _cumulative(per_bucket: dict[float, int]) -> list[tuple[str, float]]:
+    """Every bucket, counting all observations at or below its bound (the store keeps each alone)."""
+    buckets, running = [], 0
+    for bound in BUCKETS:
+        stored = 1e308 if bound == float("inf") else float(bound)
+        running += per_bucket.get(stored, 0)
+        buckets.append(("+Inf" if bound == float("inf") else f"{bound:g}", running))
+    return buckets
 
 
 class MasterMetrics:

@@ -88,9 +88,11 @@ class PostgresStore(SqlStore):
         return conn
 
     @contextlib.contextmanager
-    def _tx(self) -> Iterator[PgConn]:
+    def _transaction(self, durable: bool) -> Iterator[PgConn]:
         conn = self._conn()
         conn.execute("BEGIN")
+        if not durable:
+            conn.execute("SET LOCAL synchronous_commit = off")
         try:
             yield conn
         except BaseException:

@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import secrets
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
@@ -45,16 +46,37 @@ class Conn(Protocol):
 
 
 class SqlStore:
-    """Subclasses provide connections (``_tx`` writes, ``_read`` reads) and the schema."""
+    """Subclasses provide connections and one transaction: ``_transaction(durable)``.
+
+    ``durable=False`` marks transactions whose loss on a power cut is harmless (claims,
+    heartbeats, duties: each is redone or refused later); the stores commit those without
+    waiting for the disk. Submit, start, result and every operator action are durable.
+    """
 
     MIGRATIONS: tuple[str, ...] = ()
     FOR_UPDATE = ""
     SKIP_LOCKED = ""
+    _deferred = threading.local()
 
     @contextlib.contextmanager
-    def _tx(self) -> Iterator[Conn]:
+    def _transaction(self, durable: bool) -> Iterator[Conn]:
         raise NotImplementedError
         yield
+
+    @contextlib.contextmanager
+    def _tx(self, *, durable: bool = True) -> Iterator[Conn]:
+        """One transaction; log lines about it are written after it commits, outside any lock."""
+        self._deferred.lines = []
+        try:
+            with self._transaction(durable) as conn:
+                yield conn
+            for level, args, extra in self._deferred.lines:
+                log.log(level, *args, extra=extra)
+        finally:
+            self._deferred.lines = []
+
+    def _log(self, level: int, *args: Any, extra: dict[str, Any] | None = None) -> None:
+        self._deferred.lines.append((level, args, extra))
 
     def _read(self) -> Conn:
         raise NotImplementedError
@@ -99,15 +121,14 @@ class SqlStore:
             "SELECT COUNT(*), COALESCE(MAX(seq), 0) FROM jobs WHERE state = 'queued'").fetchone()
         return row[0], row[1]
 
-    @staticmethod
-    def _transition(conn: Conn, job_id: str, now: float, from_state: str | None,
+    def _transition(self, conn: Conn, job_id: str, now: float, from_state: str | None,
                     to_state: str, attempt: int, node_id: str | None, reason: str) -> None:
         conn.execute(
             "INSERT INTO transitions (job_id, at, from_state, to_state, attempt, node_id, reason)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
             (job_id, now, from_state, to_state, attempt, node_id, reason))
-        log.info("job %s: %s -> %s (%s)", job_id, from_state or "-", to_state, reason,
-                 extra=fields(job=job_id, node=node_id, attempt=attempt or None))
+        self._log(logging.INFO, "job %s: %s -> %s (%s)", job_id, from_state or "-", to_state, reason,
+                  extra=fields(job=job_id, node=node_id, attempt=attempt or None))
 
     def _job_row(self, conn: Conn, job_id: str) -> Row:
         row = conn.execute("SELECT * FROM jobs WHERE id = ?" + self.FOR_UPDATE, (job_id,)).fetchone()
@@ -117,13 +138,13 @@ class SqlStore:
 
     @staticmethod
     def _observe(conn: Conn, metric: str, value: float) -> None:
+        """Count ``value`` in the one bucket it falls in; ``counts()`` makes them cumulative."""
         value = max(0.0, value)
-        for le in BUCKETS:
-            if value <= le:
-                conn.execute(
-                    "INSERT INTO histograms (metric, le, count) VALUES (?, ?, 1)"
-                    " ON CONFLICT (metric, le) DO UPDATE SET count = histograms.count + 1",
-                    (metric, le if le != float("inf") else 1e308))
+        le = next(b for b in BUCKETS if value <= b)
+        conn.execute(
+            "INSERT INTO histograms (metric, le, count) VALUES (?, ?, 1)"
+            " ON CONFLICT (metric, le) DO UPDATE SET count = histograms.count + 1",
+            (metric, le if le != float("inf") else 1e308))
         conn.execute(
             "INSERT INTO histogram_sums (metric, total, count) VALUES (?, ?, 1)"
             " ON CONFLICT (metric) DO UPDATE SET total = histogram_sums.total + excluded.total,"
@@ -209,8 +230,8 @@ class SqlStore:
             else:  # running or lost: the node stops it and reports the outcome
                 conn.execute("UPDATE jobs SET cancel_requested = 1, updated_at = ? WHERE id = ?",
                              (now, job_id))
-                log.info("job %s: cancel requested", job_id,
-                         extra=fields(job=job_id, node=job["node_id"]))
+                self._log(logging.INFO, "job %s: cancel requested", job_id,
+                          extra=fields(job=job_id, node=job["node_id"]))
         return self.get_job(job_id)
 
     def retry_job(self, job_id: str, *, now: float | None = None) -> dict[str, Any]:
@@ -312,7 +333,7 @@ class SqlStore:
         """Record liveness and progress; return cancel requests and the drain flag."""
         now = time.time() if now is None else now
         cancel: list[dict[str, Any]] = []
-        with self._tx() as conn:
+        with self._tx(durable=False) as conn:
             node = conn.execute("SELECT status, draining FROM nodes WHERE id = ?",
                                 (node_id,)).fetchone()
             if node is None:
@@ -320,7 +341,7 @@ class SqlStore:
             conn.execute("UPDATE nodes SET last_heartbeat = ?, status = 'online' WHERE id = ?",
                          (now, node_id))
             if node["status"] == "offline":
-                log.info("node %s is back online", node_id, extra=fields(node=node_id))
+                self._log(logging.INFO, "node %s is back online", node_id, extra=fields(node=node_id))
             for item in running:
                 job = conn.execute(
                     "SELECT j.id, j.cancel_requested, j.attempt AS current_attempt FROM jobs j"
@@ -342,7 +363,11 @@ class SqlStore:
               now: float | None = None) -> list[Assignment]:
         """Assign up to ``slots`` queued jobs this node can run, in dispatch order."""
         now = time.time() if now is None else now
-        with self._tx() as conn:
+        if self.queue_marker()[0] == 0:  # nothing queued: answer without taking the write lock
+            if self._read().execute("SELECT 1 FROM nodes WHERE id = ?", (node_id,)).fetchone() is None:
+                raise NotFound("node_not_found", f"no node {node_id}")
+            return []
+        with self._tx(durable=False) as conn:
             node = conn.execute("SELECT * FROM nodes WHERE id = ?" + self.FOR_UPDATE,
                                 (node_id,)).fetchone()
             if node is None:
@@ -359,7 +384,7 @@ class SqlStore:
             last = (-1, -1, -1)
             while len(picked) < capacity:
                 batch = conn.execute(
-                    "SELECT id, seq, spec, capabilities, attempt, queue_rank, priority_rank"
+                    "SELECT id, seq, capabilities, attempt, queue_rank, priority_rank"
                     " FROM jobs WHERE state = 'queued' AND (queue_rank, priority_rank, seq) > (?, ?, ?)"
                     " ORDER BY queue_rank, priority_rank, seq LIMIT 200" + self.SKIP_LOCKED, last).fetchall()
                 if not batch:
@@ -385,8 +410,8 @@ class SqlStore:
                     (row["id"], attempt, node_id, token_hash(token), now, lease))
                 self._transition(conn, row["id"], now, "queued", "assigned", attempt, node_id,
                                  "claimed")
-                assignments.append(Assignment(row["id"], attempt, token, lease,
-                                              json.loads(row["spec"])))
+                spec = conn.execute("SELECT spec FROM jobs WHERE id = ?", (row["id"],)).fetchone()
+                assignments.append(Assignment(row["id"], attempt, token, lease, json.loads(spec["spec"])))
         return assignments
 
     def _attempt_for_token(self, conn: Conn, job_id: str, node_id: str,
@@ -457,7 +482,7 @@ class SqlStore:
     def try_duty(self, name: str, interval_s: float, *, now: float | None = None) -> bool:
         """True for exactly one caller per interval across every process sharing the database."""
         now = time.time() if now is None else now
-        with self._tx() as conn:
+        with self._tx(durable=False) as conn:
             conn.execute("INSERT INTO duties (name, next_run_at) VALUES (?, 0)"
                          " ON CONFLICT DO NOTHING", (name,))
             cur = conn.execute("UPDATE duties SET next_run_at = ? WHERE name = ? AND next_run_at <= ?",
@@ -468,7 +493,7 @@ class SqlStore:
         """Unconfirmed assignments past their lease go back to the queue."""
         now = time.time() if now is None else now
         expired = []
-        with self._tx() as conn:
+        with self._tx(durable=False) as conn:
             rows = conn.execute("SELECT a.job_id, a.attempt, a.node_id FROM attempts a"
                                 " JOIN jobs j ON j.id = a.job_id AND j.attempt = a.attempt"
                                 " WHERE a.state = 'assigned' AND j.state = 'assigned'"
@@ -491,13 +516,13 @@ class SqlStore:
         """Silent nodes go offline; their running jobs become lost (never re-run automatically)."""
         now = time.time() if now is None else now
         lost = []
-        with self._tx() as conn:
+        with self._tx(durable=False) as conn:
             nodes = conn.execute("SELECT id FROM nodes WHERE status = 'online'"
                                  " AND last_heartbeat < ?", (now - timeout_s,)).fetchall()
             for node in nodes:
                 conn.execute("UPDATE nodes SET status = 'offline' WHERE id = ?", (node["id"],))
-                log.warning("node %s is offline: no heartbeat for %.0fs", node["id"], timeout_s,
-                            extra=fields(node=node["id"]))
+                self._log(logging.WARNING, "node %s is offline: no heartbeat for %.0fs", node["id"],
+                          timeout_s, extra=fields(node=node["id"]))
                 for job in conn.execute("SELECT id, attempt FROM jobs WHERE node_id = ?"
                                         " AND state = 'running'", (node["id"],)).fetchall():
                     marked = conn.execute("UPDATE jobs SET state = 'lost', updated_at = ? WHERE id = ?"
@@ -536,8 +561,8 @@ class SqlStore:
                 nodes["draining"] += row["n"]
         histograms: dict[str, dict[str, Any]] = {}
         for row in conn.execute("SELECT metric, le, count FROM histograms ORDER BY metric, le"):
-            histograms.setdefault(row["metric"], {"buckets": {}, "sum": 0.0, "count": 0})
-            histograms[row["metric"]]["buckets"][row["le"]] = row["count"]
+            entry = histograms.setdefault(row["metric"], {"buckets": {}, "sum": 0.0, "count": 0})
+            entry["buckets"][row["le"]] = row["count"]  # per bucket; the collector cumulates
         for row in conn.execute("SELECT metric, total, count FROM histogram_sums"):
             histograms.setdefault(row["metric"], {"buckets": {}, "sum": 0.0, "count": 0})
             histograms[row["metric"]].update(sum=row["total"], count=row["count"])
