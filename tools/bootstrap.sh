@@ -30,6 +30,9 @@ if ((${#missing[@]})); then
     if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
         echo "bootstrap: installing ${packages[*]}"
         export DEBIAN_FRONTEND=noninteractive
+        # the tests start their own nginx, PostgreSQL and promtool: keep the packages' services off
+        policy=/usr/sbin/policy-rc.d
+        [[ -e $policy ]] || { printf '#!/bin/sh\nexit 101\n' >"$policy"; chmod 755 "$policy"; trap 'rm -f "$policy"' EXIT; }
         apt-get update -qq
         apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
     else

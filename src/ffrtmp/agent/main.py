@@ -107,6 +107,11 @@ class Agent:
             try:
                 if self.client.credential is None:
                     self.register()
+                if not ready_sent:  # heartbeat at once: READY=1 should not wait for a long-poll
+                    self.loop.heartbeat()
+                    if self.readiness.master() == "reachable":
+                        sd_notify(f"READY=1\nSTATUS=registered as {self.client.node_id}")
+                        ready_sent = True
                 self.loop.run_once()
             except Forgotten as exc:
                 log.warning("the master forgot this node (%s): registering again", exc,
@@ -125,9 +130,6 @@ class Agent:
                 log.error("unexpected answer from the master: %s", exc)
                 self.shutdown.wait(self.loop.heartbeat_interval_s)
                 continue
-            if not ready_sent and self.readiness.master() == "reachable":
-                sd_notify(f"READY=1\nSTATUS=registered as {self.client.node_id}")
-                ready_sent = True
         return self.stop()
 
     def _deliver_before_exit(self) -> None:
@@ -172,11 +174,13 @@ def main(settings: Settings) -> int:
     shutdown.install()
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # log files reopen by themselves
     shutdown.register("logging", logging.shutdown)  # registered first: runs last
+    log.info("agent %s starting: master=%s slots=%d; probing ffmpeg's encoders", __version__,
+             settings.master_url, settings.slots)
     agent = Agent(settings, shutdown)
     server, thread = start_server(settings.agent_bind, AgentApp(agent.readiness, agent.metrics,
                                                                settings.state_dir))
     shutdown.register("metrics server", lambda: (server.shutdown(), server.server_close(),
                                                   thread.join(5)))
-    log.info("agent %s starting: master=%s slots=%d http=%s:%d cgroup=%s", __version__,
-             settings.master_url, settings.slots, *server.server_address[:2], cgroup or "-")
+    log.info("serving /health /ready /metrics on %s:%d; cgroup=%s", *server.server_address[:2],
+             cgroup or "-")
     return agent.run()

@@ -39,7 +39,7 @@ class WorkerMetrics:
                                      "Finished jobs whose result the master has not acknowledged",
                                      registry=r)
         self.ready = Gauge("worker_ready", "1 when /ready would answer 200", registry=r)
-        self.progress = Gauge("worker_job_progress_percent", "Progress of running jobs", ["job"],
+        self.progress = Gauge("worker_job_progress_percent", "Progress of running jobs", ["job_id"],
                               registry=r)
         self.jobs_launched = Counter("worker_jobs_launched", "Wrappers started for claimed jobs",
                                      registry=r)

@@ -1,0 +1,238 @@
+"""Checks of the deployment side (roles, playbooks, monitoring files) that need no test hosts.
+
+The Molecule scenario (tools/molecule/run.sh) proves the roles on real systemd; these tests
+keep the static contracts honest: role argument specs, the env-file mapping against
+``ffrtmp.config.SETTINGS``, the unit and logrotate templates, lint, and the alert rules.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+yaml = pytest.importorskip("yaml")
+
+from ffrtmp import config  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+ROLES = ROOT / "roles"
+ROLE_NAMES = ("ffrtmp_common", "ffrtmp_master", "ffrtmp_worker")
+TOOLS_VENV = Path(os.environ.get("FFRTMP_MOLECULE_VENV", "/opt/ffrtmp-molecule-venv"))
+
+
+def _load(path: Path):
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def _tool(name: str) -> str | None:
+    """A tool on PATH, or in the venv tools/molecule/setup-host.sh creates."""
+    candidate = TOOLS_VENV / "bin" / name
+    if candidate.is_file() and os.access(candidate, os.X_OK):
+        return str(candidate)
+    return shutil.which(name)
+
+
+# --- roles: argument specs document every default ------------------------------------
+
+
+@pytest.mark.parametrize("role", ROLE_NAMES)
+def test_argument_specs_match_defaults(role: str) -> None:
+    defaults = _load(ROLES / role / "defaults" / "main.yml") or {}
+    spec = _load(ROLES / role / "meta" / "argument_specs.yml")["argument_specs"]["main"]["options"]
+    assert sorted(spec) == sorted(defaults), (
+        f"{role}: only in defaults {sorted(set(defaults) - set(spec))}, "
+        f"only in argument_specs {sorted(set(spec) - set(defaults))}")
+    for name, option in spec.items():
+        assert option.get("description"), f"{role}: {name} has no description"
+        assert option.get("type"), f"{role}: {name} has no type"
+        if not option.get("required"):
+            assert option.get("default") == defaults[name], (
+                f"{role}: {name} default differs from defaults/main.yml")
+
+
+@pytest.mark.parametrize("role", ROLE_NAMES)
+def test_public_variables_are_prefixed(role: str) -> None:
+    defaults = _load(ROLES / role / "defaults" / "main.yml") or {}
+    prefix = "ffrtmp_" if role == "ffrtmp_common" else f"{role}_"
+    assert all(name.startswith(prefix) for name in defaults), sorted(defaults)
+    internal = _load(ROLES / role / "vars" / "main.yml") or {}
+    assert all(name.startswith("_ffrtmp_") for name in internal), sorted(internal)
+
+
+# --- the env files render exactly the settings of config.py ------------------------------
+
+
+ENV_DICTS = {
+    "ffrtmp_master": ("_ffrtmp_master_env", config.MASTER),
+    "ffrtmp_worker": ("_ffrtmp_worker_env", config.AGENT),
+}
+
+
+@pytest.mark.parametrize("role", sorted(ENV_DICTS))
+def test_env_file_mapping_matches_settings(role: str) -> None:
+    dict_name, process = ENV_DICTS[role]
+    mapping = _load(ROLES / role / "vars" / "main.yml")[dict_name]
+    expected = [s.env for s in config.settings_for(process)]
+    assert sorted(mapping) == sorted(expected), (
+        f"{role}: env file lacks {sorted(set(expected) - set(mapping))}, "
+        f"has unknown {sorted(set(mapping) - set(expected))}")
+
+
+@pytest.mark.parametrize("role", sorted(ENV_DICTS))
+def test_env_values_come_from_variables_named_after_the_setting(role: str) -> None:
+    dict_name, _ = ENV_DICTS[role]
+    mapping = _load(ROLES / role / "vars" / "main.yml")[dict_name]
+    for env, template in mapping.items():
+        setting = env.removeprefix("FFRTMP_").lower()
+        names = {f"{role}_{setting}", f"ffrtmp_{setting}", f"_{role}_{setting}",
+                 # the master's FFRTMP_MASTER_BIND is ffrtmp_master_bind
+                 f"{role}_{setting.removeprefix(role.removeprefix('ffrtmp_') + '_')}"}
+        assert any(re.search(rf"\b{re.escape(n)}\b", template) for n in names), (
+            f"{role}: {env} is fed by {template!r}, expected one of {sorted(names)}")
+
+
+@pytest.mark.parametrize("role", sorted(ENV_DICTS))
+def test_env_template_renders_the_dict_only(role: str) -> None:
+    dict_name, _ = ENV_DICTS[role]
+    name = "master" if role == "ffrtmp_master" else "worker"
+    text = (ROLES / role / "templates" / f"{name}.env.j2").read_text(encoding="utf-8")
+    assert f"{dict_name}.items()" in text
+    assert "token" not in re.sub(r"(?m)^#.*$", "", text).lower().replace("token_file", "")
+
+
+# --- units and logrotate ---------------------------------------------------------------
+
+
+def _unit(role: str, unit: str) -> str:
+    return (ROLES / role / "templates" / f"{unit}.service.j2").read_text(encoding="utf-8")
+
+
+def test_worker_unit_keeps_workloads_alive() -> None:
+    text = _unit("ffrtmp_worker", "ffrtmp-worker")
+    for line in ("Type=notify", "NotifyAccess=main", "Delegate=yes", "KillMode=process",
+                 "TimeoutStopSec=60", "Restart=on-failure", "RestartPreventExitStatus=78",
+                 "WatchdogSec=", "ExecStart={{ ffrtmp_install_dir }}/bin/ffrtmp agent",
+                 "EnvironmentFile={{ ffrtmp_config_dir }}/worker.env", "NoNewPrivileges=yes",
+                 "ProtectControlGroups=no"):
+        assert line in text, line
+    assert "\nProtectControlGroups=yes" not in text
+
+
+def test_master_unit_outlasts_the_graceful_timeout() -> None:
+    text = _unit("ffrtmp_master", "ffrtmp-master")
+    for line in ("Type=notify", "NotifyAccess=main", "Restart=on-failure",
+                 "RestartPreventExitStatus=78", "ExecStart={{ ffrtmp_install_dir }}/bin/ffrtmp master",
+                 "TimeoutStopSec={{ _ffrtmp_master_timeout_stop_s }}", "NoNewPrivileges=yes"):
+        assert line in text, line
+    internal = _load(ROLES / "ffrtmp_master" / "vars" / "main.yml")
+    margin = re.search(r"\+ (\d+)", internal["_ffrtmp_master_timeout_stop_s"])
+    assert margin and int(margin.group(1)) >= 10
+
+
+def test_logrotate_reopens_without_signals() -> None:
+    text = (ROLES / "ffrtmp_common" / "templates" / "logrotate.j2").read_text(encoding="utf-8")
+    body = re.sub(r"(?m)^#.*$", "", text)
+    for directive in ("daily", "rotate {{ ffrtmp_log_rotate_days }}", "compress", "delaycompress",
+                      "missingok", "notifempty", "create 0640 {{ ffrtmp_user }} {{ ffrtmp_group }}",
+                      "su {{ ffrtmp_user }} {{ ffrtmp_group }}"):
+        assert directive in body, directive
+    assert "postrotate" not in body and "copytruncate" not in body
+    defaults = _load(ROLES / "ffrtmp_common" / "defaults" / "main.yml")
+    assert defaults["ffrtmp_log_rotate_days"] == 14
+
+
+def test_rolling_update_stops_at_the_first_failure() -> None:
+    plays = _load(ROOT / "playbooks" / "rolling_update.yml")
+    roll = next(p for p in plays if p.get("serial"))
+    assert roll["serial"] == 1 and roll["max_fail_percentage"] == 0
+    text = (ROOT / "playbooks" / "rolling_update.yml").read_text(encoding="utf-8")
+    assert "/drain" in text and "/undrain" in text
+
+
+# --- lint ------------------------------------------------------------------------------
+
+
+def _run(argv: list[str]) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "NO_COLOR": "1", "ANSIBLE_FORCE_COLOR": "0", "PY_COLORS": "0"}
+    bindir = str(Path(argv[0]).parent)
+    env["PATH"] = bindir + os.pathsep + env.get("PATH", "")  # ansible-lint runs ansible-* via PATH
+    return subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+                          check=False)
+
+
+def test_yamllint_is_clean() -> None:
+    tool = _tool("yamllint")
+    if tool is None:
+        pytest.skip("yamllint is not installed (tools/molecule/setup-host.sh installs it)")
+    result = _run([tool, "--strict", "."])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_ansible_lint_production_profile_is_clean() -> None:
+    tool = _tool("ansible-lint")
+    if tool is None:
+        pytest.skip("ansible-lint is not installed (tools/molecule/setup-host.sh installs it)")
+    result = _run([tool, "--profile", "production", "--nocolor"])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --- monitoring ------------------------------------------------------------------------
+
+PROMETHEUS = ROOT / "files" / "prometheus"
+MASTER_SERIES = {"ffrtmp_jobs_pending", "ffrtmp_jobs_by_state", "ffrtmp_nodes_offline",
+                 "ffrtmp_nodes_by_status", "ffrtmp_job_queue_wait_seconds_bucket",
+                 "ffrtmp_job_run_seconds_bucket", "ffrtmp_http_requests_total"}
+WORKER_SERIES = {"worker_heartbeat_failures_total", "worker_heartbeat_consecutive_failures",
+                 "worker_disk_usage_percent", "worker_active_jobs", "worker_free_slots",
+                 "worker_results_spooled", "worker_ready", "worker_job_progress_percent",
+                 "wrapper_jobs_total", "wrapper_jobs_success", "wrapper_jobs_failed",
+                 "wrapper_platform_sla_met", "wrapper_platform_sla_failed"}
+SERIES = re.compile(r"\b((?:ffrtmp|worker|wrapper)_[a-z_]+)\b")
+
+
+def test_alerts_cover_the_seed_with_exported_series() -> None:
+    rules = _load(PROMETHEUS / "alerts.yml")["groups"][0]["rules"]
+    exprs = {r["alert"]: r["expr"] for r in rules}
+    assert len(exprs) == 5
+    used = {m for e in exprs.values() for m in SERIES.findall(e)}
+    assert used == {"ffrtmp_jobs_pending", "ffrtmp_nodes_offline", "worker_heartbeat_failures_total",
+                    "worker_disk_usage_percent", "wrapper_platform_sla_failed"}
+    for rule in rules:
+        assert rule["annotations"]["summary"] and rule["annotations"]["description"]
+
+
+def test_dashboard_uses_only_exported_series() -> None:
+    dash = json.loads((ROOT / "files" / "grafana" / "ffrtmp-dashboard.json").read_text(encoding="utf-8"))
+    exprs = [t["expr"] for p in dash["panels"] for t in p.get("targets", [])]
+    used = {m for e in exprs for m in SERIES.findall(e)}
+    assert used <= MASTER_SERIES | WORKER_SERIES, sorted(used - MASTER_SERIES - WORKER_SERIES)
+    assert {"ffrtmp_jobs_pending", "ffrtmp_nodes_offline", "worker_job_progress_percent",
+            "wrapper_platform_sla_failed"} <= used
+
+
+def _promtool() -> str:
+    tool = shutil.which("promtool")
+    if tool is None:
+        pytest.skip("promtool is not installed (Debian package 'prometheus')")
+    return tool
+
+
+def test_promtool_check_rules() -> None:
+    result = _run([_promtool(), "check", "rules", str(PROMETHEUS / "alerts.yml")])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_promtool_test_rules() -> None:
+    result = _run([_promtool(), "test", "rules", str(PROMETHEUS / "alerts_test.yml")])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_promtool_check_config() -> None:
+    result = _run([_promtool(), "check", "config", str(PROMETHEUS / "prometheus.yml")])
+    assert result.returncode == 0, result.stdout + result.stderr
