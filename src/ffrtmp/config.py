@@ -13,7 +13,7 @@ import math
 import os
 import re
 import socket
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -284,6 +284,3 @@ def markdown_table(processes: Iterable[str] = (MASTER, AGENT, CLI)) -> str:
                         f"{', '.join(s.used_by)} | {s.help} |")
     return "\n".join(rows) + "\n"
 
-
-def names(settings: Sequence[Setting]) -> list[str]:
-    return [s.name for s in settings]

@@ -20,7 +20,6 @@ log = logging.getLogger(__name__)
 
 QUEUE_RANK = {"live": 0, "default": 1, "batch": 2}
 PRIORITY_RANK = {"high": 0, "medium": 1, "low": 2}
-ACTIVE = ("assigned", "running")
 FINAL = ("succeeded", "failed", "canceled")
 RETRYABLE = ("failed", "canceled", "lost")
 # Buckets of the queue-wait and run-time histograms (seconds).
