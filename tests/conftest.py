@@ -323,6 +323,15 @@ def start_agent(tmp: Path, master: MasterProcess, name: str = "agent", *, env: d
     return agent
 
 
+@pytest.fixture
+def agent(tmp_path: Path, master_proc: MasterProcess) -> Iterator[AgentProcess]:
+    """A real agent with 2 slots registered with ``master_proc``; its workloads end with it."""
+    agent = start_agent(tmp_path, master_proc)
+    yield agent
+    stop_process(agent.proc)
+    kill_workloads(agent.state_dir)
+
+
 def kill_workloads(state_dir: Path) -> None:
     """Tests end every wrapper and workload they started: they outlive agents by design."""
     from ffrtmp.wrapper import procinfo

@@ -4,31 +4,18 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 import requests
 
 from tests.conftest import (
     AgentProcess,
     MasterProcess,
-    kill_workloads,
-    start_agent,
-    stop_process,
 )
 from tests.helpers import wait_until
 
 FINAL = ("succeeded", "failed", "canceled", "lost")
-
-
-@pytest.fixture
-def agent(tmp_path: Path, master_proc: MasterProcess) -> Iterator[AgentProcess]:
-    agent = start_agent(tmp_path, master_proc)
-    yield agent
-    stop_process(agent.proc)
-    kill_workloads(agent.state_dir)
 
 
 def media(master: MasterProcess) -> Path:

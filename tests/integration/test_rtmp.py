@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import AgentProcess, MasterProcess, kill_workloads, start_agent, stop_process
+from tests.conftest import AgentProcess, MasterProcess, stop_process
 from tests.helpers import free_port, wait_until
 from tests.integration.test_agent_jobs import job, media, probe, submit, video, wait_final
 
@@ -63,14 +63,6 @@ def _listening(port: int) -> bool:
 
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
-@pytest.fixture
-def agent(tmp_path: Path, master_proc: MasterProcess) -> Iterator[AgentProcess]:
-    agent = start_agent(tmp_path, master_proc)
-    yield agent
-    stop_process(agent.proc)
-    kill_workloads(agent.state_dir)
 
 
 def test_rtmp_push_and_pull_through_nginx(master_proc: MasterProcess, agent: AgentProcess,

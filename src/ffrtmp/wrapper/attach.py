@@ -30,12 +30,11 @@ from ffrtmp.wrapper.common import (
     add_job_options,
     follow,
     iso,
-    job_dir_for,
+    open_job_dir,
     parse,
     parse_iso,
     positive_int,
     read_json,
-    resolve_state_dir,
     setup_logging,
     utc_now,
 )
@@ -91,17 +90,10 @@ def main(argv: list[str]) -> int:
         return EX_NO_PROCESS
     setup_logging(args.log_dir, args.log_level, os.environ)
     extra = logs.fields(job=args.job_id, attempt=args.attempt, node=args.node)
-    try:
-        state_dir = resolve_state_dir(args.state_dir, os.environ)
-        paths = JobPaths(Path(args.job_dir) if args.job_dir
-                         else job_dir_for(state_dir, args.job_id))
-        paths.job_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        log.error("cannot prepare the job directory: %s", exc, extra=extra)
-        return EX_SETUP
-    if paths.result_json.exists():
-        log.error("%s exists: this attempt is already recorded", paths.result_json, extra=extra)
-        return EX_SETUP
+    opened = open_job_dir(args, extra)
+    if isinstance(opened, int):
+        return opened
+    state_dir, paths = opened
     follower = _prior(paths, target.pid, target.start_ticks)
     if follower and procinfo.alive(follower.get("wrapper_pid", 0),
                                    follower.get("wrapper_start_ticks")):

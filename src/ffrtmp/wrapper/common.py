@@ -151,6 +151,25 @@ def resolve_state_dir(flag: str | None, environ: Mapping[str, str]) -> Path:
     raise OSError(f"cannot write the state dir {chosen} or ./state")
 
 
+def open_job_dir(args: argparse.Namespace, extra: Mapping[str, Any]) -> tuple[Path, JobPaths] | int:
+    """The state dir and the job's files, created; EX_SETUP (logged) when it can't be used.
+
+    A job directory that already holds a result.json is refused: an attempt is recorded once.
+    """
+    try:
+        state_dir = resolve_state_dir(args.state_dir, os.environ)
+        paths = JobPaths(Path(args.job_dir) if args.job_dir else job_dir_for(state_dir, args.job_id))
+        paths.job_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        log.error("cannot prepare the job directory: %s", exc, extra=extra)
+        return EX_SETUP
+    if paths.result_json.exists():
+        log.error("%s exists: that attempt is recorded; give this one a fresh --job-dir",
+                  paths.result_json, extra=extra)
+        return EX_SETUP
+    return state_dir, paths
+
+
 def setup_logging(log_dir: str | None, level: str | None, environ: Mapping[str, str]) -> None:
     """wrapper.log + stdout; stdout alone if no log file can be opened (the job still runs)."""
     directory = log_dir or environ.get("FFRTMP_LOG_DIR") or DEFAULT_LOG_DIR

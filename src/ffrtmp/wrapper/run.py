@@ -35,11 +35,10 @@ from ffrtmp.wrapper.common import (
     add_job_options,
     follow,
     iso,
-    job_dir_for,
+    open_job_dir,
     parse,
     positive_int,
     read_json,
-    resolve_state_dir,
     setup_logging,
     utc_now,
     write_json_atomic,
@@ -133,18 +132,10 @@ def main(argv: list[str]) -> int:
         return EX_SETUP
     setup_logging(args.log_dir, args.log_level, os.environ)
     extra = logs.fields(job=args.job_id, attempt=args.attempt, node=args.node)
-    try:
-        state_dir = resolve_state_dir(args.state_dir, os.environ)
-        paths = JobPaths(Path(args.job_dir) if args.job_dir
-                         else job_dir_for(state_dir, args.job_id))
-        paths.job_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        log.error("cannot prepare the job directory: %s", exc, extra=extra)
-        return EX_SETUP
-    if paths.result_json.exists():
-        log.error("%s exists: that attempt is recorded; give this one a fresh --job-dir",
-                  paths.result_json, extra=extra)
-        return EX_SETUP
+    opened = open_job_dir(args, extra)
+    if isinstance(opened, int):
+        return opened
+    state_dir, paths = opened
     running = _workload_in(paths)
     if running is not None:
         log.error("pid %d from %s is still running; not starting a second workload",
