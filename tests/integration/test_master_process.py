@@ -187,3 +187,40 @@ def test_request_counters_sum_every_gunicorn_worker(master_proc: MasterProcess) 
     assert requests.get(m.metrics_url + "/health", timeout=10).json()["status"] == "healthy"
     refused = requests.get(m.metrics_url + "/api/v1/jobs", timeout=10)
     assert refused.status_code == 404 and refused.json()["error"]["code"] == "not_found"
+
+
+def test_lifecycle_fencing_and_idempotent_results_under_gunicorn(master_proc: MasterProcess) -> None:
+    m = master_proc
+    ops = m.session()
+    job_id = submit(m, ops)
+    node_id, node = register(m, "fenced", slots=1)
+
+    def claim() -> dict[str, Any]:
+        [a] = node.post(f"{m.url}/api/v1/nodes/{node_id}/claim", json={"slots": 1}, timeout=10).json()[
+            "assignments"]
+        node.post(f"{m.url}/api/v1/jobs/{job_id}/start", json={"attempt_token": a["attempt_token"]},
+                  timeout=10).raise_for_status()
+        return a
+
+    first = claim()
+    failed = {"attempt_token": first["attempt_token"], "outcome": "failed", "exit_code": 1}
+    replies = [node.post(f"{m.url}/api/v1/jobs/{job_id}/result", json=failed, timeout=10) for _ in range(2)]
+    assert [r.status_code for r in replies] == [200, 200] and replies[0].json() == replies[1].json()
+    ops.post(f"{m.url}/api/v1/jobs/{job_id}/retry", timeout=10).raise_for_status()
+    second = claim()
+    stale = node.post(f"{m.url}/api/v1/jobs/{job_id}/result",
+                      json={**failed, "outcome": "succeeded", "exit_code": 0}, timeout=10)
+    assert stale.status_code == 409 and stale.json()["error"]["code"] == "result_conflict"
+    old_start = node.post(f"{m.url}/api/v1/jobs/{job_id}/start",
+                          json={"attempt_token": first["attempt_token"]}, timeout=10)
+    assert old_start.status_code == 409 and old_start.json()["error"]["code"] == "stale_attempt"
+    ops.post(f"{m.url}/api/v1/jobs/{job_id}/cancel", timeout=10).raise_for_status()
+    beat = node.post(f"{m.url}/api/v1/nodes/{node_id}/heartbeat",
+                     json={"running": [{"job_id": job_id, "attempt": 2}]}, timeout=10).json()
+    assert beat["cancel"] == [{"job_id": job_id, "attempt": 2}]
+    node.post(f"{m.url}/api/v1/jobs/{job_id}/result", json={"attempt_token": second["attempt_token"],
+              "outcome": "canceled", "exit_code": 143}, timeout=10).raise_for_status()
+    job = ops.get(f"{m.url}/api/v1/jobs/{job_id}", timeout=10).json()["job"]
+    assert job["state"] == "canceled" and [a["state"] for a in job["attempts"]] == ["failed", "canceled"]
+    assert [h["to"] for h in job["history"]] == ["queued", "assigned", "running", "failed", "queued",
+                                                 "assigned", "running", "canceled"]
