@@ -527,3 +527,27 @@ def test_master_refuses_to_start_with_a_certificate_but_no_key(tmp_path: Path,
     assert proc.returncode == 78, proc
     assert proc.stderr.count("\n") == 1
     assert proc.stderr.startswith("ffrtmp: FFRTMP_TLS_KEY_FILE: HTTPS needs both")
+
+
+def test_agent_verifies_an_https_master_with_the_ca_file(tls_master: tuple[MasterProcess, str],
+                                                         certificate: tuple[Path, Path],
+                                                         tmp_path: Path) -> None:
+    """Agents use HTTPS the same way: verified against FFRTMP_CA_FILE, never silently skipped."""
+    from tests.conftest import agent_env, start_agent
+
+    master, url = tls_master
+    cert, _ = certificate
+    trusting = start_agent(tmp_path, master, "trusting",
+                           env=agent_env(tmp_path, master, "trusting", FFRTMP_MASTER_URL=url,
+                                         FFRTMP_CA_FILE=str(cert)))
+    doubting = start_agent(tmp_path, master, "doubting", wait_ready=False,
+                           env=agent_env(tmp_path, master, "doubting", FFRTMP_MASTER_URL=url))
+    try:
+        assert requests.get(trusting.url + "/ready", timeout=5).json()["checks"]["master"] == "reachable"
+        wait_until(lambda: "CERTIFICATE_VERIFY_FAILED" in doubting.output(), 30,
+                   "the agent without the CA to refuse the master's certificate")
+        ready = requests.get(doubting.url + "/ready", timeout=5)
+        assert ready.status_code == 503 and ready.json()["checks"]["master"] != "reachable"
+    finally:
+        stop_process(trusting.proc)
+        stop_process(doubting.proc)

@@ -44,7 +44,7 @@ class MasterRejected(Exception):
     """The master answered and refused: its error envelope, kept whole."""
 
     def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(f"HTTP {status} {code}: {message}")
+        super().__init__(f"{f'HTTP {status} ' if status else ''}{code}: {message}")
         self.status, self.code, self.message = status, code, message
 
     @property
@@ -64,7 +64,8 @@ class MasterClient:
         self.retry = retry or RetryPolicy()
         self.timeout_s = timeout_s
         self.session = requests.Session()
-        self.session.verify = ca_file or True
+        # passed on every request: a session-wide verify loses to REQUESTS_CA_BUNDLE in requests
+        self.verify: str | bool = ca_file or True
         self.credential: str | None = None
         self.node_id: str | None = None
 
@@ -114,7 +115,7 @@ class MasterClient:
                  timeout: float) -> Any:
         try:
             response = self.session.request(method, self.url + path, json=body, headers=headers,
-                                            timeout=timeout)
+                                            timeout=timeout, verify=self.verify)
         except requests.exceptions.SSLError as exc:  # a certificate problem is not transient
             raise MasterRejected(0, "tls_error", str(exc)) from None
         except _TRANSPORT as exc:
