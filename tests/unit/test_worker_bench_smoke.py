@@ -1,0 +1,69 @@
+"""The worker benchmark's code paths, run with tiny counts so the script cannot rot unnoticed.
+
+The figures of such a small run mean nothing; the test checks that every scenario runs real
+processes to the end, reports a complete and sane result, and leaves nothing running.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "worker_bench.py"
+
+
+@pytest.fixture(scope="module")
+def bench() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("worker_bench", BENCH)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_tiny_run_reports_every_figure_and_stops_everything(bench: ModuleType, tmp_path: Path) -> None:
+    profile = dataclasses.replace(
+        bench.QUICK, name="smoke", wrapper_pairs=1, wrapper_encode_s=0.3, fixed_cost_runs=1,
+        farm_jobs=3, farm_job_s=0.3, farm_rounds=1, idle_window_s=1.0, idle_sample_s=0.5,
+        deadline_s=120.0)
+    result = bench.run(profile, log=lambda line: None, workdir=tmp_path)
+
+    assert {"machine", "wrapper", "idle", "farm", "goals"} <= result.keys()
+    assert result["machine"]["cpus"] >= 1
+
+    wrapper = result["wrapper"]
+    assert len(wrapper["bare_s"]) == len(wrapper["wrapped_s"]) == 1
+    assert 0 < wrapper["bare_median_s"] < 60 and 0 < wrapper["wrapped_median_s"] < 60
+    assert 0.5 < wrapper["ratio"] < 5 and 0.5 < wrapper["cpu_ratio"] < 5
+    assert wrapper["fixed_cost"]["wall_ms"] > 0 and wrapper["fixed_cost"]["ratio"] > 1  # Python is never free
+    assert wrapper["calibration"]["content_s"] > 0 and len(wrapper["calibration"]["probes"]) == 2
+    assert wrapper["imports"]["total_ms"] > 0
+    assert "-progress" in wrapper["argv"]
+
+    idle = result["idle"]
+    assert idle["samples"] >= 2 and 5 < idle["rss_mb_max"] < 1000 and 0 <= idle["cpu_pct"] < 100
+
+    farm = result["farm"]
+    (one,) = farm["rounds"]
+    assert farm["jobs"] == 3 and one["xargs"]["wall_s"] > 0 and one["farm"]["wall_s"] > 0
+    assert one["xargs"]["job_s"] > 0
+    assert 0 < one["ratio"] < 2 and one["cpu_ratio"] > 0
+    timing = one["farm"]["timing"]
+    assert timing["argv_identical"] is True  # the farm ran exactly the baseline's commands
+    assert 0 < timing["slot_utilisation"] <= 1.0
+    assert {"confirm", "spawn", "report", "reclaim"} <= timing.keys()
+    assert one["farm"]["cpu"]["jobs_cpu_s"] > 0
+
+    assert set(result["goals"]) == set(bench.GOALS)
+    assert all(isinstance(g["met"], bool) for g in result["goals"].values())
+    assert not bench._LIVE  # every process the benchmark started was stopped
+    assert "wrapper run vs bare ffmpeg" in bench.render(result)
+    saved = bench.write_result(result, tmp_path / "results")
+    assert json.loads(saved.read_text())["goals"] == result["goals"]
