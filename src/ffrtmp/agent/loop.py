@@ -115,7 +115,7 @@ class AgentLoop:
     def claim_and_launch(self) -> int:
         if not self.can_claim():
             return 0
-        busy = bool(self.jobs.running())
+        busy = bool(self.jobs.running() or self.jobs.undelivered())  # never long-poll over a result
         wait = 0.0 if busy else max(0.0, min(self.next_heartbeat - time.monotonic(), LONG_POLL_MAX_S))
         try:
             assignments = self.client.claim(self.free_slots(), wait)
