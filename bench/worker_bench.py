@@ -6,7 +6,8 @@ both share the machine's noise:
 1. wrapper overhead: ``ffrtmp wrapper run … -- ffmpeg ARGV`` against bare ``ffmpeg ARGV``
    (the same argv, ``-progress`` included), in alternating pairs;
 2. farm efficiency: N short transcodes through a real master and one agent with two slots
-   against the same N command lines (``build_argv`` on the same specs) run by ``xargs -P2``;
+   against the same N command lines (``build_argv`` on the same specs) run by ``xargs -P2``,
+   each in a session of its own as the wrapper starts it (see ``run_xargs``);
 3. idle agent: RSS and CPU of a registered, ready agent that has nothing to do.
 
 Master and agent are real processes (``python -m ffrtmp master|agent``) on free loopback
@@ -16,7 +17,7 @@ every process the benchmark starts (wrappers and workloads included) is stopped 
 exits. The result is printed as a table and written to ``bench/results/worker-<time>.json``.
 
     python bench/worker_bench.py            # full run, about 6 minutes on 2 cores
-    python bench/worker_bench.py --quick    # small counts, about 1.5 minutes
+    python bench/worker_bench.py --quick    # small counts, about 40 seconds
 """
 
 from __future__ import annotations
@@ -105,10 +106,18 @@ def free_port() -> int:
 
 
 def stop(proc: subprocess.Popen[bytes], timeout_s: float = 40.0) -> None:
-    """SIGTERM the process group, SIGKILL it after ``timeout_s``."""
+    """SIGTERM the process group, SIGKILL it after ``timeout_s``; then kill what it left behind.
+
+    Workloads run in sessions of their own (``setsid``, the wrapper), out of reach of the
+    group signal, so descendants still alive once the process is gone are killed one by one.
+    """
     _LIVE.discard(proc)
     if proc.poll() is not None:
         return
+    try:
+        descendants = psutil.Process(proc.pid).children(recursive=True)
+    except psutil.Error:
+        descendants = []
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGTERM)
     try:
@@ -117,6 +126,9 @@ def stop(proc: subprocess.Popen[bytes], timeout_s: float = 40.0) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(10)
+    for child in descendants:
+        with contextlib.suppress(psutil.Error):
+            child.kill()
 
 
 def kill_workloads(state_dir: Path) -> int:
@@ -148,11 +160,12 @@ def _stop_everything() -> None:
 
 
 def run_bounded(argv: list[str], timeout_s: float, *, stdin: bytes | None = None,
-                state_dir: Path | None = None) -> tuple[float, int]:
-    """Run to completion in its own session; (wall seconds, exit status). Killed past the bound."""
+                state_dir: Path | None = None) -> float:
+    """Run to success in its own session and return its wall time; killed past the bound."""
     started = time.perf_counter()
     proc = subprocess.Popen(argv, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+                            env=clean_env())
     _LIVE.add(proc)
     try:
         _, err = proc.communicate(stdin, timeout=timeout_s)
@@ -161,13 +174,16 @@ def run_bounded(argv: list[str], timeout_s: float, *, stdin: bytes | None = None
         if state_dir is not None:
             kill_workloads(state_dir)
         raise BenchError(f"{Path(argv[0]).name} took over {timeout_s:.0f} s") from None
+    except BaseException:  # Ctrl-C or SIGTERM: leave nothing running
+        stop(proc, timeout_s=5)
+        raise
     finally:
         _LIVE.discard(proc)
     wall = time.perf_counter() - started
     if proc.returncode != 0:
         why = err.decode(errors="replace")[-500:]
         raise BenchError(f"{shlex_short(argv)} exited {proc.returncode}: {why}")
-    return wall, proc.returncode
+    return wall
 
 
 def shlex_short(argv: Sequence[str]) -> str:
@@ -306,10 +322,10 @@ def bench_wrapper(base: Path, profile: Profile, log: Callable[[str], None]) -> d
         for kind in order:
             used = children_cpu_s()
             if kind == "bare":
-                bare.append(run_bounded(argv, bound)[0])
+                bare.append(run_bounded(argv, bound))
             else:
                 command = wrapper_command(f"pair-{index}", state, logs, argv)
-                wrapped.append(run_bounded(command, bound, state_dir=state)[0])
+                wrapped.append(run_bounded(command, bound, state_dir=state))
             cpu[kind].append(children_cpu_s() - used)
     load_after = os.getloadavg()[0]
 
@@ -318,7 +334,7 @@ def bench_wrapper(base: Path, profile: Profile, log: Callable[[str], None]) -> d
         for kind in ("bare", "wrapped"):
             command = ["true"] if kind == "bare" else wrapper_command(f"true-{index}", state, logs, ["true"])
             used = children_cpu_s()
-            fixed[kind].append(run_bounded(command, 60, state_dir=state)[0])
+            fixed[kind].append(run_bounded(command, 60, state_dir=state))
             fixed[f"{kind}_cpu"].append(children_cpu_s() - used)
 
     ratios = [w / b for b, w in zip(bare, wrapped, strict=True)]
@@ -517,8 +533,8 @@ def run_xargs(argvs: list[list[str]], slots: int, timeout_s: float, *,
     payload = b"".join(arg.encode() + b"\0" for argv in argvs for arg in argv[1:])
     prefix = ["setsid", "--wait"] if sessions else []
     cpu = children_cpu_s()
-    wall, _ = run_bounded(["xargs", "-0", f"-P{slots}", f"-n{count}", *prefix, argvs[0][0]], timeout_s,
-                          stdin=payload)
+    wall = run_bounded(["xargs", "-0", f"-P{slots}", f"-n{count}", *prefix, argvs[0][0]], timeout_s,
+                       stdin=payload)
     return {"wall_s": round(wall, 3), "jobs_per_s": round(len(argvs) / wall, 4),
             "job_s": round(slots * wall / len(argvs), 3), "cpu_s": round(children_cpu_s() - cpu, 2)}
 
@@ -682,6 +698,8 @@ def bench_farm(farm: Farm, profile: Profile, started: float, log: Callable[[str]
             path.unlink()
         log(f"farm round {number}: master + agent ({profile.slots} slots), {profile.farm_jobs} jobs …")
         measured = run_farm(farm, specs, bound)
+        if any(not _nonempty(Path(s["outputs"][0]["url"].removeprefix("file://"))) for s in specs):
+            raise BenchError("the farm left an empty output")
         measured["timing"]["argv_identical"] = same_work(farm, measured.pop("ids"), argvs)
         cpu = measured["cpu"]
         farm_cpu = cpu["jobs_cpu_s"] + cpu["master_cpu_s"] + cpu["agent_cpu_s"]
@@ -709,20 +727,38 @@ def machine() -> dict[str, Any]:
             "ffmpeg": ffmpeg, "load_avg_1m_before": round(os.getloadavg()[0], 2)}
 
 
+def standard_error(samples: Sequence[float], *, of_median: bool = False) -> float | None:
+    """How far the mean (or median: x1.25) of ``samples`` may be off by noise alone; None if < 2."""
+    if len(samples) < 2:
+        return None
+    error = statistics.stdev(samples) / len(samples) ** 0.5
+    return round(error * (1.2533 if of_median else 1.0), 4)
+
+
 def goals(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    measured: dict[str, float] = {}
+    """Each goal, met or not, and whether the run's own noise is small enough to tell.
+
+    A ratio within two standard errors of its goal is reported as inconclusive: on a shared
+    machine one pair of 5 s encodes can differ by 10 % for reasons of its own.
+    """
+    measured: dict[str, tuple[float, float | None]] = {}
     if "wrapper" in result:
-        measured["wrapper_overhead_ratio"] = result["wrapper"]["ratio"]
+        w = result["wrapper"]
+        measured["wrapper_overhead_ratio"] = (w["ratio"], standard_error(w["pair_ratios"], of_median=True))
     if "farm" in result:
-        measured["farm_throughput_ratio"] = result["farm"]["ratio_mean"]
+        f = result["farm"]
+        rounds = [r["ratio"] for r in f["rounds"]]
+        measured["farm_throughput_ratio"] = (f["ratio_mean"], standard_error(rounds))
     if "idle" in result:
-        measured["idle_rss_mb"] = result["idle"]["rss_mb_max"]
-        measured["idle_cpu_pct"] = result["idle"]["cpu_pct"]
+        measured["idle_rss_mb"] = (result["idle"]["rss_mb_max"], None)
+        measured["idle_cpu_pct"] = (result["idle"]["cpu_pct"], None)
     verdict = {}
-    for key, value in measured.items():
+    for key, (value, noise) in measured.items():
         op, target = GOALS[key]
         met = value <= target if op == "<=" else value >= target
-        verdict[key] = {"goal": f"{op} {target:g}", "measured": value, "met": met}
+        conclusive = noise is None or abs(value - target) > 2 * noise
+        verdict[key] = {"goal": f"{op} {target:g}", "measured": value, "met": met, "noise": noise,
+                        "conclusive": conclusive}
     return verdict
 
 
@@ -820,7 +856,10 @@ def render(result: dict[str, Any]) -> str:
         lines.append(row.format("idle agent CPU (% of one core)", i["cpu_pct"], "", ""))
     lines.append("")
     for key, g in result["goals"].items():
-        lines.append(f"goal {key} {g['goal']}: measured {g['measured']} — {'met' if g['met'] else 'MISSED'}")
+        noise = "" if g["noise"] is None else f" ± {g['noise']}"
+        doubt = "" if g["conclusive"] else " (within twice its noise: inconclusive)"
+        lines.append(f"goal {key} {g['goal']}: measured {g['measured']}{noise} — "
+                     f"{'met' if g['met'] else 'MISSED'}{doubt}")
     return "\n".join(lines)
 
 
@@ -838,7 +877,7 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small counts (about 1.5 minutes)")
+    parser.add_argument("--quick", action="store_true", help="small counts (about 40 seconds)")
     parser.add_argument("--only", choices=SCENARIOS, action="append",
                         help="run only this scenario (repeatable)")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="directory for the JSON result")

@@ -28,6 +28,12 @@ def bench() -> ModuleType:
     return module
 
 
+def test_standard_error_needs_two_samples(bench: ModuleType) -> None:
+    assert bench.standard_error([1.0]) is None
+    assert bench.standard_error([1.0, 1.0, 1.0]) == 0.0
+    assert bench.standard_error([0.9, 1.1], of_median=True) > bench.standard_error([0.9, 1.1]) > 0
+
+
 def test_tiny_run_reports_every_figure_and_stops_everything(bench: ModuleType, tmp_path: Path) -> None:
     profile = dataclasses.replace(
         bench.QUICK, name="smoke", wrapper_pairs=1, wrapper_encode_s=0.3, fixed_cost_runs=1,
@@ -62,7 +68,8 @@ def test_tiny_run_reports_every_figure_and_stops_everything(bench: ModuleType, t
     assert one["farm"]["cpu"]["jobs_cpu_s"] > 0
 
     assert set(result["goals"]) == set(bench.GOALS)
-    assert all(isinstance(g["met"], bool) for g in result["goals"].values())
+    assert all(isinstance(g["met"], bool) and isinstance(g["conclusive"], bool)
+               for g in result["goals"].values())
     assert not bench._LIVE  # every process the benchmark started was stopped
     assert "wrapper run vs bare ffmpeg" in bench.render(result)
     saved = bench.write_result(result, tmp_path / "results")
