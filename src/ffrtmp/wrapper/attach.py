@@ -8,7 +8,6 @@ never taken for the workload. Its exit code is unknowable from here; ffmpeg's ow
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import signal
@@ -18,22 +17,18 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ffrtmp import logs
 from ffrtmp.wrapper import cgroups, procinfo
+from ffrtmp.wrapper.cmdline import EX_SETUP, WrapperCall, parse
 from ffrtmp.wrapper.common import (
-    EX_SETUP,
     Canceler,
     Detached,
     Ended,
     JobPaths,
     SignalInbox,
-    add_job_options,
     follow,
     iso,
     open_job_dir,
-    parse,
     parse_iso,
-    positive_int,
     read_json,
     setup_logging,
     utc_now,
@@ -45,18 +40,6 @@ log = logging.getLogger("ffrtmp.wrapper")
 
 POLL_INTERVAL_S = 0.5
 EX_NO_PROCESS = 1
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="ffrtmp wrapper attach",
-        description="Follow an existing workload by pid until it exits, and record it.")
-    parser.add_argument("--pid", required=True, type=positive_int)
-    parser.add_argument("--start-ticks", type=int, default=None,
-                        help="field 22 of /proc/<pid>/stat when the workload started "
-                             "(from wrapper.json); refuses a process that doesn't match")
-    add_job_options(parser)
-    return parser
 
 
 def _target(pid: int, ticks: int | None) -> procinfo.ProcStat | None:
@@ -81,15 +64,16 @@ def _prior(paths: JobPaths, pid: int, ticks: int) -> dict[str, Any]:
 
 
 def main(argv: list[str]) -> int:
-    args = parse(build_parser(), argv)
+    args = parse("attach", argv)
     if isinstance(args, int):
         return args
+    if args.pid is None:  # the parser requires it; this only narrows the type
+        return EX_SETUP
     target = _target(args.pid, args.start_ticks)
     if target is None:
         print(f"process {args.pid} does not exist", file=sys.stderr)
         return EX_NO_PROCESS
-    setup_logging(args.log_dir, args.log_level, os.environ)
-    extra = logs.fields(job=args.job_id, attempt=args.attempt, node=args.node)
+    extra = setup_logging(args, os.environ)
     opened = open_job_dir(args, extra)
     if isinstance(opened, int):
         return opened
@@ -103,7 +87,7 @@ def main(argv: list[str]) -> int:
     return _attach(args, target, state_dir, paths, extra)
 
 
-def _attach(args: argparse.Namespace, target: procinfo.ProcStat, state_dir: Path,
+def _attach(args: WrapperCall, target: procinfo.ProcStat, state_dir: Path,
             paths: JobPaths, extra: dict[str, Any]) -> int:
     pid, ticks = target.pid, target.start_ticks
     inbox = SignalInbox(SIGNAL_POLICY)
@@ -113,7 +97,7 @@ def _attach(args: argparse.Namespace, target: procinfo.ProcStat, state_dir: Path
     limits = Limits(**prior["limits"]) if isinstance(prior.get("limits"), dict) else Limits()
     cgroup = prior.get("cgroup")
     state: dict[str, Any] = {
-        "job_id": args.job_id, "attempt": args.attempt, "mode": "attach",
+        "job_id": args.job_id, "attempt": args.attempt, "node": args.node, "mode": "attach",
         "wrapper_pid": os.getpid(), "wrapper_start_ticks": procinfo.self_start_ticks(),
         "pid": pid, "pid_start_ticks": ticks, "started_at": iso(started), "cgroup": cgroup,
         "argv": prior.get("argv") or procinfo.cmdline(pid), "intent": intent,
@@ -151,7 +135,7 @@ def _attach(args: argparse.Namespace, target: procinfo.ProcStat, state_dir: Path
         state["cancel_requested"] = True
         write_wrapper_json(paths, state, extra)
 
-    canceler = Canceler(send, args.cancel_grace, extra, on_request=on_cancel)
+    canceler = Canceler(send, args.cancel_grace_s, extra, on_request=on_cancel)
     outcome = follow(poll, inbox, canceler, POLL_INTERVAL_S, extra)
     if isinstance(outcome, Detached):
         state.update(detached=True, detached_at=iso(utc_now()), detached_by=outcome.signal_name)

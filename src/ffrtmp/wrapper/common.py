@@ -7,14 +7,12 @@ writes and cancel signals happen here, in plain code, never inside a handler.
 
 from __future__ import annotations
 
-import argparse
 import collections
 import contextlib
 import enum
 import json
 import logging
 import os
-import re
 import select
 import signal
 import sys
@@ -28,15 +26,9 @@ from types import FrameType
 from typing import Any
 
 from ffrtmp import logs
+from ffrtmp.wrapper.cmdline import DEFAULT_LOG_DIR, DEFAULT_STATE_DIR, EX_SETUP, WrapperCall
 
 log = logging.getLogger("ffrtmp.wrapper")
-
-DEFAULT_STATE_DIR = "/var/lib/ffrtmp/worker"
-DEFAULT_LOG_DIR = "/var/log/ffrtmp"
-DEFAULT_CANCEL_GRACE_S = 10.0
-EX_SETUP = 2  # refused before anything started or was written (argparse uses 2 as well)
-
-_JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
 # --- time and files ---------------------------------------------------------------------
@@ -151,7 +143,7 @@ def resolve_state_dir(flag: str | None, environ: Mapping[str, str]) -> Path:
     raise OSError(f"cannot write the state dir {chosen} or ./state")
 
 
-def open_job_dir(args: argparse.Namespace, extra: Mapping[str, Any]) -> tuple[Path, JobPaths] | int:
+def open_job_dir(args: WrapperCall, extra: Mapping[str, Any]) -> tuple[Path, JobPaths] | int:
     """The state dir and the job's files, created; EX_SETUP (logged) when it can't be used.
 
     A job directory that already holds a result.json is refused: an attempt is recorded once.
@@ -170,71 +162,38 @@ def open_job_dir(args: argparse.Namespace, extra: Mapping[str, Any]) -> tuple[Pa
     return state_dir, paths
 
 
-def setup_logging(log_dir: str | None, level: str | None, environ: Mapping[str, str]) -> None:
-    """wrapper.log + stdout; stdout alone if no log file can be opened (the job still runs)."""
-    directory = log_dir or environ.get("FFRTMP_LOG_DIR") or DEFAULT_LOG_DIR
-    chosen_level = level or environ.get("FFRTMP_LOG_LEVEL") or "info"
+def setup_logging(call: WrapperCall, environ: Mapping[str, str]) -> dict[str, Any]:
+    """wrapper.log + stdout; stdout alone if no log file can be opened (the job still runs).
+
+    A wrapper serves exactly one job, so every record it logs, from any module, is stamped
+    with that job's ``job=``, ``attempt=`` and ``node=``. Returns those fields as ``extra``.
+    """
+    directory = call.log_dir or environ.get("FFRTMP_LOG_DIR") or DEFAULT_LOG_DIR
+    chosen_level = call.log_level or environ.get("FFRTMP_LOG_LEVEL") or "info"
+    extra = logs.fields(job=call.job_id, attempt=call.attempt, node=call.node)
+    problem = None
     try:
         logs.setup("wrapper", "wrapper.log", log_dir=directory, level=chosen_level)
     except OSError as exc:
         logging.basicConfig(stream=sys.stdout, level=chosen_level.upper(), force=True)
-        log.error("cannot open wrapper.log (%s); logging to stdout only", exc)
+        problem = exc
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_JobFields(extra))
+    if problem is not None:
+        log.error("cannot open wrapper.log (%s); logging to stdout only", problem)
+    return extra
 
 
-# --- options ----------------------------------------------------------------------------
+class _JobFields(logging.Filter):
+    def __init__(self, values: Mapping[str, Any]) -> None:
+        super().__init__()
+        self.values = dict(values)
 
-
-def job_id_arg(raw: str) -> str:
-    """A job id is also a directory and cgroup name, so it must be one safe path component."""
-    if not _JOB_ID.fullmatch(raw) or ".." in raw:
-        raise argparse.ArgumentTypeError(
-            "expected 1-128 characters of letters, digits, '.', '_' or '-'")
-    return raw
-
-
-def positive_int(raw: str) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError("expected a positive integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("expected a positive integer")
-    return value
-
-
-def seconds_arg(raw: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError("expected a number of seconds") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError("expected a number of seconds >= 0")
-    return value
-
-
-def add_job_options(parser: argparse.ArgumentParser) -> None:
-    """Options common to run and attach."""
-    parser.add_argument("--job-id", required=True, type=job_id_arg)
-    parser.add_argument("--attempt", type=positive_int, default=1)
-    parser.add_argument("--intent", default=None, help="free-text label carried into the result")
-    parser.add_argument("--node", default=None, help="node id added to log lines (node=)")
-    parser.add_argument("--job-dir", default=None,
-                        help="default: <state-dir>/wrapper/jobs/<job-id>")
-    parser.add_argument("--state-dir", default=None,
-                        help="default: $FFRTMP_STATE_DIR or " + DEFAULT_STATE_DIR)
-    parser.add_argument("--log-dir", default=None,
-                        help="default: $FFRTMP_LOG_DIR or " + DEFAULT_LOG_DIR)
-    parser.add_argument("--log-level", default=None, help="default: $FFRTMP_LOG_LEVEL or info")
-    parser.add_argument("--cancel-grace", type=seconds_arg, default=DEFAULT_CANCEL_GRACE_S,
-                        help="seconds between SIGTERM and SIGKILL on cancel (default 10)")
-
-
-def parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace | int:
-    """Parse or return the exit status argparse chose (0 for --help, 2 for bad usage)."""
-    try:
-        return parser.parse_args(argv)
-    except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else EX_SETUP
+    def filter(self, record: logging.LogRecord) -> bool:
+        for key, value in self.values.items():
+            if not hasattr(record, key):
+                setattr(record, key, value)
+        return True
 
 
 # --- signals and the follow loop --------------------------------------------------------

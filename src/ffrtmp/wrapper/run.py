@@ -8,7 +8,6 @@ The wrapper signals the workload in exactly one case: an operator's cancel (SIGU
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import logging
 import os
@@ -22,22 +21,18 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ffrtmp import logs
 from ffrtmp.wrapper import cgroups, counters, procinfo
+from ffrtmp.wrapper.cmdline import EX_SETUP, WrapperCall, parse
 from ffrtmp.wrapper.common import (
-    EX_SETUP,
     Action,
     Canceler,
     Detached,
     Ended,
     JobPaths,
     SignalInbox,
-    add_job_options,
     follow,
     iso,
     open_job_dir,
-    parse,
-    positive_int,
     read_json,
     setup_logging,
     utc_now,
@@ -68,31 +63,6 @@ log = logging.getLogger("ffrtmp.wrapper")
 FOLLOW_INTERVAL_S = 1.0  # SIGCHLD wakes the loop at once; this only bounds a missed wakeup
 
 
-def cpu_max_arg(raw: str) -> str:
-    """``"QUOTA PERIOD"`` (or ``"QUOTA"``), microseconds, QUOTA may be ``max``: cpu.max's form."""
-    parts = raw.split()
-    ok = (1 <= len(parts) <= 2
-          and (parts[0] == "max" or (parts[0].isdigit() and int(parts[0]) > 0))
-          and all(p.isdigit() and int(p) > 0 for p in parts[1:]))
-    if not ok:
-        raise argparse.ArgumentTypeError('expected "QUOTA PERIOD" in microseconds, '
-                                         'e.g. "50000 100000"')
-    return " ".join(parts)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="ffrtmp wrapper run",
-        usage="%(prog)s --job-id ID [options] -- CMD [ARGS...]",
-        description="Run one workload in its own session, follow it and record its result.")
-    add_job_options(parser)
-    parser.add_argument("--cpu-max", type=cpu_max_arg, default=None,
-                        help='cgroup v2 cpu.max, e.g. "50000 100000" (half a CPU)')
-    parser.add_argument("--memory-max", type=positive_int, default=None,
-                        help="cgroup v2 memory.max in bytes")
-    return parser
-
-
 def write_wrapper_json(paths: JobPaths, state: dict[str, Any], extra: dict[str, Any]) -> None:
     """wrapper.json lets an agent find (and re-adopt) us; failing to write it is logged."""
     try:
@@ -121,17 +91,10 @@ def finish(result: Result, paths: JobPaths, state_dir: Path, extra: dict[str, An
 
 
 def main(argv: list[str]) -> int:
-    split = argv.index("--") if "--" in argv else len(argv)
-    command = argv[split + 1:]
-    args = parse(build_parser(), argv[:split])
+    args = parse("run", argv)
     if isinstance(args, int):
         return args
-    if not command:
-        build_parser().print_usage(sys.stderr)
-        print("ffrtmp wrapper run: error: give the command after '--'", file=sys.stderr)
-        return EX_SETUP
-    setup_logging(args.log_dir, args.log_level, os.environ)
-    extra = logs.fields(job=args.job_id, attempt=args.attempt, node=args.node)
+    extra = setup_logging(args, os.environ)
     opened = open_job_dir(args, extra)
     if isinstance(opened, int):
         return opened
@@ -141,7 +104,7 @@ def main(argv: list[str]) -> int:
         log.error("pid %d from %s is still running; not starting a second workload",
                   running, paths.wrapper_json, extra=extra)
         return EX_SETUP
-    return _run(args, command, state_dir, paths, extra)
+    return _run(args, state_dir, paths, extra)
 
 
 def _workload_in(paths: JobPaths) -> int | None:
@@ -156,8 +119,8 @@ def _workload_in(paths: JobPaths) -> int | None:
     return None
 
 
-def _run(args: argparse.Namespace, command: list[str], state_dir: Path, paths: JobPaths,
-         extra: dict[str, Any]) -> int:
+def _run(args: WrapperCall, state_dir: Path, paths: JobPaths, extra: dict[str, Any]) -> int:
+    command = list(args.command)
     cgroup = cgroups.prepare(args.job_id, args.attempt, cpu_max=args.cpu_max,
                              memory_max=args.memory_max)
     limits = Limits(cpu_max=args.cpu_max, memory_max=args.memory_max, applied=cgroup.applied)
@@ -175,7 +138,7 @@ def _run(args: argparse.Namespace, command: list[str], state_dir: Path, paths: J
 
     pid = proc.pid
     state: dict[str, Any] = {
-        "job_id": args.job_id, "attempt": args.attempt, "mode": "run",
+        "job_id": args.job_id, "attempt": args.attempt, "node": args.node, "mode": "run",
         "wrapper_pid": os.getpid(), "wrapper_start_ticks": procinfo.self_start_ticks(),
         "pid": pid, "pid_start_ticks": procinfo.start_ticks(pid), "started_at": iso(started),
         "cgroup": str(cgroup_path) if cgroup_path else None, "argv": command,
@@ -198,7 +161,7 @@ def _run(args: argparse.Namespace, command: list[str], state_dir: Path, paths: J
         state["cancel_requested"] = True
         write_wrapper_json(paths, state, extra)
 
-    canceler = Canceler(send, args.cancel_grace, extra, on_request=on_cancel)
+    canceler = Canceler(send, args.cancel_grace_s, extra, on_request=on_cancel)
     outcome = follow(poll, inbox, canceler, FOLLOW_INTERVAL_S, extra)
     if isinstance(outcome, Detached):
         state.update(detached=True, detached_at=iso(utc_now()), detached_by=outcome.signal_name)
@@ -270,7 +233,7 @@ def _remove_quietly(path: Path, extra: dict[str, Any]) -> None:
         log.warning("cannot remove %s: %s", path, exc, extra=extra)
 
 
-def _start_failed(args: argparse.Namespace, command: list[str], state_dir: Path,
+def _start_failed(args: WrapperCall, command: list[str], state_dir: Path,
                   paths: JobPaths, extra: dict[str, Any], exc: Exception, limits: Limits,
                   started: datetime) -> int:
     log.error("cannot start %s: %s", shlex.join(command), exc, extra=extra)
