@@ -1,29 +1,83 @@
-"""Request bodies: JSON objects with known fields of known types, or a 400/422 naming the field."""
+"""Request bodies and query strings: known fields of known types, or a 400/422 naming the field."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from flask import request
 
 from ffrtmp.master.errors import ApiError, Invalid
 
+MAX_DEPTH = 32  # no request the API knows nests deeper than a handful of levels
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+_QUERY_INT = re.compile(r"[0-9]{1,19}")  # ASCII only: str.isdigit() also takes "²"
+
 
 def json_body(*, allow_empty: bool = False) -> dict[str, Any]:
+    """The request's JSON object; every route reads its body here, so every route is hardened."""
     raw = request.get_data(cache=True)
     if not raw and allow_empty:
         return {}
     if not request.is_json and raw:
         raise ApiError("bad_request", "body must be JSON (Content-Type: application/json)")
-    body = request.get_json(silent=True)
-    if body is None:
-        raise ApiError("bad_request", "body is not valid JSON")
+    body = decode(raw)
     if not isinstance(body, dict):
         raise Invalid("body", "must be a JSON object")
     return body
+
+
+def _not_json(constant: str) -> NoReturn:
+    raise ValueError(f"{constant} is not JSON")
+
+
+def decode(raw: bytes) -> Any:
+    """Strict RFC 8259 JSON that every store can hold: no NaN/Infinity, bounded nesting (the
+    decoder recurses, so deep input would raise RecursionError), no lone surrogates (valid as
+    ``\\ud800`` escapes, but not Unicode, so UTF-8 drivers refuse them)."""
+    try:
+        body = json.loads(raw, parse_constant=_not_json)
+    except RecursionError:
+        raise ApiError("bad_request", f"body is nested too deeply (at most {MAX_DEPTH} levels)") from None
+    except ValueError:  # also UnicodeDecodeError and integers too long to convert
+        raise ApiError("bad_request", "body is not valid JSON") from None
+    _check_tree(body)
+    return body
+
+
+def _check_tree(body: Any) -> None:
+    """Walk without recursion, naming a culprit the way ``fields_of`` does (``a.b[2]``)."""
+    stack: list[tuple[Any, str, int]] = [(body, "body", 0)]
+    while stack:
+        value, path, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise ApiError("bad_request", f"body is nested too deeply (at most {MAX_DEPTH} levels)")
+        if isinstance(value, str) and _SURROGATE.search(value):
+            raise Invalid(path, "contains a lone surrogate (\\ud800-\\udfff), which is not a character")
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if _SURROGATE.search(key):
+                    raise Invalid(path, "has a key with a lone surrogate (\\ud800-\\udfff)")
+                stack.append((item, key if path == "body" else f"{path}.{key}", depth + 1))
+        elif isinstance(value, list):
+            stack.extend((item, f"{path}[{i}]", depth + 1) for i, item in enumerate(value))
+
+
+def query_int(name: str, default: int | None, low: int, high: int) -> int | None:
+    """An integer query parameter: malformed is 400 (like a body that is not JSON), out of range 422."""
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    if not _QUERY_INT.fullmatch(raw):
+        raise ApiError("bad_request", f"{name}: must be an integer written in ASCII digits",
+                       {"field": name})
+    value = int(raw)
+    if not low <= value <= high:
+        raise Invalid(name, f"must be an integer between {low} and {high}")
+    return value
 
 
 @dataclass(frozen=True)

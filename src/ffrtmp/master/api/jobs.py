@@ -7,7 +7,7 @@ from flask import Blueprint, current_app, jsonify, request
 from ffrtmp import jobspec
 from ffrtmp.master.auth import operator_required
 from ffrtmp.master.errors import ApiError, Invalid
-from ffrtmp.master.validate import json_body
+from ffrtmp.master.validate import json_body, query_int
 
 bp = Blueprint("jobs", __name__, url_prefix="/api/v1/jobs")
 
@@ -48,21 +48,12 @@ def list_jobs():
     queue = request.args.get("queue")
     if queue is not None and queue not in jobspec.QUEUES:
         raise Invalid("queue", f"must be one of {', '.join(jobspec.QUEUES)}")
-    limit = _int_arg("limit", 100, 1, 500)
-    cursor = _int_arg("cursor", None, 1, 2**62)
+    limit = query_int("limit", 100, 1, 500)
+    cursor = query_int("cursor", None, 1, 2**62)
     jobs, next_cursor = _ext().store.list_jobs(states=states, queue=queue,
                                                node_id=request.args.get("node"),
                                                limit=limit, before=cursor)
     return jsonify({"jobs": jobs, "next_cursor": next_cursor})
-
-
-def _int_arg(name: str, default: int | None, low: int, high: int) -> int | None:
-    raw = request.args.get(name)
-    if raw is None:
-        return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
-        raise Invalid(name, f"must be an integer between {low} and {high}")
-    return int(raw)
 
 
 @bp.get("/<job_id>")

@@ -1,0 +1,177 @@
+"""Hostile request bodies and query strings get a JSON 400/413/422, never a 500 (SQLite and PostgreSQL).
+
+Each case is one that reached a 500 or was silently altered before: deeply nested JSON, Unicode
+digits in integer parameters, lone surrogates headed for the database driver, and a chunked body
+cut at the size limit and accepted as if it were whole.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+import pytest
+
+from tests.conftest import ENROLL_TOKEN, Api, register
+
+SPEC = {"input": "testsrc://?duration=1", "outputs": [{"url": "rtmp://h/a/b", "preset": "h264-480p"}]}
+
+
+def error_of(reply: Any) -> dict[str, Any]:
+    body = reply.get_json()
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "details"}, body
+    return body["error"]
+
+
+# --- item 4: nesting ---------------------------------------------------------------------------
+
+ROUTES_WITH_BODIES = [
+    ("ops", "/api/v1/jobs"),
+    ("enroll", "/api/v1/nodes/register"),
+    ("node", "/api/v1/nodes/{node}/heartbeat"),
+    ("node", "/api/v1/nodes/{node}/claim"),
+    ("node", "/api/v1/jobs/j-000000000000/result"),
+    ("ops", "/api/v1/jobs/j-000000000000/cancel"),
+]
+
+
+def client_for(api: Api, who: str) -> tuple[Api, str]:
+    node_id, node = register(api, "hostile")
+    return {"ops": api, "enroll": api.as_(ENROLL_TOKEN), "node": node}[who], node_id
+
+
+@pytest.mark.parametrize(("who", "path"), ROUTES_WITH_BODIES)
+@pytest.mark.parametrize("opener", ["[", '{"a":'])
+def test_deeply_nested_json_is_400_on_every_route(api: Api, who: str, path: str, opener: str) -> None:
+    client, node_id = client_for(api, who)
+    body = opener * 100_000
+    reply = client.post(path.format(node=node_id), data=body, content_type="application/json",
+                        expect=400)
+    err = error_of(reply)
+    assert err["code"] == "bad_request" and "nested" in err["message"]
+
+
+def test_moderate_nesting_is_still_judged_by_the_schema(api: Api) -> None:
+    body = {**SPEC, "limits": {"cpu_max": [[[[["x"]]]]]}}
+    assert error_of(api.post("/api/v1/jobs", json=body, expect=422))["details"] == {"field": "limits.cpu_max"}
+
+
+# --- item 5: integer query parameters ----------------------------------------------------------
+
+@pytest.mark.parametrize("raw", ["²", "\u0661\u0662", "\uff11\uff10", "1_0", " 10", "10 ", "+10", "-1",
+                                 "0x10", "1e2", "9" * 5000, ""])
+@pytest.mark.parametrize("param", ["limit", "cursor"])
+def test_integer_query_parameters_that_are_not_ascii_digits_are_400(api: Api, param: str, raw: str) -> None:
+    reply = api.get("/api/v1/jobs", query_string={param: raw}, expect=400)
+    err = error_of(reply)
+    assert err["code"] == "bad_request" and err["details"] == {"field": param}, err
+
+
+@pytest.mark.parametrize(("param", "raw"), [("limit", "0"), ("limit", "501"), ("cursor", "0"),
+                                            ("cursor", str(2**62 + 1))])
+def test_integer_query_parameters_out_of_range_are_422(api: Api, param: str, raw: str) -> None:
+    err = error_of(api.get("/api/v1/jobs", query_string={param: raw}, expect=422))
+    assert err["details"] == {"field": param}
+
+
+def test_well_formed_integer_query_parameters_still_work(api: Api) -> None:
+    api.post("/api/v1/jobs", json=SPEC, expect=201)
+    assert len(api.get("/api/v1/jobs?limit=1&cursor=99999").get_json()["jobs"]) == 1
+
+
+# --- item 6: lone surrogates -------------------------------------------------------------------
+
+LONE = "\\ud800"  # as it travels in JSON: a valid escape, but no Unicode character
+
+
+def raw_post(client: Api, path: str, raw_json: str, expect: int) -> Any:
+    return client.post(path, data=raw_json.encode("ascii"), content_type="application/json",
+                       expect=expect)
+
+
+@pytest.mark.parametrize(("template", "field"), [
+    ('{"name": "n1", "slots": 1, "ffmpeg_version": "7.%s"}', "ffmpeg_version"),
+    ('{"name": "n1", "slots": 1, "agent_version": "%s"}', "agent_version"),
+    ('{"name": "n1", "slots": 1, "labels": {"zone": "a%s"}}', "labels.zone"),
+    ('{"name": "n1", "slots": 1, "labels": {"%s": "a"}}', "labels"),
+    ('{"name": "n1", "slots": 1, "x%s": 1}', "body"),
+    ('{"name": "n1", "slots": 1, "encoders": ["a", "%s"]}', "encoders[1]"),
+])
+def test_lone_surrogates_in_registration_are_422(api: Api, template: str, field: str) -> None:
+    reply = raw_post(api.as_(ENROLL_TOKEN), "/api/v1/nodes/register", template % LONE, 422)
+    err = error_of(reply)
+    assert err["code"] == "invalid" and err["details"] == {"field": field}, err
+    assert "surrogate" in err["message"]
+    assert api.get("/api/v1/nodes").get_json()["nodes"] == []
+
+
+def started_job(api: Api) -> tuple[str, str, Api]:
+    job_id = api.post("/api/v1/jobs", json=SPEC, expect=201).get_json()["job"]["id"]
+    node_id, node = register(api, "surrogates")
+    [a] = node.post(f"/api/v1/nodes/{node_id}/claim", json={"slots": 1}).get_json()["assignments"]
+    node.post(f"/api/v1/jobs/{job_id}/start", json={"attempt_token": a["attempt_token"]})
+    return job_id, a["attempt_token"], node
+
+
+@pytest.mark.parametrize("field", ["reason", "log_tail", "signal"])
+def test_lone_surrogates_in_a_result_are_422_and_the_job_keeps_running(api: Api, field: str) -> None:
+    job_id, token, node = started_job(api)
+    raw = json.dumps({"attempt_token": token, "outcome": "failed"})[:-1] + f', "{field}": "x{LONE}"}}'
+    err = error_of(raw_post(node, f"/api/v1/jobs/{job_id}/result", raw, 422))
+    assert err["details"] == {"field": field}
+    assert api.get(f"/api/v1/jobs/{job_id}").get_json()["job"]["state"] == "running"
+    node.post(f"/api/v1/jobs/{job_id}/result", json={"attempt_token": token, "outcome": "failed",
+                                                      field: "fine \u00e9\U0001f600"})
+    assert api.get(f"/api/v1/jobs/{job_id}").get_json()["job"]["state"] == "failed"
+
+
+def test_lone_surrogates_in_a_job_spec_and_heartbeat_are_422(api: Api) -> None:
+    raw = json.dumps({**SPEC, "intent": "PLACEHOLDER"}).replace("PLACEHOLDER", LONE)
+    assert error_of(raw_post(api, "/api/v1/jobs", raw, 422))["details"] == {"field": "intent"}
+    node_id, node = register(api, "hb")
+    raw = '{"running": [{"job_id": "j-1", "attempt": 1, "progress": {"fps": "' + LONE + '"}}]}'
+    err = error_of(raw_post(node, f"/api/v1/nodes/{node_id}/heartbeat", raw, 422))
+    assert err["details"] == {"field": "running[0].progress.fps"}
+
+
+def test_a_surrogate_pair_is_an_ordinary_character(api: Api) -> None:
+    raw = '{"name": "n1", "slots": 1, "agent_version": "\\ud83d\\ude00"}'
+    reply = raw_post(api.as_(ENROLL_TOKEN), "/api/v1/nodes/register", raw, 201)
+    assert reply.get_json()["node"]["agent_version"] == "\U0001f600"
+
+
+# --- item 7: chunked bodies --------------------------------------------------------------------
+
+def chunked_post(api: Api, path: str, body: bytes) -> Any:
+    """What gunicorn hands the app for ``Transfer-Encoding: chunked``: no Content-Length, a
+    de-chunked stream, and ``wsgi.input_terminated`` (the server ends the stream)."""
+    return api.client.open(path, method="POST", input_stream=io.BytesIO(body),
+                           headers={"Authorization": f"Bearer {api.token}",
+                                    "Content-Type": "application/json",
+                                    "Transfer-Encoding": "chunked"},
+                           environ_overrides={"wsgi.input_terminated": True})
+
+
+def padded(size: int) -> bytes:
+    """A valid job spec followed by whitespace, ``size`` bytes in all: any prefix of at least
+    the spec is also valid JSON, so a cut body would be accepted."""
+    head = json.dumps(SPEC).encode()
+    return head + b" " * (size - len(head))
+
+
+def test_a_chunked_body_over_the_limit_is_413_like_one_with_a_length(api: Api) -> None:
+    limit = api.client.application.config["MAX_CONTENT_LENGTH"]
+    with_length = api.post("/api/v1/jobs", data=padded(limit + 1), content_type="application/json",
+                           expect=413)
+    chunked = chunked_post(api, "/api/v1/jobs", padded(limit + 1))
+    assert chunked.status_code == 413, chunked.get_json()
+    assert error_of(chunked) == error_of(with_length)
+    assert api.get("/api/v1/jobs").get_json()["jobs"] == []
+
+
+def test_a_chunked_body_at_the_limit_is_accepted(api: Api) -> None:
+    limit = api.client.application.config["MAX_CONTENT_LENGTH"]
+    assert chunked_post(api, "/api/v1/jobs", padded(limit)).status_code == 201
+    assert chunked_post(api, "/api/v1/jobs", json.dumps(SPEC).encode()).status_code == 201
+    assert len(api.get("/api/v1/jobs").get_json()["jobs"]) == 2
