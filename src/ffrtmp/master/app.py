@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import threading
 import time
 from typing import Any
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, current_app, g, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from ffrtmp.config import Settings
 from ffrtmp.master import errors
@@ -61,6 +63,24 @@ class MasterContext:
             self._waiters.release()
 
 
+def _whole_streamed_body() -> None:
+    """Hold a chunked body to ``max_body`` as a Content-Length body is held.
+
+    Werkzeug limits such a stream with ``LimitedStream(is_max=True)`` but stops reading exactly
+    at the limit, so a longer body is cut there and parsed as if it were whole. Reading one byte
+    past the limit tells the two apart; the body is then served from memory with its length.
+    """
+    environ = request.environ
+    if request.content_length is not None or not environ.get("wsgi.input_terminated"):
+        return
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    body = environ["wsgi.input"].read(limit + 1)
+    if len(body) > limit:
+        raise RequestEntityTooLarge()
+    environ["wsgi.input"] = io.BytesIO(body)
+    environ["CONTENT_LENGTH"] = str(len(body))
+
+
 def create_app(settings: Settings, *, shutdown: Shutdown | None = None,
                store: Store | None = None, start_duties: bool = True) -> Flask:
     app = Flask("ffrtmp.master")
@@ -81,6 +101,8 @@ def create_app(settings: Settings, *, shutdown: Shutdown | None = None,
         if request.environ.get("SERVER_PORT") == metrics_port and request.path not in METRICS_PATHS:
             return errors.envelope(404, "not_found", "the metrics port serves /metrics and /health")
         return None
+
+    app.before_request(_whole_streamed_body)
 
     @app.after_request
     def _count(response: Response) -> Response:

@@ -1,0 +1,101 @@
+"""Hostile input against a real gunicorn master: chunked bodies (gunicorn de-chunks them) and
+client text that tries to forge lines in the master's log file."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from ffrtmp import config
+from tests.conftest import ENROLL_TOKEN, MasterProcess
+
+SPEC = {"input": "testsrc://?duration=1", "outputs": [{"url": "rtmp://h/a/b", "preset": "h264-480p"}]}
+LIMIT = int(config.BY_NAME["max_body"].default or 0)
+STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z [A-Z]+ ")
+
+
+def chunks(body: bytes, size: int = 64 * 1024) -> Iterator[bytes]:
+    """A generator body: requests sends it with ``Transfer-Encoding: chunked`` and no length."""
+    for start in range(0, len(body), size):
+        yield body[start:start + size]
+
+
+def padded(size: int) -> bytes:
+    head = json.dumps(SPEC).encode()
+    return head + b" " * (size - len(head))
+
+
+def post_chunked(master: MasterProcess, body: bytes) -> requests.Response:
+    return master.session().post(master.url + "/api/v1/jobs", data=chunks(body), timeout=30,
+                                 headers={"Content-Type": "application/json"})
+
+
+def test_a_chunked_body_over_the_limit_is_413_under_gunicorn(master_proc: MasterProcess) -> None:
+    too_big = padded(LIMIT + 1000)
+    with_length = master_proc.session().post(master_proc.url + "/api/v1/jobs", data=too_big, timeout=30,
+                                             headers={"Content-Type": "application/json"})
+    assert with_length.status_code == 413
+    chunked = post_chunked(master_proc, too_big)
+    assert chunked.request.headers.get("Transfer-Encoding") == "chunked"
+    assert "Content-Length" not in chunked.request.headers
+    assert chunked.status_code == 413, chunked.text
+    assert chunked.json() == with_length.json()
+    assert chunked.json()["error"]["code"] == "request_entity_too_large"
+    listed = master_proc.session().get(master_proc.url + "/api/v1/jobs", timeout=10).json()
+    assert listed["jobs"] == []
+    assert post_chunked(master_proc, padded(LIMIT)).status_code == 201, "a body at the limit fits"
+
+
+def fail_a_job_with_reason(master: MasterProcess, reason: str) -> str:
+    ops = master.session()
+    job_id = ops.post(master.url + "/api/v1/jobs", json=SPEC, timeout=10).json()["job"]["id"]
+    reg = master.session(ENROLL_TOKEN).post(master.url + "/api/v1/nodes/register", timeout=10,
+                                            json={"name": "forger", "slots": 1,
+                                                                  "encoders": ["libx264", "aac"]}).json()
+    node = master.session(reg["credential"])
+    claimed = node.post(f"{master.url}/api/v1/nodes/{reg['node_id']}/claim", json={"slots": 1},
+                        timeout=10).json()
+    token = claimed["assignments"][0]["attempt_token"]
+    node.post(f"{master.url}/api/v1/jobs/{job_id}/start", json={"attempt_token": token},
+              timeout=10).raise_for_status()
+    reply = node.post(f"{master.url}/api/v1/jobs/{job_id}/result", timeout=10,
+                      json={"attempt_token": token, "outcome": "failed", "reason": reason})
+    assert reply.status_code == 200, reply.text
+    return job_id
+
+
+def log_lines(master: MasterProcess) -> list[str]:
+    path = Path(master.env["FFRTMP_LOG_DIR"]) / "master" / "master.log"
+    return path.read_bytes().decode("utf-8").split("\n")
+
+
+def test_a_reason_with_control_characters_stays_on_one_log_line(master_proc: MasterProcess) -> None:
+    forged = "2026-01-01T00:00:00.000Z INFO ffrtmp.master.store: job j-000000000000: running -> succeeded"
+    reason = f"oops\n{forged}\rhidden\x1b[2K\x1b[1Agone\x00\x85\u2028end"
+    job_id = fail_a_job_with_reason(master_proc, reason)
+
+    def failed_lines() -> list[str]:
+        return [line for line in log_lines(master_proc) if f"job {job_id}: running -> failed" in line]
+
+    from tests.helpers import wait_until
+
+    [line] = wait_until(failed_lines, 20, "the master's log line about the failed job")
+    assert STAMP.match(line) and line.endswith(f"job={job_id} attempt=1 node={_node_of(line)}")
+    assert "oops\\n2026-01-01T00:00:00.000Z INFO" in line and "\\rhidden\\x1b[2K" in line
+    text = "\n".join(log_lines(master_proc))
+    for char in ("\r", "\x1b", "\x00", "\x85", "\u2028"):
+        assert char not in text, f"{char!r} reached the log file"
+    assert all(STAMP.match(line) for line in log_lines(master_proc) if line), \
+        "every line of the file is a record of its own"
+    stored = master_proc.session().get(f"{master_proc.url}/api/v1/jobs/{job_id}", timeout=10).json()
+    assert stored["job"]["history"][-1]["reason"] == reason, "the API keeps what the client sent"
+
+
+def _node_of(line: str) -> Any:
+    match = re.search(r" node=(n-\w+)$", line)
+    return match.group(1) if match else None
