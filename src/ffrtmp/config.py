@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
 import math
 import os
 import re
@@ -16,6 +17,8 @@ import socket
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
+
+from ffrtmp import logs
 
 EX_CONFIG = 78
 
@@ -63,10 +66,8 @@ def _seconds(raw: str) -> float:
 
 
 def _level(raw: str) -> str:
-    level = raw.lower()
-    if level not in {"debug", "info", "warning", "error"}:
-        raise ValueError("expected one of debug, info, warning, error")
-    return level
+    """The seed's names (``warn``, ``fatal``) become Python's, which gunicorn and logging share."""
+    return logging.getLevelName(logs.level_of(raw)).lower()
 
 
 def _url(raw: str) -> str:
@@ -133,7 +134,8 @@ SETTINGS: tuple[Setting, ...] = (
             "colon-separated directories that job files must stay inside", (MASTER, AGENT)),
     Setting("log_dir", _path, "/var/log/ffrtmp",
             "log directory (falls back to ./logs when it can't be written)", (MASTER, AGENT)),
-    Setting("log_level", _level, "info", "debug, info, warning or error", (MASTER, AGENT)),
+    Setting("log_level", _level, "info", "debug, info, warn (or warning), error or fatal",
+            (MASTER, AGENT)),
     Setting("workers", _positive_int, "2", "gunicorn worker processes", (MASTER,)),
     Setting("threads", _positive_int, "32",
             "threads per gunicorn worker (bounds concurrent long-polling claims)", (MASTER,)),

@@ -5,6 +5,10 @@ reopens the path, so no reload or ``copytruncate`` is needed. Under systemd
 (``JOURNAL_STREAM`` set) stdout lines start with ``<N>`` so journald records the priority and
 ``journalctl -p err`` works. Records about a job or node carry ``job=<id>`` and ``node=<id>``:
 pass ``extra=fields(job=..., node=...)``.
+
+Every record is exactly one line: the formatter escapes control characters (``\\n``,
+``\\x1b``, …) in the whole rendered text, tracebacks included, so text a client sent can never
+start a line of its own, whatever field or exception carries it.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import logging
 import logging.handlers
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -20,6 +25,34 @@ from typing import Any, TextIO
 _PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3,
              logging.CRITICAL: 2}
 _FIELDS = ("job", "attempt", "node")
+# C0/C1 controls and DEL, lone surrogates (not encodable: the handler would drop the record),
+# Unicode line/paragraph separators and the bidi/zero-width format characters that reorder text.
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff\u2028\u2029\u200b-\u200f\u202a-\u202e"
+                     r"\u2060-\u2064\u2066-\u206f\ufeff]")
+_SHORT = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
+          "warning": logging.WARNING, "error": logging.ERROR, "fatal": logging.CRITICAL,
+          "critical": logging.CRITICAL}
+
+
+def level_of(name: str) -> int:
+    """A level name of the seed (``debug info warn error fatal``) or of Python, any case."""
+    try:
+        return LEVELS[name.lower()]
+    except KeyError:
+        raise ValueError(f"expected one of {', '.join(LEVELS)}") from None
+
+
+def _escape_char(match: re.Match[str]) -> str:
+    char = match.group()
+    if char in _SHORT:
+        return _SHORT[char]
+    return f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}"
+
+
+def one_line(text: str) -> str:
+    """``text`` with every control character escaped, so it can't break or repaint a log line."""
+    return _UNSAFE.sub(_escape_char, text)
 
 
 def fields(**values: Any) -> dict[str, Any]:
@@ -41,9 +74,11 @@ class Formatter(logging.Formatter):
         text = f"{record.levelname} {record.name}: {record.getMessage()}{tail}"
         if record.exc_info:
             text += "\n" + self.formatException(record.exc_info)
+        if record.stack_info:
+            text += "\n" + self.formatStack(record.stack_info)
+        text = one_line(text)
         if self.journal:
-            prefix = f"<{_PRIORITY.get(record.levelno, 6)}>"
-            return "\n".join(prefix + line for line in text.splitlines())
+            return f"<{_PRIORITY.get(record.levelno, 6)}>{text}"
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", self.converter(record.created))
         return f"{stamp}.{int(record.msecs):03d}Z {text}"
 
@@ -76,5 +111,5 @@ def setup(component: str, filename: str, *, log_dir: str, level: str = "info",
     out.setFormatter(Formatter(journal=bool(os.environ.get("JOURNAL_STREAM"))))
     root.addHandler(file_handler)
     root.addHandler(out)
-    root.setLevel(level.upper())
+    root.setLevel(level_of(level))
     return path

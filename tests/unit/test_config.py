@@ -233,3 +233,29 @@ def test_env_file_lines_are_in_table_order_and_refuse_foreign_settings() -> None
     assert lines == ["FFRTMP_MASTER_URL=https://m:8080", "FFRTMP_SLOTS=2"]
     with pytest.raises(ValueError, match="workers"):
         config.env_file_lines({"workers": "2"}, "agent")
+
+
+@pytest.mark.parametrize(("raw", "level"), [
+    ("debug", "debug"), ("info", "info"), ("warn", "warning"), ("WARN", "warning"),
+    ("warning", "warning"), ("error", "error"), ("fatal", "critical"), ("Fatal", "critical")])
+def test_the_seeds_log_levels_are_accepted_as_python_level_names(tmp_path: Path, raw: str,
+                                                                  level: str) -> None:
+    import logging
+
+    from ffrtmp.master.serve import RootLogger
+
+    settings = config.load("master", {}, master_env(tmp_path, FFRTMP_LOG_LEVEL=raw))
+    assert settings.log_level == level
+    assert logging.getLevelName(level.upper()) == RootLogger.LOG_LEVELS[level], "gunicorn agrees"
+
+
+def test_a_master_started_with_the_level_fatal_runs(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    env = {**master_env(tmp_path, FFRTMP_LOG_LEVEL="fatal", FFRTMP_WORKERS="0")}
+    done = subprocess.run([sys.executable, "-m", "ffrtmp", "master"], env=env, capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert done.returncode == config.EX_CONFIG
+    assert "FFRTMP_WORKERS" in done.stderr + done.stdout, "the level passed; a later setting stopped it"
+    assert "FFRTMP_LOG_LEVEL" not in done.stderr + done.stdout

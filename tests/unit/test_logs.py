@@ -92,8 +92,8 @@ def test_under_journald_stdout_lines_carry_the_priority(tmp_path: Path, root_log
     assert not any(line.startswith("<") for line in lines(path)), "the file keeps timestamps, no prefix"
 
 
-def test_every_line_of_a_traceback_carries_the_error_priority(tmp_path: Path, root_logger: logging.Logger,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_traceback_is_one_journal_line_with_the_error_priority(tmp_path: Path, root_logger: logging.Logger,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("JOURNAL_STREAM", "8:1")
     out = io.StringIO()
     logs.setup("master", "master.log", log_dir=str(tmp_path), stream=out)
@@ -101,12 +101,9 @@ def test_every_line_of_a_traceback_carries_the_error_priority(tmp_path: Path, ro
         raise ValueError("boom\nsecond line")
     except ValueError:
         logging.getLogger("ffrtmp.t").exception("it failed")
-    printed = out.getvalue().splitlines()
-    assert len(printed) > 3
-    assert all(line.startswith("<3>") for line in printed), printed
-    assert printed[0] == "<3>ERROR ffrtmp.t: it failed"
-    assert "<3>Traceback (most recent call last):" in printed
-    assert printed[-2:] == ["<3>ValueError: boom", "<3>second line"]
+    [printed] = out.getvalue().splitlines()
+    assert printed.startswith("<3>ERROR ffrtmp.t: it failed\\nTraceback (most recent call last):\\n")
+    assert printed.endswith("\\nValueError: boom\\nsecond line")
 
 
 def test_without_journald_there_is_no_prefix(tmp_path: Path, root_logger: logging.Logger,
@@ -154,3 +151,54 @@ def test_no_writable_place_at_all_is_an_error_naming_the_dir(tmp_path: Path,
     (tmp_path / "logs").write_text("also a file")
     with pytest.raises(OSError, match=f"cannot write agent.log under {blocker}"):
         logs.log_path(str(blocker), "worker", "agent.log")
+
+
+# --- client text cannot forge lines: every record is one line, control characters escaped ---
+
+HOSTILE = "a\nb\rc\x1b[31md\x00e\x7ff\x85g\u2028h\u2029i\ud800j\tk\u202el"
+ESCAPED = "a\\nb\\rc\\x1b[31md\\x00e\\x7ff\\x85g\\u2028h\\u2029i\\ud800j\\tk\\u202el"
+
+
+@pytest.mark.parametrize("journal", [False, True])
+def test_control_characters_in_messages_fields_and_exceptions_are_escaped(
+        tmp_path: Path, root_logger: logging.Logger, monkeypatch: pytest.MonkeyPatch, journal: bool) -> None:
+    if journal:
+        monkeypatch.setenv("JOURNAL_STREAM", "8:1")
+    else:
+        monkeypatch.delenv("JOURNAL_STREAM", raising=False)
+    out = io.StringIO()
+    path = logs.setup("master", "master.log", log_dir=str(tmp_path), stream=out)
+    log = logging.getLogger("ffrtmp.t")
+    log.warning("reason %s", HOSTILE, extra=logs.fields(job=HOSTILE, node="n-1"))
+    log.warning(HOSTILE)
+    try:
+        raise ValueError(HOSTILE)
+    except ValueError:
+        log.exception("failed: %s", HOSTILE)
+    log.info("stack", stack_info=True)
+    for text in (path.read_bytes().decode("utf-8"), out.getvalue()):
+        printed = text.split("\n")
+        assert printed[-1] == "" and len(printed) == 5, printed
+        assert printed[0].endswith(f"WARNING ffrtmp.t: reason {ESCAPED} job={ESCAPED} node=n-1")
+        assert printed[1].endswith(f"WARNING ffrtmp.t: {ESCAPED}")
+        assert f"ERROR ffrtmp.t: failed: {ESCAPED}\\nTraceback (most recent call last):\\n" in printed[2]
+        assert printed[2].endswith(f"\\nValueError: {ESCAPED}")
+        assert "\\nStack (most recent call last):\\n" in printed[3]
+        assert not any(0 <= ord(c) < 32 or 0x7f <= ord(c) <= 0x9f for c in text.replace("\n", ""))
+    assert out.getvalue().startswith("<4>WARNING") if journal else out.getvalue()[:4].isdigit()
+
+
+def test_printable_unicode_and_backslashes_are_kept(tmp_path: Path, root_logger: logging.Logger) -> None:
+    path = logs.setup("master", "master.log", log_dir=str(tmp_path), stream=io.StringIO())
+    logging.getLogger("u").info("café ☕ 東京 \U0001f600 C:\\path")
+    assert lines(path)[0].endswith("INFO u: café ☕ 東京 \U0001f600 C:\\path")
+
+
+@pytest.mark.parametrize(("name", "level"), [("debug", logging.DEBUG), ("info", logging.INFO),
+                                             ("warn", logging.WARNING), ("warning", logging.WARNING),
+                                             ("error", logging.ERROR), ("fatal", logging.CRITICAL),
+                                             ("critical", logging.CRITICAL), ("WARN", logging.WARNING)])
+def test_setup_takes_every_level_name_of_the_seed(tmp_path: Path, root_logger: logging.Logger,
+                                                  name: str, level: int) -> None:
+    logs.setup("master", "master.log", log_dir=str(tmp_path), level=name, stream=io.StringIO())
+    assert root_logger.level == level
