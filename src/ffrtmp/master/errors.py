@@ -12,7 +12,7 @@ from ffrtmp.master.store import StoreError
 
 log = logging.getLogger(__name__)
 
-_STORE_STATUS = {"not_found": 404, "conflict": 409, "forbidden": 403}
+_STORE_STATUS = {"not_found": 404, "conflict": 409, "forbidden": 403, "unavailable": 503}
 
 
 class ApiError(Exception):

@@ -20,6 +20,17 @@ from ffrtmp.master.sqlstore import SqlStore
 
 # Any constant unique to ffrtmp: the advisory lock that serialises migrations across masters.
 MIGRATION_LOCK = 0x66667274
+# Errors that mean "cannot write now", most specific first: the rest of OperationalError are
+# lost connections and server shutdowns.
+UNAVAILABLE_ERRORS: tuple[tuple[type[psycopg.Error], str], ...] = (
+    (psycopg.errors.DiskFull, "store_full"),
+    (psycopg.errors.ReadOnlySqlTransaction, "store_read_only"),
+    (psycopg.errors.LockNotAvailable, "store_busy"),
+    (psycopg.errors.QueryCanceled, "store_busy"),
+    (psycopg.errors.DeadlockDetected, "store_busy"),
+    (psycopg.errors.SerializationFailure, "store_busy"),
+    (psycopg.OperationalError, "store_unavailable"),
+)
 
 
 class PgRow:
@@ -65,8 +76,9 @@ class PostgresStore(SqlStore):
     FOR_UPDATE = " FOR UPDATE"
     SKIP_LOCKED = " FOR UPDATE SKIP LOCKED"
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, busy_timeout_ms: int = 10_000) -> None:
         self.url = url
+        self.busy_timeout_ms = busy_timeout_ms
         self._local = threading.local()
         self._pid = 0
         self._all: list[psycopg.Connection[Any]] = []
@@ -81,6 +93,9 @@ class PostgresStore(SqlStore):
         if conn is None or conn.raw.closed:
             raw = psycopg.connect(self.url, autocommit=True, row_factory=_rows,
                                   application_name="ffrtmp-master")
+            # a write that waits this long for a row or table lock answers 503 store_busy,
+            # like SQLite's busy timeout, instead of holding its request thread forever
+            raw.execute(f"SET lock_timeout = {int(self.busy_timeout_ms)}")
             conn = PgConn(raw)
             self._local.conn = conn
             with self._lock:
@@ -95,11 +110,14 @@ class PostgresStore(SqlStore):
             conn.execute("SET LOCAL synchronous_commit = off")
         try:
             yield conn
+            conn.execute("COMMIT")
         except BaseException:
             with contextlib.suppress(psycopg.Error):
                 conn.execute("ROLLBACK")
             raise
-        conn.execute("COMMIT")
+
+    def _unavailable_code(self, exc: Exception) -> str | None:
+        return next((code for kind, code in UNAVAILABLE_ERRORS if isinstance(exc, kind)), None)
 
     def _read(self) -> PgConn:
         return self._conn()

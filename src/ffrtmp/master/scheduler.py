@@ -10,7 +10,7 @@ import logging
 import threading
 
 from ffrtmp.config import Settings
-from ffrtmp.master.store import Store
+from ffrtmp.master.store import Store, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -46,5 +46,7 @@ class DutyLoop:
         while not self._stop.wait(self.settings.duty_interval / 2):
             try:
                 run_duties(self.store, self.settings, time.time())
+            except Unavailable:
+                pass  # the store logs once when writes start failing and once when they work again
             except Exception:
                 log.exception("background duty failed; retrying next interval")

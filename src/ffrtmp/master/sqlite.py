@@ -12,6 +12,15 @@ from ffrtmp.master.schema import migrations
 from ffrtmp.master.sqlstore import SqlStore
 
 SQLITE_MIGRATIONS = migrations(serial="INTEGER PRIMARY KEY AUTOINCREMENT", real="REAL")
+# Primary result codes (the low byte of an extended code) that mean "cannot write now".
+UNAVAILABLE_CODES = {
+    sqlite3.SQLITE_FULL: "store_full",
+    sqlite3.SQLITE_READONLY: "store_read_only",
+    sqlite3.SQLITE_BUSY: "store_busy",
+    sqlite3.SQLITE_LOCKED: "store_busy",
+    sqlite3.SQLITE_IOERR: "store_unavailable",
+    sqlite3.SQLITE_CANTOPEN: "store_unavailable",
+}
 
 
 class SqliteStore(SqlStore):
@@ -60,10 +69,19 @@ class SqliteStore(SqlStore):
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
+                conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                # SQLite has already rolled back after SQLITE_FULL and some I/O errors; a second
+                # ROLLBACK would raise and hide the error that matters
+                if conn.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
                 raise
-            conn.execute("COMMIT")
+
+    def _unavailable_code(self, exc: Exception) -> str | None:
+        if not isinstance(exc, sqlite3.OperationalError):
+            return None
+        return UNAVAILABLE_CODES.get(getattr(exc, "sqlite_errorcode", -1) & 0xFF)
 
     def close(self) -> None:
         with self._lock:

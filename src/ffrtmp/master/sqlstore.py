@@ -28,6 +28,7 @@ from ffrtmp.master.store import (
     Conflict,
     Forbidden,
     NotFound,
+    Unavailable,
     attempt_dict,
     iso,
     job_dict,
@@ -65,15 +66,42 @@ class SqlStore:
 
     @contextlib.contextmanager
     def _tx(self, *, durable: bool = True) -> Iterator[Conn]:
-        """One transaction; log lines about it are written after it commits, outside any lock."""
+        """One transaction; log lines about it are written after it commits, outside any lock.
+
+        A driver error that means "the database cannot write now" leaves as ``Unavailable``
+        (503 with a named code), so every write path answers a full, read-only or busy
+        database the same way.
+        """
         self._deferred.lines = []
         try:
             with self._transaction(durable) as conn:
                 yield conn
+        except Exception as exc:
+            code = self._unavailable_code(exc)
+            if code is None:
+                raise
+            self._note_write(code, exc)
+            raise Unavailable(code, exc) from exc
+        else:
+            self._note_write(None)
             for level, args, extra in self._deferred.lines:
                 log.log(level, *args, extra=extra)
         finally:
             self._deferred.lines = []
+
+    def _unavailable_code(self, exc: Exception) -> str | None:
+        """The ``Unavailable`` code for a driver error, or None for an error that is a bug."""
+        return None
+
+    _write_failure: str | None = None
+
+    def _note_write(self, code: str | None, exc: Exception | None = None) -> None:
+        """Log when writes start failing and when they work again, not once per request."""
+        if code is not None and self._write_failure != code:
+            log.error("the database refuses writes (%s): %s", code, exc)
+        elif code is None and self._write_failure is not None:
+            log.info("the database takes writes again")
+        self._write_failure = code
 
     def _log(self, level: int, *args: Any, extra: dict[str, Any] | None = None) -> None:
         self._deferred.lines.append((level, args, extra))
@@ -89,6 +117,8 @@ class SqlStore:
     def migrate(self) -> int:
         """Apply forward-only migrations in one transaction; return the schema version in force."""
         latest = len(self.MIGRATIONS)
+        if self._current_version() == latest:  # no write: a worker boots on a read-only database
+            return latest
         with self._tx() as conn:
             self._migration_lock(conn)
             conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
@@ -108,12 +138,26 @@ class SqlStore:
                 conn.execute("UPDATE schema_version SET version = ?", (latest,))
         return latest
 
+    def _current_version(self) -> int | None:
+        try:
+            return self.schema_version()
+        except Exception:  # no schema yet, or the database is away: the migration will say which
+            return None
+
     def schema_version(self) -> int:
         row = self._read().execute("SELECT version FROM schema_version").fetchone()
         return row[0] if row else 0
 
     def ping(self) -> None:
         self._read().execute("SELECT 1 FROM schema_version").fetchone()
+
+    def probe_write(self, *, now: float | None = None) -> None:
+        """A durable one-row write that nothing reads: readiness proves the database takes writes."""
+        now = time.time() if now is None else now
+        with self._tx() as conn:
+            conn.execute("INSERT INTO duties (name, next_run_at) VALUES ('readiness probe', ?)"
+                         " ON CONFLICT (name) DO UPDATE SET next_run_at = excluded.next_run_at",
+                         (now,))
 
     def queue_marker(self) -> tuple[int, int]:
         """Changes when jobs are queued or leave the queue: a cheap read for long-polls."""

@@ -47,6 +47,20 @@ class Forbidden(StoreError):
     kind = "forbidden"
 
 
+class Unavailable(StoreError):
+    """The database cannot take a write now (full, read-only, busy): a 503 the client may retry.
+
+    Codes: ``store_full``, ``store_read_only``, ``store_busy``, ``store_unavailable``. Each store
+    translates its driver's errors into these in ``_tx``; nothing above the store sees a driver error.
+    """
+
+    kind = "unavailable"
+
+    def __init__(self, code: str, cause: BaseException) -> None:
+        first_line = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+        super().__init__(code, f"the database cannot take writes now: {first_line}")
+
+
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -72,6 +86,7 @@ class Store(Protocol):
 
     def migrate(self) -> int: ...
     def ping(self) -> None: ...
+    def probe_write(self, *, now: float | None = None) -> None: ...
     def close(self) -> None: ...
     def queue_marker(self) -> tuple[int, int]: ...
     def submit_job(self, spec: dict[str, Any], *, queue: str, priority: str,
