@@ -5,6 +5,11 @@ before anything runs), the wrapper's ``wrapper.json``, ``progress.txt``, ``outpu
 ``result.json``, and ``delivered.json`` once the master has the result. Everything the agent
 knows survives its own restart: at start it re-reads every directory, keeps following live
 wrappers, re-attaches to workloads whose wrapper died, and delivers results not yet delivered.
+
+A directory whose files cannot be understood (torn, not JSON, missing keys) is moved to
+``<state_dir>/quarantine/`` for the operator, never trusted and never fatal: when its job,
+attempt and token can still be read, a fresh directory records the attempt as a platform
+failure (``job_dir_unreadable: <file>: <problem>``) and the ordinary spool delivers it.
 """
 
 from __future__ import annotations
@@ -15,10 +20,9 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +31,8 @@ from ffrtmp.agent.ffmpeg import build_argv, probe_duration_s, read_progress
 from ffrtmp.jobspec import JobSpec
 from ffrtmp.logs import fields
 from ffrtmp.wrapper import procinfo
-from ffrtmp.wrapper.common import iso, read_json, utc_now, write_json_atomic
+from ffrtmp.wrapper.cmdline import WrapperCall
+from ffrtmp.wrapper.common import PRIVATE, iso, read_json, utc_now, write_json_atomic
 from ffrtmp.wrapper.result import Result, lost_track
 
 log = logging.getLogger(__name__)
@@ -35,6 +40,40 @@ log = logging.getLogger(__name__)
 LOG_TAIL_BYTES = 16384
 # A wrapper writes wrapper.json within milliseconds; past this, a missing one means it died.
 WRAPPER_START_GRACE_S = 30.0
+QUARANTINE_DIR = "quarantine"
+UNREADABLE = "job_dir_unreadable"
+REASON_CHARS = 200  # the longest reason the master accepts in a result
+
+# What the agent relies on in each file, by key and type.
+IDS: Mapping[str, type | tuple[type, ...]] = {"job_id": str, "attempt": int, "attempt_token": str}
+ASSIGNMENT_KEYS = {**IDS, "spec": dict}
+WRAPPER_KEYS: Mapping[str, type | tuple[type, ...]] = {"wrapper_pid": int, "pid": int}
+RESULT_KEYS: Mapping[str, type | tuple[type, ...]] = {
+    "job_id": str, "attempt": int, "mode": str, "start_time": str, "end_time": str,
+    "runtime_s": (int, float), "platform_sla": bool, "reason": str}
+
+
+class Unreadable(Exception):
+    """A file of a job directory that cannot be understood; the message names the file."""
+
+
+def read_object(path: Path, keys: Mapping[str, type | tuple[type, ...]]) -> dict[str, Any]:
+    """The JSON object in ``path`` with ``keys`` of their types, or Unreadable saying why not."""
+    try:
+        data = read_json(path)
+    except UnicodeDecodeError:
+        raise Unreadable(f"{path.name}: not UTF-8") from None
+    except ValueError:
+        raise Unreadable(f"{path.name}: not valid JSON") from None
+    except OSError as exc:
+        raise Unreadable(f"{path.name}: {exc.strerror or exc}") from None
+    if not isinstance(data, dict):
+        raise Unreadable(f"{path.name}: not a JSON object")
+    wrong = [k for k, kind in keys.items()
+             if not isinstance(data.get(k), kind) or (kind is int and isinstance(data[k], bool))]
+    if wrong:
+        raise Unreadable(f"{path.name}: missing or malformed {', '.join(wrong)}")
+    return data
 
 
 @dataclass
@@ -64,10 +103,9 @@ class LocalJob:
         return self.file("delivered.json").exists()
 
     def wrapper_state(self) -> dict[str, Any] | None:
-        try:
-            return read_json(self.file("wrapper.json"))
-        except (OSError, ValueError):
-            return None
+        """None until the wrapper has written wrapper.json; Unreadable when it is corrupt."""
+        path = self.file("wrapper.json")
+        return read_object(path, WRAPPER_KEYS) if path.exists() else None
 
 
 def expected_duration_s(spec: JobSpec) -> float | None:
@@ -80,9 +118,11 @@ def expected_duration_s(spec: JobSpec) -> float | None:
 
 class JobTable:
     def __init__(self, state_dir: str, *, log_dir: str, log_level: str, cancel_grace_s: float,
-                 media_roots: tuple[str, ...]) -> None:
+                 media_roots: tuple[str, ...],
+                 node: Callable[[], str | None] = lambda: None) -> None:
         self.root = Path(state_dir) / "jobs"
         self.root.mkdir(parents=True, exist_ok=True)
+        self.node = node  # this node's id once registered, for log lines
         self.state_dir, self.log_dir, self.log_level = state_dir, log_dir, log_level
         self.cancel_grace_s = cancel_grace_s
         self.media_roots = media_roots
@@ -111,7 +151,7 @@ class JobTable:
         write_json_atomic(job.file("assignment.json"), {
             "job_id": job.job_id, "attempt": job.attempt, "attempt_token": job.attempt_token,
             "spec": job.spec, "expected_duration_s": job.expected_duration_s,
-            "claimed_at": iso(utc_now())})
+            "claimed_at": iso(utc_now())}, mode=PRIVATE)  # the attempt token is a secret
         self.jobs[job.key] = job
         return job
 
@@ -121,36 +161,44 @@ class JobTable:
             if output.kind in ("file", "hls"):
                 Path(output.url.removeprefix("file://")).parent.mkdir(parents=True, exist_ok=True)
         argv = build_argv(spec, progress_path=str(job.file("progress.txt")))
-        command = [sys.executable, "-m", "ffrtmp", "wrapper", "run", "--job-id", job.job_id,
-                   "--attempt", str(job.attempt), "--job-dir", str(job.dir),
-                   "--state-dir", self.state_dir, "--log-dir", self.log_dir,
-                   "--cancel-grace", str(self.cancel_grace_s)]
-        if spec.intent:
-            command += ["--intent", spec.intent]
-        if spec.limits.cpu_max:
-            command += ["--cpu-max", spec.limits.cpu_max]
-        if spec.limits.memory_max and spec.limits.memory_max != "max":
-            command += ["--memory-max", spec.limits.memory_max]
-        job.child = self._spawn([*command, "--", *argv], job)
+        memory = spec.limits.memory_max
+        job.child = self._spawn(job, mode="run", intent=spec.intent, cpu_max=spec.limits.cpu_max,
+                                memory_max=int(memory) if memory and memory != "max" else None,
+                                command=tuple(argv))
         job.launched_at = time.monotonic()
-        log.info("launched wrapper pid=%d", job.child.pid, extra=fields(job=job.job_id, attempt=job.attempt))
+        log.info("launched wrapper pid=%d", job.child.pid,
+                 extra=fields(job=job.job_id, attempt=job.attempt, node=self.node()))
 
-    def _spawn(self, command: list[str], job: LocalJob) -> subprocess.Popen[bytes]:
+    def _spawn(self, job: LocalJob, **call: Any) -> subprocess.Popen[bytes]:
+        """Start a wrapper for ``job``; ``call`` holds the WrapperCall fields of this mode."""
+        argv = WrapperCall(job_id=job.job_id, attempt=job.attempt, job_dir=str(job.dir),
+                           state_dir=self.state_dir, log_dir=self.log_dir,
+                           log_level=self.log_level, cancel_grace_s=self.cancel_grace_s,
+                           **{"node": self.node(), **call}).argv()
         with job.file("wrapper.out").open("ab") as out:
-            child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out,
+            child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
                                      stderr=subprocess.STDOUT, start_new_session=True,
-                                     close_fds=True, env={**os.environ, "FFRTMP_LOG_LEVEL": self.log_level})
+                                     close_fds=True)
         # wake the loop the moment the wrapper exits, so the result goes out and the slot refills
         threading.Thread(target=lambda: (child.wait(), self.changed.set()), daemon=True,
                          name=f"wrapper-{job.job_id}").start()
         return child
 
-    def reject(self, job: LocalJob, reason: str) -> None:
-        """Record a job this node refuses to run (its spec fails the local checks)."""
+    def reject(self, job: LocalJob, reason: str, *, platform_sla: bool = True) -> None:
+        """Record a job that never ran here (its spec fails the local checks, or its directory
+        was unreadable); the spool delivers it like any result."""
         now = iso(utc_now())
-        Result(job_id=job.job_id, attempt=job.attempt, pid=None, mode="run", start_time=now,
-               end_time=now, runtime_s=0.0, exit_code=None, signal=None, platform_sla=True,
-               reason=reason).write(job.dir)
+        result = Result(job_id=job.job_id, attempt=job.attempt, pid=None, mode="run",
+                        start_time=now, end_time=now, runtime_s=0.0, exit_code=None, signal=None,
+                        platform_sla=platform_sla, reason=reason[:REASON_CHARS])
+        result.write(job.dir)
+        if not platform_sla:
+            self._count(result)
+
+    def _count(self, result: Result) -> None:
+        from ffrtmp.wrapper import counters  # only when needed: it is slow to import
+
+        counters.record(Path(self.state_dir), result)
 
     def forget(self, job: LocalJob) -> None:
         """Drop an assignment that never ran (the master refused its start)."""
@@ -163,8 +211,9 @@ class JobTable:
         """At start: load every job directory this node left behind."""
         for directory in sorted(self.root.iterdir()):
             try:
-                data = read_json(directory / "assignment.json")
-            except (OSError, ValueError):
+                data = read_object(directory / "assignment.json", ASSIGNMENT_KEYS)
+            except Unreadable as exc:
+                self.quarantine(directory, exc)
                 continue
             job = LocalJob(data["job_id"], data["attempt"], data["attempt_token"], data["spec"],
                            directory, data.get("expected_duration_s"))
@@ -172,37 +221,64 @@ class JobTable:
             if not job.finished:
                 log.info("re-adopting a running job", extra=fields(job=job.job_id, attempt=job.attempt))
 
+    def quarantine(self, directory: Path, problem: Unreadable) -> None:
+        """Move an unreadable job directory aside; report its attempt failed when it is known."""
+        for key in [k for k, j in self.jobs.items() if j.dir == directory]:
+            del self.jobs[key]
+        try:
+            ids: dict[str, Any] | None = read_object(directory / "assignment.json", IDS)
+        except Unreadable:
+            ids = None
+        extra = fields(job=ids and ids["job_id"], attempt=ids and ids["attempt"], node=self.node())
+        aside = Path(self.state_dir) / QUARANTINE_DIR
+        target = aside / directory.name
+        if target.exists():
+            target = aside / f"{directory.name}.{utc_now():%Y%m%dT%H%M%S.%f}"
+        try:
+            aside.mkdir(exist_ok=True)
+            directory.rename(target)
+        except OSError as exc:
+            log.error("job directory %s unreadable (%s) and cannot be moved aside: %s; ignored "
+                      "until the next start", directory.name, problem, exc, extra=extra)
+            return
+        unreported = "" if ids else "; its attempt cannot be reported (no job id, attempt, token)"
+        log.error("job directory %s quarantined to %s: %s%s", directory.name, target, problem,
+                  unreported, extra=extra)
+        if ids:
+            self.reject(self.prepare({**ids, "spec": {}}, None), f"{UNREADABLE}: {problem}",
+                        platform_sla=False)
+
     def poll(self) -> None:
         """Reap our wrappers; re-attach to workloads whose wrapper is gone; record the lost."""
         for job in self.running():
-            if job.child is not None and job.child.poll() is None:
-                continue
-            state = job.wrapper_state()
-            if job.finished:
-                continue
-            if state is None:
-                if job.child is None or time.monotonic() - job.launched_at > WRAPPER_START_GRACE_S:
-                    self._record_lost(job, None)
-                continue
-            if procinfo.alive(state["wrapper_pid"], state.get("wrapper_start_ticks")):
-                continue  # a wrapper from an earlier agent is still following its workload
-            if job.finished:  # it wrote the result and exited between the two checks
-                continue
-            if procinfo.alive(state["pid"], state.get("pid_start_ticks")):
-                self._attach(job, state)
-            else:
-                self._record_lost(job, state)
+            try:
+                self._follow(job)
+            except Unreadable as exc:
+                self.quarantine(job.dir, exc)
+
+    def _follow(self, job: LocalJob) -> None:
+        if job.child is not None and job.child.poll() is None:
+            return
+        state = job.wrapper_state()
+        if job.finished:
+            return
+        if state is None:
+            if job.child is None or time.monotonic() - job.launched_at > WRAPPER_START_GRACE_S:
+                self._record_lost(job, None)
+            return
+        if procinfo.alive(state["wrapper_pid"], state.get("wrapper_start_ticks")):
+            return  # a wrapper from an earlier agent is still following its workload
+        if job.finished:  # it wrote the result and exited between the two checks
+            return
+        if procinfo.alive(state["pid"], state.get("pid_start_ticks")):
+            self._attach(job, state)
+        else:
+            self._record_lost(job, state)
 
     def _attach(self, job: LocalJob, state: dict[str, Any]) -> None:
-        command = [sys.executable, "-m", "ffrtmp", "wrapper", "attach", "--pid", str(state["pid"]),
-                   "--job-id", job.job_id, "--attempt", str(job.attempt), "--job-dir", str(job.dir),
-                   "--state-dir", self.state_dir, "--log-dir", self.log_dir,
-                   "--cancel-grace", str(self.cancel_grace_s)]
-        if state.get("pid_start_ticks") is not None:
-            command += ["--start-ticks", str(state["pid_start_ticks"])]
-        if job.spec.get("intent"):
-            command += ["--intent", job.spec["intent"]]
-        job.child = self._spawn(command, job)
+        job.child = self._spawn(job, mode="attach", pid=state["pid"],
+                                start_ticks=state.get("pid_start_ticks"),
+                                intent=job.spec.get("intent"), node=state.get("node") or self.node())
         job.launched_at = time.monotonic()
         log.warning("wrapper gone, workload pid=%s alive: attached", state["pid"],
                     extra=fields(job=job.job_id, attempt=job.attempt))
@@ -217,9 +293,7 @@ class JobTable:
                             mode=(state or {}).get("mode", "run"))
         with contextlib.suppress(FileExistsError):
             result.write(job.dir)
-            from ffrtmp.wrapper import counters
-
-            counters.record(Path(self.state_dir), result)
+            self._count(result)
         log.error("lost track of the workload", extra=fields(job=job.job_id, attempt=job.attempt))
 
     # --- cancel, progress, results ---
@@ -227,7 +301,10 @@ class JobTable:
     def cancel(self, job_id: str, attempt: int) -> bool:
         """Ask the wrapper to cancel (SIGUSR1): it alone signals the workload."""
         job = self.jobs.get((job_id, attempt))
-        state = job.wrapper_state() if job else None
+        try:
+            state = job.wrapper_state() if job else None
+        except Unreadable:
+            return False  # the next poll quarantines it
         if job is None or state is None or job.finished:
             return False
         if not procinfo.alive(state["wrapper_pid"], state.get("wrapper_start_ticks")):
@@ -246,7 +323,14 @@ class JobTable:
                 if v is not None}
 
     def result_body(self, job: LocalJob) -> dict[str, Any]:
-        result = Result.read(job.dir)
+        """The result call's body; Unreadable when result.json is not a result."""
+        data = read_object(job.file("result.json"), RESULT_KEYS)
+        try:
+            return self._body(job, Result.from_dict(data))
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise Unreadable(f"result.json: not a result ({type(exc).__name__})") from None
+
+    def _body(self, job: LocalJob, result: Result) -> dict[str, Any]:
         if result.canceled:
             outcome = "canceled"
         elif result.success:

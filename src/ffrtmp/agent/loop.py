@@ -13,7 +13,7 @@ from typing import Any
 
 from ffrtmp import jobspec
 from ffrtmp.agent.client import MasterClient, MasterRejected, MasterUnavailable
-from ffrtmp.agent.jobs import JobTable
+from ffrtmp.agent.jobs import JobTable, Unreadable
 from ffrtmp.agent.metrics import WorkerMetrics
 from ffrtmp.agent.probes import Readiness
 from ffrtmp.logs import fields
@@ -87,7 +87,11 @@ class AgentLoop:
 
     def deliver_results(self) -> None:
         for job in self.jobs.undelivered():
-            body = self.jobs.result_body(job)
+            try:
+                body = self.jobs.result_body(job)
+            except Unreadable as exc:
+                self.jobs.quarantine(job.dir, exc)  # its replacement goes out next pass
+                continue
             try:
                 reply = self.client.result(job.job_id, body)
             except MasterUnavailable as exc:

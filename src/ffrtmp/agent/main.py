@@ -34,18 +34,26 @@ log = logging.getLogger("ffrtmp.agent")
 
 
 class Identity:
-    """This node's id and credential, kept in the state dir (0600) across restarts."""
+    """This node's id and credential, kept in the state dir (0600) across restarts.
+
+    The credential is who this node is. Every start registers with it, so the master refreshes
+    the node's facts (slots, encoders, versions) instead of keeping those of its first start.
+    ``registered`` is true once the master has answered this process's registration.
+    """
 
     def __init__(self, state_dir: str) -> None:
         self.path = Path(state_dir) / "node.json"
+        self.registered = False
 
     def load(self, client: MasterClient) -> None:
+        """Whatever master it came from: a master that does not know it treats it as none."""
         try:
             data = json.loads(self.path.read_text())
-        except (OSError, ValueError):
+            node_id, credential = data["node_id"], data["credential"]
+        except (OSError, ValueError, TypeError, KeyError):
             return
-        if data.get("master_url") == client.url:
-            client.node_id, client.credential = data["node_id"], data["credential"]
+        if isinstance(node_id, str) and isinstance(credential, str):
+            client.node_id, client.credential = node_id, credential
 
     def save(self, client: MasterClient) -> None:
         tmp = self.path.with_suffix(".tmp")
@@ -54,10 +62,12 @@ class Identity:
             json.dump({"node_id": client.node_id, "credential": client.credential,
                        "master_url": client.url}, handle)
         tmp.replace(self.path)
+        self.registered = True
 
     def forget(self, client: MasterClient) -> None:
         client.node_id = client.credential = None
         self.path.unlink(missing_ok=True)
+        self.registered = False
 
 
 def _capabilities() -> Capabilities:
@@ -68,6 +78,17 @@ def _capabilities() -> Capabilities:
         return Capabilities(ffmpeg_version="", encoders=(), hwaccels=())
 
 
+def _registration_refused(exc: MasterRejected) -> bool:
+    """A refusal that restarting cannot fix: log it once, clearly, for the exit status 78."""
+    if exc.status == 401:
+        log.error("the master refused the enrollment token (FFRTMP_ENROLL_TOKEN_FILE): %s", exc)
+    elif exc.code == "node_name_in_use":
+        log.error("refused: another node holds this node's name (FFRTMP_NODE_NAME): %s", exc.message)
+    else:
+        return False
+    return True
+
+
 class Agent:
     def __init__(self, settings: Settings, shutdown: Shutdown) -> None:
         self.settings, self.shutdown = settings, shutdown
@@ -75,9 +96,10 @@ class Agent:
             Path(directory).mkdir(parents=True, exist_ok=True)
         self.readiness = Readiness(settings.work_dir)
         self.metrics = WorkerMetrics(self.readiness)
-        self.jobs = JobTable(settings.state_dir, log_dir=settings.log_dir, log_level=settings.log_level,
-                             cancel_grace_s=settings.cancel_grace, media_roots=settings.media_roots)
         self.client = MasterClient(settings.master_url, shutdown=shutdown, ca_file=settings.ca_file)
+        self.jobs = JobTable(settings.state_dir, log_dir=settings.log_dir, log_level=settings.log_level,
+                             cancel_grace_s=settings.cancel_grace, media_roots=settings.media_roots,
+                             node=lambda: self.client.node_id)
         self.identity = Identity(settings.state_dir)
         self.loop = AgentLoop(client=self.client, jobs=self.jobs, readiness=self.readiness,
                               metrics=self.metrics, shutdown=shutdown, slots=settings.slots,
@@ -89,6 +111,8 @@ class Agent:
         body: dict[str, Any] = {"name": self.settings.node_name, "slots": self.settings.slots,
                                 "encoders": list(caps.encoders), "hwaccels": list(caps.hwaccels),
                                 "ffmpeg_version": caps.ffmpeg_version[:200], "agent_version": __version__}
+        if self.client.credential is not None:  # same node, refreshed facts
+            body["credential"] = self.client.credential
         data = self.client.register(self.settings.enroll_token, body)
         self.identity.save(self.client)
         self.loop.heartbeat_interval_s = float(data.get("heartbeat_interval_s", 5))
@@ -97,15 +121,15 @@ class Agent:
                  len(caps.encoders), extra=fields(node=data["node_id"]))
 
     def run(self) -> int:
+        self.identity.load(self.client)  # first: what adopt() logs names the node
         self.jobs.adopt()
-        self.identity.load(self.client)
         ready_sent = False
         watchdog = watchdog_interval() is not None
         while not self.shutdown.requested:
             if watchdog:  # every pass of the main loop, so a wedged loop is what systemd sees
                 sd_notify("WATCHDOG=1")
             try:
-                if self.client.credential is None:
+                if not self.identity.registered:
                     self.register()
                 if not ready_sent:  # heartbeat at once: READY=1 should not wait for a long-poll
                     self.loop.heartbeat()
@@ -124,8 +148,7 @@ class Agent:
                 self.shutdown.wait(self.loop.heartbeat_interval_s)
                 continue
             except MasterRejected as exc:
-                if exc.status == 401 and self.client.credential is None:
-                    log.error("the master refused the enrollment token (FFRTMP_ENROLL_TOKEN_FILE): %s", exc)
+                if not self.identity.registered and _registration_refused(exc):
                     return EX_CONFIG
                 log.error("unexpected answer from the master: %s", exc)
                 self.shutdown.wait(self.loop.heartbeat_interval_s)

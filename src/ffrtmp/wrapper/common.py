@@ -55,20 +55,24 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+PRIVATE = 0o600  # the mode of every file that holds a credential or a token
+
+
 def write_json_atomic(path: Path, data: Mapping[str, Any] | list[Any], *,
-                      exclusive: bool = False) -> None:
+                      exclusive: bool = False, mode: int = 0o644) -> None:
     """Write ``data`` so readers see the old file or the new one, never a torn one.
 
     Temp file in the same directory, fsync, then rename (or, with ``exclusive``, a hard link,
     which fails with FileExistsError instead of replacing: no check-then-rename race), then
-    fsync the directory so the new name survives a power cut.
+    fsync the directory so the new name survives a power cut. A file that holds a secret
+    passes ``mode=PRIVATE``: it is never readable by others, not even for a moment.
     """
     payload = (json.dumps(data, indent=2, sort_keys=True) + "\n").encode()
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as tmp_file:
-            os.fchmod(tmp_file.fileno(), 0o644)  # mkstemp's 0600 would hide it from operators
+            os.fchmod(tmp_file.fileno(), mode)  # mkstemp's 0600 would hide it from operators
             tmp_file.write(payload)
             tmp_file.flush()
             os.fsync(tmp_file.fileno())
