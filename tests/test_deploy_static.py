@@ -14,6 +14,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import jinja2
 import pytest
 
 yaml = pytest.importorskip("yaml")
@@ -133,6 +134,22 @@ def test_master_unit_outlasts_the_graceful_timeout() -> None:
     internal = _load(ROLES / "ffrtmp_master" / "vars" / "main.yml")
     margin = re.search(r"\+ (\d+)", internal["_ffrtmp_master_timeout_stop_s"])
     assert margin and int(margin.group(1)) >= 10
+    # the seed's 60 s for both units, and never at or below the graceful timeout
+    stop_s = jinja2.Environment(autoescape=True).from_string(internal["_ffrtmp_master_timeout_stop_s"])
+    defaults = _load(ROLES / "ffrtmp_master" / "defaults" / "main.yml")
+    assert stop_s.render(ffrtmp_master_graceful_timeout=defaults["ffrtmp_master_graceful_timeout"]) == "60"
+    assert defaults["ffrtmp_master_graceful_timeout"] == 30
+    assert stop_s.render(ffrtmp_master_graceful_timeout=90) == "105"
+
+
+def test_master_unit_keeps_the_metrics_files_in_its_runtime_directory() -> None:
+    """gunicorn workers share prometheus files: tmpfs, private to the unit, gone at stop."""
+    text = _unit("ffrtmp_master", "ffrtmp-master")
+    assert "\nRuntimeDirectory={{ _ffrtmp_master_unit }}\n" in text
+    assert "\nRuntimeDirectoryMode=0700\n" in text
+    assert "RuntimeDirectoryPreserve" not in text
+    internal = _load(ROLES / "ffrtmp_master" / "vars" / "main.yml")
+    assert internal["_ffrtmp_master_unit"] == "ffrtmp-master"
 
 
 def test_logrotate_reopens_without_signals() -> None:

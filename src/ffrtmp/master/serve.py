@@ -12,6 +12,7 @@ import os
 import shutil
 import signal
 import tempfile
+from pathlib import Path
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
@@ -104,7 +105,9 @@ def _post_worker_init(worker: Any) -> None:
 
 
 def _worker_exit(server: Any, worker: Any) -> None:
-    ctx = worker.wsgi.extensions["ffrtmp"] if hasattr(worker.wsgi, "extensions") else None
+    """Run the app's shutdown handlers; a worker that died while booting has no app yet."""
+    app = getattr(worker, "wsgi", None)
+    ctx = getattr(app, "extensions", {}).get("ffrtmp")
     if ctx is not None:
         ctx.shutdown.request(ctx.shutdown.reason or "worker exit")
         log.info("worker %d stopping: running shutdown handlers", worker.pid)
@@ -132,13 +135,31 @@ def serve(settings: Settings) -> int:
         log.error("cannot open the database %s: %s", _redact(settings.database), exc)
         return 1
     log.info("database %s at schema version %d", _redact(settings.database), version)
-    metrics_dir = tempfile.mkdtemp(prefix="ffrtmp-metrics-")
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir  # read by workers after fork
+    arbiter = os.getpid()
+    metrics_dir = _metrics_dir()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)  # read by workers after fork
     try:
         MasterApplication(settings).run()
     finally:
-        shutil.rmtree(metrics_dir, ignore_errors=True)
+        if os.getpid() == arbiter:  # a forked worker leaves through here too: never its files
+            shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
+
+
+def _metrics_dir() -> Path:
+    """A fresh directory for prometheus-client's per-worker files, owned by the arbiter.
+
+    Under systemd it lives in the unit's ``RuntimeDirectory`` (``$RUNTIME_DIRECTORY``, on
+    tmpfs and removed by systemd at stop even after a kill -9); elsewhere in a private
+    temporary directory. Files of a previous run are stale counters, so it starts empty.
+    """
+    runtime = os.environ.get("RUNTIME_DIRECTORY", "").split(":")[0]
+    if not runtime:
+        return Path(tempfile.mkdtemp(prefix="ffrtmp-metrics-"))
+    path = Path(runtime) / "metrics"
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(mode=0o700)
+    return path
 
 
 def _redact(url: str) -> str:
@@ -148,6 +169,12 @@ def _redact(url: str) -> str:
     return url
 
 
+def _stop_before_serving(signum: int, frame: Any) -> None:
+    """SIGTERM before gunicorn's arbiter installs its own handlers: a clean stop, exit 0."""
+    raise SystemExit(0)
+
+
 def main(settings: Settings) -> int:
+    signal.signal(signal.SIGTERM, _stop_before_serving)
     logs.setup("master", "master.log", log_dir=settings.log_dir, level=settings.log_level)
     return serve(settings)

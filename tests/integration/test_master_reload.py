@@ -1,0 +1,128 @@
+"""The gunicorn arbiter under reloads, worker deaths and early stops: one real master each time."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.conftest import MasterProcess, master_env, start_master, stop_process
+from tests.helpers import wait_until
+
+
+def worker_pids(master: MasterProcess) -> set[int]:
+    """The arbiter's children, read from /proc (gunicorn has no other way to list them)."""
+    children = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == master.proc.pid:
+            children.add(int(entry.name))
+    return children
+
+
+class ClientLoop:
+    """Requests /health on fresh connections until stopped; records every failure."""
+
+    def __init__(self, url: str) -> None:
+        self.url, self.answered, self.failures = url, 0, []  # type: ignore[var-annotated]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                reply = requests.get(self.url + "/health", headers={"Connection": "close"}, timeout=15)
+                if reply.status_code == 200:
+                    self.answered += 1
+                else:
+                    self.failures.append(f"{reply.status_code} {reply.text[:200]}")
+            except requests.RequestException as exc:
+                self.failures.append(repr(exc))
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+
+def _metrics(master: MasterProcess) -> str:
+    return requests.get(master.metrics_url + "/metrics", timeout=10).text
+
+
+@pytest.mark.slow
+def test_sighup_reloads_without_losing_a_request(tmp_path: Path) -> None:
+    m = start_master(tmp_path)
+    try:
+        before = wait_until(lambda: len(worker_pids(m)) == 2 and worker_pids(m), 30, "two workers")
+        loop = ClientLoop(m.url)
+        wait_until(lambda: loop.answered >= 20, 30, "the client loop to run")
+        for _ in range(2):  # a second reload proves the first left the metrics directory intact
+            os.kill(m.proc.pid, signal.SIGHUP)
+            old = worker_pids(m)
+            wait_until(lambda old=old: len(worker_pids(m)) == 2 and not worker_pids(m) & old, 60,
+                       "the old workers to be replaced")
+        count = loop.answered
+        wait_until(lambda: loop.answered >= count + 20, 30, "requests answered after the reloads")
+        loop.stop()
+        assert loop.failures == []
+        assert not worker_pids(m) & before and m.proc.poll() is None
+        assert "ffrtmp_jobs_pending" in _metrics(m)
+    finally:
+        assert stop_process(m.proc) == 0, m.output()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["term", "kill"])
+def test_a_dead_worker_is_replaced_and_the_master_keeps_serving(tmp_path: Path, sig: int) -> None:
+    m = start_master(tmp_path)
+    try:
+        workers = wait_until(lambda: len(worker_pids(m)) == 2 and worker_pids(m), 30, "two workers")
+        victim = min(workers)
+        os.kill(victim, sig)
+        wait_until(lambda: len(worker_pids(m)) == 2 and victim not in worker_pids(m), 60,
+                   "a replacement worker")
+        for _ in range(20):  # new connections reach both workers, the replacement included
+            assert requests.get(m.url + "/health", headers={"Connection": "close"},
+                                timeout=10).status_code == 200
+        assert "ffrtmp_jobs_pending" in _metrics(m)
+        assert m.proc.poll() is None
+    finally:
+        assert stop_process(m.proc) == 0, m.output()
+
+
+def _catches_sigterm(pid: int) -> bool:
+    """True once the process has a SIGTERM handler: from then on it decides how it stops."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) & (1 << (signal.SIGTERM - 1)))
+    return False
+
+
+@pytest.mark.slow
+def test_sigterm_at_any_moment_after_start_exits_zero(tmp_path: Path) -> None:
+    outcomes = []
+    for attempt in range(20):
+        run = tmp_path / f"run{attempt}"
+        run.mkdir()
+        m = start_master(run, master_env(run), wait_ready=False)
+        try:
+            wait_until(lambda m=m: _catches_sigterm(m.proc.pid), 30, "a SIGTERM handler")
+            time.sleep(attempt * 0.05)  # the variable under test: 0 to 950 ms into the start
+            started = time.monotonic()
+            os.kill(m.proc.pid, signal.SIGTERM)
+            code = m.proc.wait(60)
+            outcomes.append((attempt, code, round(time.monotonic() - started, 1)))
+            assert code == 0, f"attempt {attempt}: exit {code}\n{m.output()}"
+        finally:
+            stop_process(m.proc)
+    assert all(seconds < 20 for _, _, seconds in outcomes), outcomes
