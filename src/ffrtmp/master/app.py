@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 import threading
 import time
 from typing import Any
 
 from flask import Flask, Response, current_app, g, request
 from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.routing import BaseConverter
 
 from ffrtmp.config import Settings
 from ffrtmp.master import errors
@@ -22,6 +24,17 @@ from ffrtmp.shutdown import Shutdown
 log = logging.getLogger(__name__)
 
 METRICS_PATHS = ("/metrics", "/health")
+ID_PREFIXES = {"job": "j", "node": "n"}  # what the store passes to store.new_id
+
+
+def id_converter(prefix: str) -> type[BaseConverter]:
+    """``<job:job_id>``: an id as ``store.new_id(prefix)`` mints it, ``<prefix>-<suffix>``.
+
+    The prefix keeps route words (``/nodes/register``) from being read as ids. The suffix is
+    looser than the minted hex, so a made-up id still reaches the store and its named 404.
+    """
+    return type(f"{prefix.upper()}IdConverter", (BaseConverter,),
+                {"regex": re.escape(prefix) + r"-[0-9A-Za-z]{1,64}"})
 
 
 class MasterContext:
@@ -91,6 +104,7 @@ def create_app(settings: Settings, *, shutdown: Shutdown | None = None,
     ctx = MasterContext(settings, store, shutdown or Shutdown())
     app.extensions["ffrtmp"] = ctx
     errors.init_app(app)
+    app.url_map.converters.update({kind: id_converter(p) for kind, p in ID_PREFIXES.items()})
     for blueprint in (health.bp, jobs.bp, nodes.bp, agents.bp):
         app.register_blueprint(blueprint)
     metrics_port = str(settings.metrics_bind[1])

@@ -56,20 +56,20 @@ def list_jobs():
     return jsonify({"jobs": jobs, "next_cursor": next_cursor})
 
 
-@bp.get("/<job_id>")
+@bp.get("/<job:job_id>")
 @operator_required
 def show(job_id: str):
     return jsonify({"job": _ext().store.get_job(job_id)})
 
 
-@bp.post("/<job_id>/cancel")
+@bp.post("/<job:job_id>/cancel")
 @operator_required
 def cancel(job_id: str):
     _empty_body()
     return jsonify({"job": _ext().store.cancel_job(job_id)})
 
 
-@bp.post("/<job_id>/retry")
+@bp.post("/<job:job_id>/retry")
 @operator_required
 def retry(job_id: str):
     _empty_body()
@@ -77,7 +77,7 @@ def retry(job_id: str):
     return jsonify({"job": job})
 
 
-@bp.get("/<job_id>/logs")
+@bp.get("/<job:job_id>/logs")
 @operator_required
 def logs(job_id: str):
     return jsonify(_ext().store.job_log(job_id))

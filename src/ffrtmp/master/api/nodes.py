@@ -19,25 +19,25 @@ def list_nodes():
     return jsonify({"nodes": _store().list_nodes()})
 
 
-@bp.get("/<node_id>")
+@bp.get("/<node:node_id>")
 @operator_required
 def show(node_id: str):
     return jsonify({"node": _store().get_node(node_id)})
 
 
-@bp.post("/<node_id>/drain")
+@bp.post("/<node:node_id>/drain")
 @operator_required
 def drain(node_id: str):
     return jsonify({"node": _store().set_draining(node_id, True)})
 
 
-@bp.post("/<node_id>/undrain")
+@bp.post("/<node:node_id>/undrain")
 @operator_required
 def undrain(node_id: str):
     return jsonify({"node": _store().set_draining(node_id, False)})
 
 
-@bp.delete("/<node_id>")
+@bp.delete("/<node:node_id>")
 @operator_required
 def remove(node_id: str):
     _store().remove_node(node_id)
