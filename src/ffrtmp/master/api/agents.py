@@ -83,7 +83,7 @@ def register():
     return response
 
 
-@bp.post("/nodes/<node_id>/heartbeat")
+@bp.post("/nodes/<node:node_id>/heartbeat")
 @node_required
 def heartbeat(node_id: str):
     body = fields_of(json_body(allow_empty=True), HEARTBEAT)
@@ -91,7 +91,7 @@ def heartbeat(node_id: str):
     return jsonify({**reply, **_ext().timing()})
 
 
-@bp.post("/nodes/<node_id>/claim")
+@bp.post("/nodes/<node:node_id>/claim")
 @node_required
 def claim(node_id: str):
     body = fields_of(json_body(), CLAIM)
@@ -106,14 +106,14 @@ def claim(node_id: str):
          "lease_s": ext.settings.lease, "spec": a.spec} for a in assignments]})
 
 
-@bp.post("/jobs/<job_id>/start")
+@bp.post("/jobs/<job:job_id>/start")
 @node_required
 def start(job_id: str):
     body = fields_of(json_body(), START)
     return jsonify(_ext().store.start(job_id, g.node_id, body["attempt_token"]))
 
 
-@bp.post("/jobs/<job_id>/result")
+@bp.post("/jobs/<job:job_id>/result")
 @node_required
 def result(job_id: str):
     body = fields_of(json_body(), RESULT)
