@@ -2,8 +2,9 @@
 
 ``build_argv`` is pure, so the whole command line is reviewable in a table test. FFmpeg writes
 ``-progress`` to a file, never a pipe: the workload must not die of SIGPIPE when the wrapper
-or agent that watches it goes away. This module imports only the standard library and
-``jobspec``, so the wrapper can use ``read_progress`` without pulling in the agent's stack.
+or agent that watches it goes away. This module imports only the standard library,
+``jobspec`` and the wrapper's file helpers, so the wrapper could use ``read_progress``
+without pulling in the agent's stack.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from ffrtmp.jobspec import (
     local_path,
     testsrc_params,
 )
+from ffrtmp.wrapper.common import fsync_dir
 
 RW_TIMEOUT_US = 10_000_000  # a network input silent this long ends the job instead of hanging
 HLS_SEGMENT_S = 4
@@ -38,11 +40,14 @@ _MUXERS = {".mp4": ["-f", "mp4", "-movflags", "+faststart"], ".mkv": ["-f", "mat
 # --- argv ------------------------------------------------------------------------------------
 
 
-def build_argv(spec: JobSpec, *, progress_path: str, ffmpeg: str = "ffmpeg") -> list[str]:
+def build_argv(spec: JobSpec, *, progress_path: str, ffmpeg: str = "ffmpeg",
+               stage: str | None = None) -> list[str]:
     """The complete FFmpeg command for a job: one decode feeding every output.
 
     ``progress_path`` must be an absolute file path; anything else (``pipe:1``, ``-``) would
-    tie the workload's life to its observer.
+    tie the workload's life to its observer. With ``stage`` (unique per attempt), staged
+    outputs are written to ``staging_path(…, stage)`` instead of their names (see
+    ``staged_outputs``).
     """
     if not PurePosixPath(progress_path).is_absolute():
         raise ValueError(f"progress_path must be an absolute file path, got {progress_path!r}")
@@ -50,8 +55,47 @@ def build_argv(spec: JobSpec, *, progress_path: str, ffmpeg: str = "ffmpeg") -> 
             "-progress", progress_path, "-stats_period", "1"]
     argv += _input_args(spec)
     for out in spec.outputs:
-        argv += _output_args(spec, out)
+        argv += _output_args(spec, out, stage)
     return argv
+
+
+# --- staged outputs ----------------------------------------------------------------------------
+
+
+def staging_path(final: str, stage: str) -> str:
+    """Where FFmpeg writes ``final`` until the job succeeds: hidden, in the same directory
+    (so publishing it is one atomic rename), and unique to the attempt."""
+    path = PurePosixPath(final)
+    return str(path.with_name(f".{path.name}.{stage}.part"))
+
+
+def staged_outputs(spec: JobSpec) -> list[str]:
+    """The outputs that must not appear before the job succeeded.
+
+    Files, and VOD playlists (their segments keep their names: only the playlist makes them
+    a finished stream). A live job's event playlist is written in place, because viewers
+    follow it while the job runs; it carries no ``#EXT-X-ENDLIST`` until FFmpeg ends it.
+    """
+    return [out.path for out in spec.outputs
+            if out.path is not None and (out.kind == "file" or not spec.is_live)]
+
+
+def settle_outputs(spec: JobSpec, stage: str, *, succeeded: bool) -> list[str]:
+    """Move each staged output into place (success) or remove it; safe to repeat.
+
+    Returns the outputs published now. A crash at any point leaves either the staged file
+    (settled again at the next call) or the published one, never a torn name.
+    """
+    published = []
+    for final in staged_outputs(spec):
+        staged = Path(staging_path(final, stage))
+        if not succeeded:
+            staged.unlink(missing_ok=True)
+        elif staged.exists():
+            staged.replace(final)
+            fsync_dir(staged.parent)
+            published.append(final)
+    return published
 
 
 def output_dirs(spec: JobSpec) -> list[str]:
@@ -84,7 +128,7 @@ def _input_args(spec: JobSpec) -> list[str]:
     return [*realtime, "-i", local_path(spec.input)]
 
 
-def _output_args(spec: JobSpec, out: Output) -> list[str]:
+def _output_args(spec: JobSpec, out: Output, stage: str | None) -> list[str]:
     if spec.input_kind == "testsrc":
         args = ["-map", "0:v", "-map", "1:a"]
     else:
@@ -93,7 +137,7 @@ def _output_args(spec: JobSpec, out: Output) -> list[str]:
     args += _audio_args(out)
     if spec.duration_s is not None:
         args += ["-t", format_number(spec.duration_s)]
-    return args + _muxer_args(spec, out)
+    return args + _muxer_args(spec, out, stage)
 
 
 def _frame_rate(spec: JobSpec, out: Output) -> float | None:
@@ -143,19 +187,22 @@ def _audio_args(out: Output) -> list[str]:
     return args
 
 
-def _muxer_args(spec: JobSpec, out: Output) -> list[str]:
+def _muxer_args(spec: JobSpec, out: Output, stage: str | None) -> list[str]:
     if out.kind == "rtmp":
         # A push is not seekable: skip the header rewrite FFmpeg would only warn about.
         return ["-f", "flv", "-flvflags", "no_duration_filesize", out.url]
     path = PurePosixPath(local_path(out.url))
+    target = str(path)
+    if stage is not None and target in staged_outputs(spec):
+        target = staging_path(target, stage)
     if out.kind == "hls":
         # The segment name is a printf pattern, so a literal % in the path must be doubled.
         directory, stem = str(path.parent).replace("%", "%%"), path.stem.replace("%", "%%")
         segments = f"{directory}/{stem}_%05d.ts"
         return ["-f", "hls", "-hls_time", str(HLS_SEGMENT_S),
                 "-hls_playlist_type", "event" if spec.is_live else "vod",
-                "-hls_segment_filename", segments, str(path)]
-    return [*_MUXERS[path.suffix.lower()], str(path)]
+                "-hls_segment_filename", segments, target]
+    return [*_MUXERS[path.suffix.lower()], target]
 
 
 # --- progress ------------------------------------------------------------------------------

@@ -23,17 +23,18 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ffrtmp.agent.ffmpeg import build_argv, probe_duration_s, read_progress
+from ffrtmp import jobspec
+from ffrtmp.agent.ffmpeg import build_argv, probe_duration_s, read_progress, settle_outputs
 from ffrtmp.jobspec import JobSpec
 from ffrtmp.logs import fields
 from ffrtmp.wrapper import procinfo
 from ffrtmp.wrapper.cmdline import WrapperCall
 from ffrtmp.wrapper.common import PRIVATE, iso, read_json, utc_now, write_json_atomic
-from ffrtmp.wrapper.result import Result, lost_track
+from ffrtmp.wrapper.result import OUTPUT_NOT_PUBLISHED, Result, lost_track
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +161,7 @@ class JobTable:
         for output in spec.outputs:
             if output.kind in ("file", "hls"):
                 Path(output.url.removeprefix("file://")).parent.mkdir(parents=True, exist_ok=True)
-        argv = build_argv(spec, progress_path=str(job.file("progress.txt")))
+        argv = build_argv(spec, progress_path=str(job.file("progress.txt")), stage=job.dir.name)
         memory = spec.limits.memory_max
         job.child = self._spawn(job, mode="run", intent=spec.intent, cpu_max=spec.limits.cpu_max,
                                 memory_max=int(memory) if memory and memory != "max" else None,
@@ -168,6 +169,28 @@ class JobTable:
         job.launched_at = time.monotonic()
         log.info("launched wrapper pid=%d", job.child.pid,
                  extra=fields(job=job.job_id, attempt=job.attempt, node=self.node()))
+
+    def settled(self, job: LocalJob, result: Result) -> Result:
+        """Publish the staged outputs of a succeeded job, or remove them; before delivery.
+
+        result.json is the decision and the agent acts on it at every delivery attempt, so
+        a crash between the workload's exit and the rename, of the wrapper or of the agent,
+        only delays it. A success whose outputs cannot be published is not a success.
+        """
+        try:
+            spec = jobspec.parse(job.spec, self.media_roots, check_filesystem=False)
+        except jobspec.SpecError:
+            return result  # never ran: nothing was staged
+        ok = result.success and not result.canceled
+        ids = fields(job=job.job_id, attempt=job.attempt, node=self.node())
+        try:
+            for final in settle_outputs(spec, job.dir.name, succeeded=ok):
+                log.info("published %s", final, extra=ids)
+        except OSError as exc:
+            log.error("cannot publish the outputs: %s", exc, extra=ids)
+            return replace(result, exit_code=None, progress_end=False, platform_sla=False,
+                           reason=f"{OUTPUT_NOT_PUBLISHED}: {exc}"[:REASON_CHARS])
+        return result
 
     def _spawn(self, job: LocalJob, **call: Any) -> subprocess.Popen[bytes]:
         """Start a wrapper for ``job``; ``call`` holds the WrapperCall fields of this mode."""
@@ -326,7 +349,7 @@ class JobTable:
         """The result call's body; Unreadable when result.json is not a result."""
         data = read_object(job.file("result.json"), RESULT_KEYS)
         try:
-            return self._body(job, Result.from_dict(data))
+            return self._body(job, self.settled(job, Result.from_dict(data)))
         except (TypeError, ValueError, AttributeError) as exc:
             raise Unreadable(f"result.json: not a result ({type(exc).__name__})") from None
 

@@ -29,9 +29,11 @@ START_FAILED = "start_failed"
 LIMITS_NOT_APPLIED = "limits_not_applied"
 LOST_TRACK = "lost_track"
 RESULT_NOT_RECORDED = "result_not_recorded"
+OUTPUT_NOT_PUBLISHED = "output_not_published"  # the agent could not move the outputs into place
 
 #: Reasons that mean the platform failed its own obligations.
-SLA_FAILURES = frozenset({START_FAILED, LIMITS_NOT_APPLIED, LOST_TRACK, RESULT_NOT_RECORDED})
+SLA_FAILURES = frozenset({START_FAILED, LIMITS_NOT_APPLIED, LOST_TRACK, RESULT_NOT_RECORDED,
+                          OUTPUT_NOT_PUBLISHED})
 
 EXIT_START_FAILED = 127  # what a shell returns for a command it cannot run
 
