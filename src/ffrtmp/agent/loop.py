@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 LONG_POLL_MAX_S = 10.0
 ACTIVE_TICK_S = 0.5
+HEARTBEAT_MAX_ATTEMPTS = 256  # the most a heartbeat may list (the master's limit)
 
 
 class Forgotten(Exception):
@@ -54,8 +55,10 @@ class AgentLoop:
             self._idle(wait or self.shutdown.wait)
 
     def heartbeat(self) -> None:
+        # every attempt this node still holds, results not yet delivered included: the master
+        # ends a running attempt that its node's heartbeats leave out (reconciliation)
         running = [{"job_id": j.job_id, "attempt": j.attempt, "progress": self.jobs.progress(j)}
-                   for j in self.jobs.running()]
+                   for j in [*self.jobs.running(), *self.jobs.undelivered()][:HEARTBEAT_MAX_ATTEMPTS]]
         self.next_heartbeat = time.monotonic() + self.heartbeat_interval_s
         try:
             reply = self.client.heartbeat(running, self.free_slots())

@@ -86,6 +86,10 @@ _MIGRATIONS: tuple[str, ...] = (
         next_run_at {real} NOT NULL
     );
     """,
+    # 2: when a node's heartbeats first stopped listing a running attempt (reconciliation)
+    """
+    ALTER TABLE attempts ADD COLUMN unlisted_since {real};
+    """,
 )
 
 

@@ -300,32 +300,76 @@ class SqlStore:
 
     def register_node(self, *, name: str, slots: int, encoders: Sequence[str],
                       hwaccels: Sequence[str], labels: dict[str, str], ffmpeg_version: str,
-                      agent_version: str, now: float | None = None
-                      ) -> tuple[dict[str, Any], str, bool]:
-        """Return (node, credential, created). The same name keeps its id, gets a new credential."""
+                      agent_version: str, live_s: float, credential: str | None = None,
+                      now: float | None = None) -> tuple[dict[str, Any], str, bool]:
+        """Return (node, credential, created). A node is its credential, never its name.
+
+        A saved credential names its node: the facts are refreshed and the credential kept.
+        Without one (or one the master does not know) the name decides, in ``_enroll``.
+        """
         now = time.time() if now is None else now
-        credential = secrets.token_urlsafe(32)
-        values = (slots, json.dumps(sorted(set(encoders))), json.dumps(sorted(set(hwaccels))),
-                  json.dumps(labels), ffmpeg_version, agent_version)
+        facts = (name, slots, json.dumps(sorted(set(encoders))), json.dumps(sorted(set(hwaccels))),
+                 json.dumps(labels), ffmpeg_version, agent_version)
         with self._tx() as conn:
-            row = conn.execute("SELECT id FROM nodes WHERE name = ?", (name,)).fetchone()
-            if row:
-                node_id = row["id"]
-                conn.execute(
-                    "UPDATE nodes SET credential_hash = ?, status = 'online', slots = ?,"
-                    " encoders = ?, hwaccels = ?, labels = ?, ffmpeg_version = ?,"
-                    " agent_version = ?, last_heartbeat = ? WHERE id = ?",
-                    (token_hash(credential), *values, now, node_id))
+            known = None if credential is None else conn.execute(
+                "SELECT id FROM nodes WHERE credential_hash = ?" + self.FOR_UPDATE,
+                (token_hash(credential),)).fetchone()
+            if known is not None:
+                node_id, how = known["id"], "restart: facts refreshed"
+                self._refuse_taken_name(conn, name, node_id, now)
             else:
-                node_id = new_id("n")
-                conn.execute(
-                    "INSERT INTO nodes (id, name, credential_hash, slots, encoders, hwaccels,"
-                    " labels, ffmpeg_version, agent_version, registered_at, last_heartbeat)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (node_id, name, token_hash(credential), *values, now, now))
-        log.info("node %s registered as %s (%s)", name, node_id, "re-registration" if row else "new",
-                 extra=fields(node=node_id))
-        return self.get_node(node_id), credential, row is None
+                node_id, credential, how = self._enroll(conn, facts, live_s, now)
+            conn.execute(
+                "UPDATE nodes SET name = ?, slots = ?, encoders = ?, hwaccels = ?, labels = ?,"
+                " ffmpeg_version = ?, agent_version = ?, credential_hash = ?, status = 'online',"
+                " last_heartbeat = ? WHERE id = ?", (*facts, token_hash(credential), now, node_id))
+            self._log(logging.WARNING if how.startswith("took over") else logging.INFO,
+                      "node %s registered as %s (%s)", name, node_id, how, extra=fields(node=node_id))
+        return self.get_node(node_id), credential, how == "new"
+
+    def _enroll(self, conn: Conn, facts: tuple[Any, ...], live_s: float,
+                now: float) -> tuple[str, str, str]:
+        """A registration by name: (node id, new credential, how).
+
+        A free name makes a new node. The name of a node heard from within ``live_s`` is
+        refused, so nobody holding only the enrollment token takes over a live node. A silent
+        node's name is taken over (a re-imaged host): same id, and its old credential revoked.
+        """
+        name, credential = facts[0], secrets.token_urlsafe(32)
+        row = conn.execute("SELECT id, last_heartbeat FROM nodes WHERE name = ?" + self.FOR_UPDATE,
+                           (name,)).fetchone()
+        if row is None:
+            node_id = new_id("n")
+            inserted = conn.execute(
+                "INSERT INTO nodes (id, name, slots, encoders, hwaccels, labels, ffmpeg_version,"
+                " agent_version, credential_hash, registered_at, last_heartbeat)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING",
+                (node_id, *facts, token_hash(credential), now, now))
+            if inserted.rowcount == 1:
+                return node_id, credential, "new"
+            row = conn.execute("SELECT id, last_heartbeat FROM nodes WHERE name = ?",
+                               (name,)).fetchone()  # registered a moment ago by a concurrent call
+        silent_s = now - row["last_heartbeat"]
+        if silent_s <= live_s:
+            raise self._name_in_use(name, row, now, f"; if this host replaces it, stop that agent "
+                                    f"and register again after {live_s:.0f}s of silence")
+        return row["id"], credential, (f"took over the name of a node silent for {silent_s:.0f}s;"
+                                       " its old credential is revoked")
+
+    def _refuse_taken_name(self, conn: Conn, name: str, node_id: str, now: float) -> None:
+        """A node may rename itself, but never onto another node's name."""
+        row = conn.execute("SELECT id, last_heartbeat FROM nodes WHERE name = ? AND id <> ?",
+                           (name, node_id)).fetchone()
+        if row is not None:
+            raise self._name_in_use(name, row, now, "")
+
+    @staticmethod
+    def _name_in_use(name: str, row: Row, now: float, hint: str) -> Conflict:
+        return Conflict("node_name_in_use",
+                        f"node name {name!r} belongs to node {row['id']}, last heard from "
+                        f"{max(0.0, now - row['last_heartbeat']):.0f}s ago: give this agent its own "
+                        f"FFRTMP_NODE_NAME, or remove that node (ffrtmp nodes remove {row['id']})"
+                        f"{hint}", details={"node_id": row["id"], "name": name})
 
     def node_for_credential(self, credential: str) -> str | None:
         row = self._read().execute("SELECT id FROM nodes WHERE credential_hash = ?",
@@ -373,8 +417,11 @@ class SqlStore:
         log.info("node %s removed", node_id, extra=fields(node=node_id))
 
     def heartbeat(self, node_id: str, running: Sequence[dict[str, Any]], *,
-                  now: float | None = None) -> dict[str, Any]:
-        """Record liveness and progress; return cancel requests and the drain flag."""
+                  unlisted_after_s: float | None = None, now: float | None = None) -> dict[str, Any]:
+        """Record liveness and progress; return cancel requests and the drain flag.
+
+        With ``unlisted_after_s``, the node's running attempts are reconciled with ``running``.
+        """
         now = time.time() if now is None else now
         cancel: list[dict[str, Any]] = []
         with self._tx(durable=False) as conn:
@@ -399,7 +446,45 @@ class SqlStore:
                 if item.get("progress") is not None and job["current_attempt"] == item["attempt"]:
                     conn.execute("UPDATE jobs SET progress = ? WHERE id = ?",
                                  (json.dumps(item["progress"]), job["id"]))
+            if unlisted_after_s is not None:
+                self._reconcile(conn, node_id, running, unlisted_after_s, now)
         return {"cancel": cancel, "drain": bool(node["draining"])}
+
+    def _reconcile(self, conn: Conn, node_id: str, running: Sequence[dict[str, Any]],
+                   after_s: float, now: float) -> None:
+        """A running attempt its live node has stopped listing for ``after_s`` ends ``lost``.
+
+        The clock starts at the first heartbeat that leaves it out (kept in the attempt, so it
+        survives master restarts and works across masters) and stops when it is listed again:
+        one heartbeat never ends an attempt. Assigned attempts keep their lease instead: never
+        confirmed, they go back to the queue.
+        """
+        listed = {(item["job_id"], item["attempt"]) for item in running}
+        rows = conn.execute(
+            "SELECT a.job_id, a.attempt, a.unlisted_since FROM attempts a"
+            " JOIN jobs j ON j.id = a.job_id AND j.attempt = a.attempt"
+            " WHERE a.node_id = ? AND a.state = 'running' AND j.state = 'running'",
+            (node_id,)).fetchall()
+        for row in rows:
+            key = (row["job_id"], row["attempt"])
+            since = row["unlisted_since"]
+            if (key in listed) != (since is None):  # listed again, or left out for the first time
+                conn.execute("UPDATE attempts SET unlisted_since = ? WHERE job_id = ? AND attempt = ?",
+                             (None if key in listed else now, *key))
+            if key in listed or since is None or now - since <= after_s:
+                continue
+            ended = conn.execute("UPDATE jobs SET state = 'lost', updated_at = ? WHERE id = ?"
+                                 " AND state = 'running' AND attempt = ?", (now, *key))
+            if ended.rowcount != 1:
+                continue
+            conn.execute("UPDATE attempts SET state = 'lost', ended_at = ? WHERE job_id = ?"
+                         " AND attempt = ?", (now, *key))
+            self._transition(conn, row["job_id"], now, "running", "lost", row["attempt"], node_id,
+                             f"node no longer knows this attempt: not in its heartbeats for "
+                             f"{now - since:.0f}s")
+            self._log(logging.WARNING, "job %s: its node no longer knows attempt %d; ended as lost",
+                      row["job_id"], row["attempt"],
+                      extra=fields(job=row["job_id"], node=node_id, attempt=row["attempt"]))
 
     # --- the claim / start / result protocol (agents) ---
 

@@ -32,6 +32,7 @@ bp = Blueprint("agents", __name__, url_prefix="/api/v1")
 
 REGISTER = {
     "name": Field(name, required=True),
+    "credential": Field(text(256)),  # the saved one, on every agent start: same node, new facts
     "slots": Field(integer(1, 256), required=True),
     "encoders": Field(names(1024), default=[]),
     "hwaccels": Field(names(64), default=[]),
@@ -76,7 +77,7 @@ def _ext():
 @enrollment_required
 def register():
     body = fields_of(json_body(), REGISTER)
-    node, credential, created = _ext().store.register_node(**body)
+    node, credential, created = _ext().store.register_node(**body, live_s=_ext().settings.node_timeout)
     response = jsonify({"node": node, "node_id": node["id"], "credential": credential,
                         **_ext().timing()})
     response.status_code = 201 if created else 200
@@ -87,7 +88,10 @@ def register():
 @node_required
 def heartbeat(node_id: str):
     body = fields_of(json_body(allow_empty=True), HEARTBEAT)
-    reply = _ext().store.heartbeat(node_id, body["running"])
+    settings = _ext().settings
+    # an attempt left out of the heartbeats for one interval plus the node timeout is lost
+    reply = _ext().store.heartbeat(node_id, body["running"], unlisted_after_s=settings.heartbeat_interval
+                                   + settings.node_timeout)
     return jsonify({**reply, **_ext().timing()})
 
 
