@@ -88,7 +88,7 @@ def test_a_full_disk_answers_503_store_full_and_recovers_without_restart(tmp_pat
         assert post_job(master, "before").status_code == 201
         filler = fill(small_disk)
         assert_refused_then_unready(master, "store_full")
-        assert "the database refuses writes (store_full)" in master.output()
+        assert "the database refuses requests (store_full)" in master.output()
         filler.unlink()
         assert_recovered(master, master.proc.pid)
         assert "the database takes writes again" in master.output()

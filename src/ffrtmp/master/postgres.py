@@ -120,7 +120,8 @@ class PostgresStore(SqlStore):
         return next((code for kind, code in UNAVAILABLE_ERRORS if isinstance(exc, kind)), None)
 
     def _read(self) -> PgConn:
-        return self._conn()
+        with self._translated():
+            return self._conn()
 
     def _migration_lock(self, conn: PgConn) -> None:  # type: ignore[override]
         conn.execute("SELECT pg_advisory_xact_lock(?)", (MIGRATION_LOCK,))

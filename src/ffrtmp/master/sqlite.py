@@ -7,6 +7,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 from ffrtmp.master.schema import migrations
 from ffrtmp.master.sqlstore import SqlStore
@@ -81,7 +82,16 @@ class SqliteStore(SqlStore):
     def _unavailable_code(self, exc: Exception) -> str | None:
         if not isinstance(exc, sqlite3.OperationalError):
             return None
-        return UNAVAILABLE_CODES.get(getattr(exc, "sqlite_errorcode", -1) & 0xFF)
+        code = UNAVAILABLE_CODES.get(getattr(exc, "sqlite_errorcode", -1) & 0xFF)
+        if code in ("store_read_only", "store_unavailable") and self._read_only_filesystem():
+            return "store_read_only"  # SQLite says "unable to open" or "I/O error" for this
+        return code
+
+    def _read_only_filesystem(self) -> bool:
+        try:
+            return bool(os.statvfs(Path(self.path).resolve().parent).f_flag & os.ST_RDONLY)
+        except OSError:
+            return False
 
     def close(self) -> None:
         with self._lock:
@@ -92,4 +102,5 @@ class SqliteStore(SqlStore):
         self._local = threading.local()
 
     def _read(self) -> sqlite3.Connection:
-        return self._conn()
+        with self._translated():
+            return self._conn()

@@ -74,34 +74,39 @@ class SqlStore:
         """
         self._deferred.lines = []
         try:
-            with self._transaction(durable) as conn:
+            with self._translated(), self._transaction(durable) as conn:
                 yield conn
-        except Exception as exc:
-            code = self._unavailable_code(exc)
-            if code is None:
-                raise
-            self._note_write(code, exc)
-            raise Unavailable(code, exc) from exc
-        else:
-            self._note_write(None)
+            self._note_failure(None)
             for level, args, extra in self._deferred.lines:
                 log.log(level, *args, extra=extra)
         finally:
             self._deferred.lines = []
 
+    @contextlib.contextmanager
+    def _translated(self) -> Iterator[None]:
+        """Driver errors that mean "the database cannot serve this now" leave as ``Unavailable``."""
+        try:
+            yield
+        except Exception as exc:
+            code = self._unavailable_code(exc)
+            if code is None:
+                raise
+            self._note_failure(code, exc)
+            raise Unavailable(code, exc) from exc
+
     def _unavailable_code(self, exc: Exception) -> str | None:
         """The ``Unavailable`` code for a driver error, or None for an error that is a bug."""
         return None
 
-    _write_failure: str | None = None
+    _failure: str | None = None
 
-    def _note_write(self, code: str | None, exc: Exception | None = None) -> None:
-        """Log when writes start failing and when they work again, not once per request."""
-        if code is not None and self._write_failure != code:
-            log.error("the database refuses writes (%s): %s", code, exc)
-        elif code is None and self._write_failure is not None:
+    def _note_failure(self, code: str | None, exc: Exception | None = None) -> None:
+        """Log when the database starts refusing and when writes work again, not per request."""
+        if code is not None and self._failure != code:
+            log.error("the database refuses requests (%s): %s", code, exc)
+        elif code is None and self._failure is not None:
             log.info("the database takes writes again")
-        self._write_failure = code
+        self._failure = code
 
     def _log(self, level: int, *args: Any, extra: dict[str, Any] | None = None) -> None:
         self._deferred.lines.append((level, args, extra))

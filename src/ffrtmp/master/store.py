@@ -48,17 +48,17 @@ class Forbidden(StoreError):
 
 
 class Unavailable(StoreError):
-    """The database cannot take a write now (full, read-only, busy): a 503 the client may retry.
+    """The database cannot serve a request now (full, read-only, busy, away): a 503 to retry.
 
     Codes: ``store_full``, ``store_read_only``, ``store_busy``, ``store_unavailable``. Each store
-    translates its driver's errors into these in ``_tx``; nothing above the store sees a driver error.
+    translates its driver's errors into these in one place (``SqlStore._translated``).
     """
 
     kind = "unavailable"
 
     def __init__(self, code: str, cause: BaseException) -> None:
         first_line = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
-        super().__init__(code, f"the database cannot take writes now: {first_line}")
+        super().__init__(code, f"the database cannot serve this now: {first_line}")
 
 
 def token_hash(token: str) -> str:

@@ -1,0 +1,160 @@
+"""A database that cannot serve answers 503 with a named code, on SQLite and PostgreSQL alike;
+offline detection waits one node timeout after its runner could last hear heartbeats."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from ffrtmp import config
+from ffrtmp.master.app import create_app
+from ffrtmp.master.postgres import PostgresStore
+from ffrtmp.master.scheduler import DutyLoop, run_duties
+from ffrtmp.master.sqlite import SqliteStore
+from ffrtmp.master.sqlstore import SqlStore
+from tests.conftest import Api, master_env, register
+from tests.helpers import wait_until
+from tests.unit.test_api_lifecycle import SPEC, claim, submit
+
+SQLITE = "sqlite:///"
+
+
+def store_for(database: str, **kw: Any) -> SqlStore:
+    if database.startswith(SQLITE):
+        return SqliteStore(database[len(SQLITE):], **kw)
+    return PostgresStore(database, **kw)
+
+
+@contextlib.contextmanager
+def write_lock(database: str) -> Iterator[None]:
+    """Another client holds the lock every write of the store needs."""
+    if database.startswith(SQLITE):
+        conn = sqlite3.connect(database[len(SQLITE):], isolation_level=None)
+        conn.execute("BEGIN IMMEDIATE")
+    else:
+        conn = psycopg.connect(database, autocommit=True)  # type: ignore[assignment]
+        conn.execute("BEGIN")
+        conn.execute("LOCK TABLE jobs, nodes, duties IN EXCLUSIVE MODE")
+    try:
+        yield
+    finally:
+        conn.execute("ROLLBACK")
+        conn.close()
+
+
+def error_code(reply: Any) -> str:
+    return reply.get_json()["error"]["code"]
+
+
+@pytest.fixture
+def busy_store(settings: config.Settings) -> Iterator[SqlStore]:
+    store = store_for(settings.database, busy_timeout_ms=300)
+    yield store
+    store.close()
+
+
+def test_a_locked_database_answers_503_store_busy_then_serves(settings: config.Settings,
+                                                              busy_store: SqlStore) -> None:
+    api = Api(create_app(settings, store=busy_store, start_duties=False).test_client())
+    with write_lock(settings.database):
+        refused = api.post("/api/v1/jobs", json=SPEC, expect=503)
+        assert error_code(refused) == "store_busy"
+        assert api.get("/api/v1/jobs").get_json()["jobs"] == []  # reads still answer
+    submit(api)
+
+
+def test_a_duty_pass_the_database_refuses_restarts_the_offline_grace(
+        settings: config.Settings, busy_store: SqlStore) -> None:
+    busy_store.migrate()
+    loop = DutyLoop(busy_store, settings)
+    loop.start()
+    try:
+        started = loop.listening_since
+        with write_lock(settings.database):
+            wait_until(lambda: loop.listening_since > started, 30, "a refused duty pass")
+        released = time.time()
+        passed_after(settings.database, released)
+        refused_at = loop.listening_since
+        passed_after(settings.database, time.time())
+        # passes that work leave the grace where the last refusal put it
+        assert started < loop.listening_since == refused_at < released
+    finally:
+        loop.stop()
+
+
+def passed_after(database: str, moment: float) -> None:
+    """Wait for a duty pass that began after ``moment`` and got its write through."""
+    def next_run() -> float:
+        sql = "SELECT next_run_at FROM duties WHERE name = 'leases'"
+        if database.startswith(SQLITE):
+            with contextlib.closing(sqlite3.connect(database[len(SQLITE):])) as conn:
+                return conn.execute(sql).fetchone()[0]
+        with psycopg.connect(database) as pg:
+            return pg.execute(sql).fetchone()[0]  # type: ignore[index]
+
+    wait_until(lambda: next_run() > moment + 0.1, 30, "a duty pass that worked")
+
+
+def test_offline_detection_waits_one_node_timeout_after_listening_resumes(api: Api, app: Any) -> None:
+    settings, store = app.extensions["ffrtmp"].settings, app.extensions["ffrtmp"].store
+    job_id = submit(api)
+    node_id, node = register(api)
+    [a] = claim(node, node_id)
+    node.post(f"/api/v1/jobs/{job_id}/start", json={"attempt_token": a["attempt_token"]})
+    now = time.time() + 10 * settings.node_timeout  # long after the node's last heartbeat
+    assert "lost" not in run_duties(store, settings, now, listening_since=now - 1)
+    assert api.get(f"/api/v1/nodes/{node_id}").get_json()["node"]["status"] == "online"
+    later = now + settings.node_timeout
+    assert run_duties(store, settings, later, listening_since=now - 1)["lost"] == [job_id]
+    assert api.get(f"/api/v1/nodes/{node_id}").get_json()["node"]["status"] == "offline"
+
+
+@contextlib.contextmanager
+def read_only(database: str, tmp_path: Path) -> Iterator[tuple[str, Any]]:
+    """Yields a database URL that refuses writes, and a function that makes it writable again
+    (None where the refusal is fixed): a tmpfs remounted read-only, or a read-only PostgreSQL
+    session like a standby's."""
+    if not database.startswith(SQLITE):
+        yield database + "%20-cdefault_transaction_read_only%3Don", None
+        return
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    disk = tmp_path / "ro"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(disk)], check=True)
+    try:
+        yield f"{SQLITE}{disk / 'master.db'}", lambda mode: subprocess.run(
+            ["mount", "-o", f"remount,{mode}", str(disk)], check=True)
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def test_a_read_only_database_answers_503_store_read_only(tmp_path: Path, database: str) -> None:
+    with read_only(database, tmp_path) as (url, remount):
+        writable = url if remount else database
+        settings = config.load("master", {}, master_env(tmp_path, FFRTMP_DATABASE=url))
+        store_for(writable).migrate()
+        store = store_for(url)
+        client = create_app(settings, store=store, start_duties=False).test_client()
+        api = Api(client)
+        if remount:  # a running master's connections stop working when its filesystem does
+            store.close()
+            remount("ro")
+        refused = api.post("/api/v1/jobs", json=SPEC, expect=503)
+        assert error_code(refused) == "store_read_only"
+        ready = client.get("/ready")
+        assert ready.status_code == 503
+        assert ready.get_json()["checks"]["database_writes"].startswith("error: store_read_only: ")
+        if remount:
+            remount("rw")
+            submit(api)  # and it works again without a restart
+        store.close()
