@@ -175,3 +175,28 @@ def test_a_chunked_body_at_the_limit_is_accepted(api: Api) -> None:
     assert chunked_post(api, "/api/v1/jobs", padded(limit)).status_code == 201
     assert chunked_post(api, "/api/v1/jobs", json.dumps(SPEC).encode()).status_code == 201
     assert len(api.get("/api/v1/jobs").get_json()["jobs"]) == 2
+
+
+# --- NUL: SQLite stores it, PostgreSQL's text refuses it; refused alike on both ---------------
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"name": "n1", "slots": 1, "agent_version": "a\u0000"}, "agent_version"),
+    ({"name": "n1", "slots": 1, "labels": {"zone": "\u0000"}}, "labels.zone"),
+])
+def test_nul_characters_in_registration_are_422(api: Api, body: dict[str, Any], field: str) -> None:
+    err = error_of(api.as_(ENROLL_TOKEN).post("/api/v1/nodes/register", json=body, expect=422))
+    assert err["details"] == {"field": field} and "NUL" in err["message"]
+
+
+@pytest.mark.parametrize("field", ["reason", "log_tail"])
+def test_nul_characters_in_a_result_are_422(api: Api, field: str) -> None:
+    job_id, token, node = started_job(api)
+    err = error_of(node.post(f"/api/v1/jobs/{job_id}/result", expect=422,
+                             json={"attempt_token": token, "outcome": "failed", field: "a\u0000b"}))
+    assert err["details"] == {"field": field}
+
+
+@pytest.mark.parametrize("query", ["node=%00", "node=n-%00", "node=%ED%A0%80x%00"])
+def test_nul_characters_in_query_parameters_are_422(api: Api, query: str) -> None:
+    err = error_of(api.get("/api/v1/jobs?" + query, expect=422))
+    assert err["details"] == {"field": "node"}

@@ -13,7 +13,10 @@ from flask import request
 from ffrtmp.master.errors import ApiError, Invalid
 
 MAX_DEPTH = 32  # no request the API knows nests deeper than a handful of levels
-_SURROGATE = re.compile(r"[\ud800-\udfff]")
+# NUL: PostgreSQL's text refuses it (SQLite stores it). Lone surrogates: valid as JSON escapes,
+# but not Unicode, so UTF-8 drivers refuse them. Refused alike, whichever store runs.
+_UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
+_UNSTORABLE_TEXT = "NUL (\\u0000) or a lone surrogate (\\ud800-\\udfff)"
 _QUERY_INT = re.compile(r"[0-9]{1,19}")  # ASCII only: str.isdigit() also takes "²"
 
 
@@ -36,8 +39,7 @@ def _not_json(constant: str) -> NoReturn:
 
 def decode(raw: bytes) -> Any:
     """Strict RFC 8259 JSON that every store can hold: no NaN/Infinity, bounded nesting (the
-    decoder recurses, so deep input would raise RecursionError), no lone surrogates (valid as
-    ``\\ud800`` escapes, but not Unicode, so UTF-8 drivers refuse them)."""
+    decoder recurses, so deep input would raise RecursionError), no NUL or lone surrogate."""
     try:
         body = json.loads(raw, parse_constant=_not_json)
     except RecursionError:
@@ -55,15 +57,23 @@ def _check_tree(body: Any) -> None:
         value, path, depth = stack.pop()
         if depth > MAX_DEPTH:
             raise ApiError("bad_request", f"body is nested too deeply (at most {MAX_DEPTH} levels)")
-        if isinstance(value, str) and _SURROGATE.search(value):
-            raise Invalid(path, "contains a lone surrogate (\\ud800-\\udfff), which is not a character")
+        if isinstance(value, str) and _UNSTORABLE.search(value):
+            raise Invalid(path, f"must not contain {_UNSTORABLE_TEXT}")
         if isinstance(value, dict):
             for key, item in value.items():
-                if _SURROGATE.search(key):
-                    raise Invalid(path, "has a key with a lone surrogate (\\ud800-\\udfff)")
+                if _UNSTORABLE.search(key):
+                    raise Invalid(path, f"has a key with {_UNSTORABLE_TEXT}")
                 stack.append((item, key if path == "body" else f"{path}.{key}", depth + 1))
         elif isinstance(value, list):
             stack.extend((item, f"{path}[{i}]", depth + 1) for i, item in enumerate(value))
+
+
+def query_text(name: str) -> str | None:
+    """A text query parameter, held to what the store can hold (see ``_UNSTORABLE``)."""
+    raw = request.args.get(name)
+    if raw is not None and _UNSTORABLE.search(raw):
+        raise Invalid(name, f"must not contain {_UNSTORABLE_TEXT}")
+    return raw
 
 
 def query_int(name: str, default: int | None, low: int, high: int) -> int | None:

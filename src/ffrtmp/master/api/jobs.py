@@ -7,7 +7,7 @@ from flask import Blueprint, current_app, jsonify, request
 from ffrtmp import jobspec
 from ffrtmp.master.auth import operator_required
 from ffrtmp.master.errors import ApiError, Invalid
-from ffrtmp.master.validate import json_body, query_int
+from ffrtmp.master.validate import json_body, query_int, query_text
 
 bp = Blueprint("jobs", __name__, url_prefix="/api/v1/jobs")
 
@@ -51,7 +51,7 @@ def list_jobs():
     limit = query_int("limit", 100, 1, 500)
     cursor = query_int("cursor", None, 1, 2**62)
     jobs, next_cursor = _ext().store.list_jobs(states=states, queue=queue,
-                                               node_id=request.args.get("node"),
+                                               node_id=query_text("node"),
                                                limit=limit, before=cursor)
     return jsonify({"jobs": jobs, "next_cursor": next_cursor})
 
