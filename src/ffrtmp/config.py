@@ -171,6 +171,10 @@ SETTINGS: tuple[Setting, ...] = (
 )
 
 BY_NAME = {s.name: s for s in SETTINGS}
+    Setting("job_history", _positive_int, "500",
+            "delivered job directories the agent keeps (the oldest beyond are removed)", (AGENT,)),
+    Setting("job_history_hours", _positive_int, "24",
+            "hours the agent keeps a delivered job's directory", (AGENT,)),
 
 
 class Settings:

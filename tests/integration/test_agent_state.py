@@ -85,7 +85,8 @@ def test_unreadable_job_directories_are_quarantined_and_reported(master_proc: Ma
     names = [*CORRUPTIONS, "no_token", "healthy"]
     assignments = dict(zip(names, running_attempts(master_proc, node, len(names)), strict=True))
     table = JobTable(str(agent.state_dir), log_dir=env["FFRTMP_LOG_DIR"], log_level="info",
-                     cancel_grace_s=10, media_roots=(str(media(master_proc)),))
+                     cancel_grace_s=10, media_roots=(str(media(master_proc)),),
+                     keep_delivered=100, keep_delivered_s=3600)
     dirs = {name: table.prepare(a, None).dir for name, a in assignments.items()}
     now = iso(utc_now())
     for name in ("truncated", "list", "empty_object", "not_utf8", "healthy"):

@@ -90,6 +90,8 @@ BAD_VALUES: dict[str, list[str]] = {
     "slots": ["0", "two"],
     "shutdown_timeout": ["0", "forever"],
     "cancel_grace": ["-1"],
+    "job_history": ["0", "many"],
+    "job_history_hours": ["0", "1.5"],
 }
 ANY_VALUE_IS_FINE = {"tls_cert_file", "tls_key_file", "ca_file", "node_name"}
 

@@ -10,6 +10,11 @@ A directory whose files cannot be understood (torn, not JSON, missing keys) is m
 ``<state_dir>/quarantine/`` for the operator, never trusted and never fatal: when its job,
 attempt and token can still be read, a fresh directory records the attempt as a platform
 failure (``job_dir_unreadable: <file>: <problem>``) and the ordinary spool delivers it.
+
+Delivered jobs leave the table at once (the master and the counters have them) and their
+directories form a bounded history, pruned oldest first beyond ``FFRTMP_JOB_HISTORY``
+directories or ``FFRTMP_JOB_HISTORY_HOURS``: the agent's work per pass depends on its live
+jobs only, and the state dir does not fill up.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import signal
 import subprocess
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -44,6 +50,7 @@ WRAPPER_START_GRACE_S = 30.0
 QUARANTINE_DIR = "quarantine"
 UNREADABLE = "job_dir_unreadable"
 REASON_CHARS = 200  # the longest reason the master accepts in a result
+PRUNE_BATCH = 500  # directories removed per pass at most, so that a pass stays short
 
 # What the agent relies on in each file, by key and type.
 IDS: Mapping[str, type | tuple[type, ...]] = {"job_id": str, "attempt": int, "attempt_token": str}
@@ -119,7 +126,7 @@ def expected_duration_s(spec: JobSpec) -> float | None:
 
 class JobTable:
     def __init__(self, state_dir: str, *, log_dir: str, log_level: str, cancel_grace_s: float,
-                 media_roots: tuple[str, ...],
+                 media_roots: tuple[str, ...], keep_delivered: int, keep_delivered_s: float,
                  node: Callable[[], str | None] = lambda: None) -> None:
         self.root = Path(state_dir) / "jobs"
         self.root.mkdir(parents=True, exist_ok=True)
@@ -127,7 +134,9 @@ class JobTable:
         self.state_dir, self.log_dir, self.log_level = state_dir, log_dir, log_level
         self.cancel_grace_s = cancel_grace_s
         self.media_roots = media_roots
-        self.jobs: dict[tuple[str, int], LocalJob] = {}
+        self.jobs: dict[tuple[str, int], LocalJob] = {}  # live: not yet delivered
+        self.keep_delivered, self.keep_delivered_s = keep_delivered, keep_delivered_s
+        self.history: deque[tuple[float, Path]] = deque()  # delivered dirs, oldest first
         self.changed = threading.Event()  # set when a wrapper we started exits
 
     # --- views ---
@@ -232,7 +241,13 @@ class JobTable:
 
     def adopt(self) -> None:
         """At start: load every job directory this node left behind."""
+        delivered: list[tuple[float, Path]] = []
         for directory in sorted(self.root.iterdir()):
+            try:
+                delivered.append(((directory / "delivered.json").stat().st_mtime, directory))
+                continue
+            except OSError:
+                pass
             try:
                 data = read_object(directory / "assignment.json", ASSIGNMENT_KEYS)
             except Unreadable as exc:
@@ -243,6 +258,7 @@ class JobTable:
             self.jobs[job.key] = job
             if not job.finished:
                 log.info("re-adopting a running job", extra=fields(job=job.job_id, attempt=job.attempt))
+        self.history.extend(sorted(delivered))
 
     def quarantine(self, directory: Path, problem: Unreadable) -> None:
         """Move an unreadable job directory aside; report its attempt failed when it is known."""
@@ -378,16 +394,23 @@ class JobTable:
             return ""
 
     def mark_delivered(self, job: LocalJob, reply: dict[str, Any]) -> None:
+        """The master has the result: the job leaves the table and joins the history."""
         write_json_atomic(job.file("delivered.json"), {"at": iso(utc_now()), "reply": reply})
+        self.jobs.pop(job.key, None)
+        self.history.append((time.time(), job.dir))
 
-    def prune(self, older_than_s: float = 7 * 86400) -> int:
-        """Remove delivered job directories older than a week; the counters keep the totals."""
-        cutoff = time.time() - older_than_s
+    def prune(self) -> int:
+        """Remove the oldest delivered directories beyond the count or age kept; a directory
+        without delivered.json (running, or its result not yet acknowledged) is never removed."""
+        cutoff = time.time() - self.keep_delivered_s
         removed = 0
-        for job in list(self.jobs.values()):
-            marker = job.file("delivered.json")
-            if marker.exists() and marker.stat().st_mtime < cutoff:
-                shutil.rmtree(job.dir, ignore_errors=True)
-                self.jobs.pop(job.key, None)
+        while self.history and removed < PRUNE_BATCH and (
+                len(self.history) > self.keep_delivered or self.history[0][0] < cutoff):
+            _, directory = self.history.popleft()
+            if (directory / "delivered.json").exists():
+                shutil.rmtree(directory, ignore_errors=True)
                 removed += 1
+        if removed:
+            log.info("pruned %d delivered job directories; %d kept", removed, len(self.history),
+                     extra=fields(node=self.node()))
         return removed

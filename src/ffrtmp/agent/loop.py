@@ -49,6 +49,7 @@ class AgentLoop:
             self.heartbeat()
         self.jobs.poll()
         self.deliver_results()
+        self.jobs.prune()
         launched = self.claim_and_launch() if claiming else 0
         self._update_gauges()
         if not launched:

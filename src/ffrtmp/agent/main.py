@@ -99,6 +99,8 @@ class Agent:
         self.client = MasterClient(settings.master_url, shutdown=shutdown, ca_file=settings.ca_file)
         self.jobs = JobTable(settings.state_dir, log_dir=settings.log_dir, log_level=settings.log_level,
                              cancel_grace_s=settings.cancel_grace, media_roots=settings.media_roots,
+                             keep_delivered=settings.job_history,
+                             keep_delivered_s=settings.job_history_hours * 3600.0,
                              node=lambda: self.client.node_id)
         self.identity = Identity(settings.state_dir)
         self.loop = AgentLoop(client=self.client, jobs=self.jobs, readiness=self.readiness,
