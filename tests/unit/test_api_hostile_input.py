@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import io
 import json
+import secrets
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.conftest import ENROLL_TOKEN, Api, register
 
@@ -37,7 +40,7 @@ ROUTES_WITH_BODIES = [
 
 
 def client_for(api: Api, who: str) -> tuple[Api, str]:
-    node_id, node = register(api, "hostile")
+    node_id, node = register(api, "hostile-" + secrets.token_hex(4))
     return {"ops": api, "enroll": api.as_(ENROLL_TOKEN), "node": node}[who], node_id
 
 
@@ -200,3 +203,29 @@ def test_nul_characters_in_a_result_are_422(api: Api, field: str) -> None:
 def test_nul_characters_in_query_parameters_are_422(api: Api, query: str) -> None:
     err = error_of(api.get("/api/v1/jobs?" + query, expect=422))
     assert err["details"] == {"field": "node"}
+
+
+# --- any JSON at all, on every route with a body: never a 500 ---------------------------------
+
+any_text = st.text(st.characters(codec=None, exclude_categories=()), max_size=12)
+any_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | any_text,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(any_text, inner, max_size=4),
+    max_leaves=12)
+RESULT_LIKE = st.fixed_dictionaries({"attempt_token": any_text, "outcome": st.sampled_from(
+    ["succeeded", "failed", "canceled"])}, optional={"reason": any_text, "log_tail": any_text,
+                                                      "signal": any_text, "outputs": any_json})
+REGISTER_LIKE = st.fixed_dictionaries({"name": any_text, "slots": st.integers(0, 300)}, optional={
+    "ffmpeg_version": any_text, "agent_version": any_text, "labels": any_json,
+    "encoders": st.lists(any_text, max_size=3)})
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=st.one_of(any_json, RESULT_LIKE, REGISTER_LIKE), route=st.sampled_from(ROUTES_WITH_BODIES))
+def test_any_json_with_any_code_point_never_500s(api: Api, body: object, route: tuple[str, str]) -> None:
+    client, node_id = client_for(api, route[0])
+    raw = json.dumps(body)  # ensure_ascii: lone surrogates and NUL travel as \\u escapes
+    reply = client.post(route[1].format(node=node_id), data=raw, content_type="application/json",
+                        expect=None)
+    assert reply.status_code in (200, 201, 400, 403, 404, 409, 422), (reply.status_code, reply.get_json())
+    error_of(reply) if reply.status_code >= 400 else None
