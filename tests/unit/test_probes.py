@@ -75,3 +75,20 @@ def test_duration_histograms_are_cumulative_across_jobs(app: Any) -> None:
     assert (wait["1"], wait["5"], wait["30"], wait["60"], wait["+Inf"]) == (0, 2, 2, 3, 3)
     sums = {s.name: s.value for s in families["ffrtmp_job_run_seconds"].samples}
     assert sums["ffrtmp_job_run_seconds_count"] == 3 and sums["ffrtmp_job_run_seconds_sum"] == 711
+
+
+def test_agent_disk_check_covers_the_media_roots(tmp_path: Any) -> None:
+    from ffrtmp.agent.probes import Readiness
+
+    work, media = tmp_path / "work", tmp_path / "media"
+    work.mkdir()
+    media.mkdir()
+    readiness = Readiness(str(work), media_roots=(str(media), str(tmp_path / "not-yet")))
+    assert readiness._written_filesystems() == [str(work)]  # one filesystem, counted once
+    ok, text, _ = readiness.disk()
+    assert ok and text.startswith("ok: ")
+    missing = Readiness(str(tmp_path / "no-work-dir"), media_roots=(str(media),))
+    with pytest.raises(FileNotFoundError):
+        missing.disk()
+    proc = Readiness(str(work), media_roots=("/proc",))  # another filesystem: checked too
+    assert proc._written_filesystems() == [str(work), "/proc"]

@@ -130,3 +130,25 @@ def test_lost_track_fails_the_sla() -> None:
                         runtime_s=1.0)
     assert (lost.reason, lost.platform_sla, lost.mode, lost.exit_code) == (
         r.LOST_TRACK, False, "attach", None)
+
+
+def test_enospc_from_the_workload_is_the_platforms_failure(tmp_path) -> None:
+    log = tmp_path / "output.log"
+    assert r.reports_disk_full(tmp_path) is False  # no log at all
+    log.write_text("Error opening input file /m/No space left on device.mp4.\n"
+                   "/m/x: No space left on device: No such file or directory\n")
+    assert r.reports_disk_full(tmp_path) is False  # a name is not an error
+    log.write_text("av_interleaved_write_frame(): No space left on device\n"
+                   "    Last message repeated 4 times\n"
+                   "Error writing trailer of /m/x.mkv: No space left on device\n")
+    assert r.reports_disk_full(tmp_path) is True
+    failed = 1 << 8  # wait status of exit 1
+    assert r.classify(wait_status=failed, canceled=False, limits=Limits(), mode="run",
+                      disk_full=True) == ("disk_full", False)
+    assert r.classify(wait_status=0, canceled=False, limits=Limits(), mode="run",
+                      disk_full=True) == ("completed_successfully", True)
+    assert r.classify(wait_status=failed, canceled=True, limits=Limits(), mode="run",
+                      disk_full=True) == ("canceled", True)
+    assert r.classify(wait_status=None, canceled=False, limits=Limits(), mode="attach",
+                      disk_full=True) == ("disk_full", False)
+    assert "disk_full" in r.SLA_FAILURES

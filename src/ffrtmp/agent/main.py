@@ -94,7 +94,7 @@ class Agent:
         self.settings, self.shutdown = settings, shutdown
         for directory in (settings.state_dir, settings.work_dir):
             Path(directory).mkdir(parents=True, exist_ok=True)
-        self.readiness = Readiness(settings.work_dir)
+        self.readiness = Readiness(settings.work_dir, media_roots=settings.media_roots)
         self.metrics = WorkerMetrics(self.readiness)
         self.client = MasterClient(settings.master_url, shutdown=shutdown, ca_file=settings.ca_file)
         self.jobs = JobTable(settings.state_dir, log_dir=settings.log_dir, log_level=settings.log_level,

@@ -1,4 +1,7 @@
-"""Readiness: ffmpeg present, disk under 90 % on the work dir, and the last heartbeat's outcome.
+"""Readiness: ffmpeg present, disk under 90 % where the node writes, the last heartbeat's outcome.
+
+"Where the node writes" is the work dir and every media root (FFmpeg's outputs land under
+them), each filesystem counted once; a media root that does not exist yet is not checked.
 
 ``/ready`` never sends a heartbeat of its own: it reports the outcome the main loop recorded,
 and calls it ``timeout`` when that outcome is older than one heartbeat interval plus 5 s.
@@ -9,8 +12,10 @@ from __future__ import annotations
 import shutil
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -25,8 +30,10 @@ class HeartbeatOutcome:
 
 
 class Readiness:
-    def __init__(self, work_dir: str, ffmpeg: str = "ffmpeg") -> None:
+    def __init__(self, work_dir: str, ffmpeg: str = "ffmpeg",
+                 media_roots: Sequence[str] = ()) -> None:
         self.work_dir, self.ffmpeg = work_dir, ffmpeg
+        self.media_roots = tuple(media_roots)
         self._lock = threading.Lock()
         self._outcome = HeartbeatOutcome()
         self.heartbeat_interval_s = 5.0
@@ -36,11 +43,30 @@ class Readiness:
             self._outcome = HeartbeatOutcome(status, time.monotonic())
 
     def disk(self) -> tuple[bool, str, float]:
-        usage = psutil.disk_usage(self.work_dir)
+        """The fullest filesystem the node writes to: ``(ok, text, percent used)``."""
+        usages = [(psutil.disk_usage(path), path) for path in self._written_filesystems()]
+        usage, path = max(usages, key=lambda pair: pair[0].percent)
         ok = usage.percent <= DISK_LIMIT_PERCENT
         text = (f"ok: {usage.percent:.1f}% used, {usage.free // 2**20} MB available" if ok
-                else f"low: {usage.percent:.1f}% used")
+                else f"low: {path} {usage.percent:.1f}% used")
         return ok, text, usage.percent
+
+    def _written_filesystems(self) -> list[str]:
+        """The work dir (OSError if it is missing) and each existing media root, one path
+        per filesystem."""
+        paths: list[str] = []
+        devices: set[int] = set()
+        for path in (self.work_dir, *self.media_roots):
+            try:
+                device = Path(path).stat().st_dev
+            except FileNotFoundError:
+                if path == self.work_dir:
+                    raise
+                continue
+            if device not in devices:
+                devices.add(device)
+                paths.append(path)
+        return paths
 
     def master(self) -> str:
         with self._lock:

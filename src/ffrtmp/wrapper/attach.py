@@ -33,7 +33,14 @@ from ffrtmp.wrapper.common import (
     setup_logging,
     utc_now,
 )
-from ffrtmp.wrapper.result import LOST_TRACK, Limits, Result, classify, progress_end
+from ffrtmp.wrapper.result import (
+    LOST_TRACK,
+    Limits,
+    Result,
+    classify,
+    progress_end,
+    reports_disk_full,
+)
 from ffrtmp.wrapper.run import SIGNAL_POLICY, finish, write_wrapper_json
 
 log = logging.getLogger("ffrtmp.wrapper")
@@ -151,7 +158,9 @@ def _attach(args: WrapperCall, target: procinfo.ProcStat, state_dir: Path,
         except OSError as exc:
             log.warning("cannot remove %s: %s", cgroup, exc, extra=extra)
     canceled = canceler.requested or state["cancel_requested"]
-    reason, sla = classify(wait_status=None, canceled=canceled, limits=limits, mode="attach")
+    finished = progress_end(paths.job_dir)
+    reason, sla = classify(wait_status=None, canceled=canceled, limits=limits, mode="attach",
+                           disk_full=finished is not True and reports_disk_full(paths.job_dir))
     if outcome.lost:
         reason, sla = LOST_TRACK, False
     result = Result(
@@ -160,7 +169,7 @@ def _attach(args: WrapperCall, target: procinfo.ProcStat, state_dir: Path,
         runtime_s=round(max((ended - started).total_seconds(), 0.0), 3),
         exit_code=None, signal=None, platform_sla=sla, reason=reason, intent=intent,
         cgroup=cgroup, limits=limits, canceled=canceled,
-        progress_end=progress_end(paths.job_dir))
+        progress_end=finished)
     return finish(result, paths, state_dir, extra).exit_status
 
 

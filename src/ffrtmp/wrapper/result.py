@@ -9,6 +9,7 @@ were asked for, or could not record its result.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import os
 import re
 import signal
@@ -30,12 +31,16 @@ LIMITS_NOT_APPLIED = "limits_not_applied"
 LOST_TRACK = "lost_track"
 RESULT_NOT_RECORDED = "result_not_recorded"
 OUTPUT_NOT_PUBLISHED = "output_not_published"  # the agent could not move the outputs into place
+DISK_FULL = "disk_full"  # the workload failed writing to a full filesystem: the node's fault
 
 #: Reasons that mean the platform failed its own obligations.
 SLA_FAILURES = frozenset({START_FAILED, LIMITS_NOT_APPLIED, LOST_TRACK, RESULT_NOT_RECORDED,
-                          OUTPUT_NOT_PUBLISHED})
+                          OUTPUT_NOT_PUBLISHED, DISK_FULL})
 
 EXIT_START_FAILED = 127  # what a shell returns for a command it cannot run
+# How libc (and so FFmpeg) ends a line about a write that failed with ENOSPC.
+_ENOSPC_LINE = re.compile(rf": {re.escape(os.strerror(errno.ENOSPC))}\s*$", re.MULTILINE)
+_ERROR_TAIL_BYTES = 8192  # FFmpeg's last lines: the error and its aftermath
 
 
 class ResultExists(FileExistsError):
@@ -132,19 +137,22 @@ def _signal_number(name: str) -> int:
 
 
 def classify(*, wait_status: int | None, canceled: bool, limits: Limits,
-             mode: Mode) -> tuple[str, bool]:
+             mode: Mode, disk_full: bool = False) -> tuple[str, bool]:
     """``(reason, platform_sla)`` for a workload that ran and ended.
 
     A platform failure outranks everything the workload did; a cancel outranks how the
-    workload reacted to it.
+    workload reacted to it. ``disk_full`` (the workload reported ENOSPC; for attach, only
+    pass it when the workload did not finish) turns a failure into the platform's.
     """
     if limits.requested and not limits.applied:
         return LIMITS_NOT_APPLIED, False
     if canceled:
         return CANCELED, True
-    if mode == "attach" or wait_status is None:
+    code = None if wait_status is None else os.waitstatus_to_exitcode(wait_status)
+    if disk_full and code != 0:
+        return DISK_FULL, False
+    if mode == "attach" or code is None:
         return OBSERVED, True
-    code = os.waitstatus_to_exitcode(wait_status)
     if code == 0:
         return COMPLETED, True
     if code < 0:
@@ -160,18 +168,30 @@ def exit_fields(wait_status: int | None) -> tuple[int | None, str | None]:
     return (code, None) if code >= 0 else (None, signal_name(-code))
 
 
+def _tail(path: Path, size: int) -> str | None:
+    """The last ``size`` bytes of a file as text; None when there is no such file."""
+    try:
+        with path.open("rb") as handle:
+            end = handle.seek(0, 2)
+            handle.seek(max(0, end - size))
+            return handle.read().decode(errors="replace")
+    except FileNotFoundError:
+        return None
+
+
+def reports_disk_full(job_dir: Path) -> bool:
+    """Whether the end of the workload's output says a write failed for lack of space."""
+    tail = _tail(JobPaths(job_dir).output_log, _ERROR_TAIL_BYTES)
+    return tail is not None and _ENOSPC_LINE.search(tail) is not None
+
+
 def progress_end(job_dir: Path) -> bool | None:
     """Whether ffmpeg's ``-progress`` file ends with ``progress=end`` (None: no such file).
 
     Only the tail is read: a long encode appends a block every half second.
     """
-    path = JobPaths(job_dir).progress
-    try:
-        with path.open("rb") as handle:
-            size = handle.seek(0, 2)
-            handle.seek(max(0, size - 4096))
-            tail = handle.read().decode(errors="replace")
-    except FileNotFoundError:
+    tail = _tail(JobPaths(job_dir).progress, 4096)
+    if tail is None:
         return None
     last = None
     for line in tail.splitlines():

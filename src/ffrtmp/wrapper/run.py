@@ -48,6 +48,7 @@ from ffrtmp.wrapper.result import (
     classify,
     exit_fields,
     progress_end,
+    reports_disk_full,
 )
 
 #: What a signal sent to the WRAPPER does. None of these is forwarded to the workload.
@@ -180,7 +181,7 @@ def _run(args: WrapperCall, state_dir: Path, paths: JobPaths, extra: dict[str, A
         except OSError as exc:
             log.warning("cannot remove %s: %s", cgroup_path, exc, extra=extra)
     reason, sla = classify(wait_status=outcome.wait_status, canceled=canceler.requested,
-                           limits=limits, mode="run")
+                           limits=limits, mode="run", disk_full=reports_disk_full(paths.job_dir))
     exit_code, signame = exit_fields(outcome.wait_status)
     result = Result(
         job_id=args.job_id, attempt=args.attempt, pid=pid, mode="run",
