@@ -205,6 +205,16 @@ def _node_rows(nodes: Sequence[Mapping[str, Any]]) -> str:
                     n["running"], n["last_heartbeat"]) for n in nodes])
 
 
+def _node_detail(node: Mapping[str, Any]) -> str:
+    """The table row, then the facts its agent refreshed at its latest start."""
+    facts = (("encoders", f"{len(node['encoders'])}: {', '.join(node['encoders'])}"),
+             ("hwaccels", ", ".join(node["hwaccels"]) or "-"),
+             ("labels", " ".join(f"{k}={v}" for k, v in sorted(node["labels"].items())) or "-"),
+             ("ffmpeg", node["ffmpeg_version"] or "-"), ("agent", node["agent_version"] or "-"),
+             ("registered", node["registered_at"]))
+    return _node_rows([node]) + "".join(f"  {key:<11}{value}\n" for key, value in facts)
+
+
 # --- jobs ---
 
 
@@ -330,7 +340,7 @@ def list_nodes(args: argparse.Namespace, env: Env) -> int:
 
 def show_node(args: argparse.Namespace, env: Env) -> int:
     data = Api(args, env).call("GET", f"/api/v1/nodes/{args.node_id}")
-    _emit(env, args, data, lambda: _node_rows([data["node"]]))
+    _emit(env, args, data, lambda: _node_detail(data["node"]))
     return 0
 
 

@@ -16,7 +16,8 @@ OPERATOR_ROUTES = [
     ("DELETE", "/api/v1/nodes/n-1"),
 ]
 NODE_ROUTES = [("POST", "/api/v1/nodes/{node}/heartbeat"), ("POST", "/api/v1/nodes/{node}/claim"),
-               ("POST", "/api/v1/jobs/j-1/start"), ("POST", "/api/v1/jobs/j-1/result")]
+               ("POST", "/api/v1/jobs/j-1/start"), ("POST", "/api/v1/jobs/j-1/result"),
+               ("PUT", "/api/v1/nodes/{node}/facts")]
 ALL = [*OPERATOR_ROUTES, *NODE_ROUTES, ("POST", "/api/v1/nodes/register")]
 
 

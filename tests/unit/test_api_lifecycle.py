@@ -151,11 +151,12 @@ def test_drain_stops_claims_and_heartbeat_reports_it(api: Api) -> None:
 
 def test_reregistration_keeps_id_and_updates_capabilities(api: Api) -> None:
     node_id, old = register(api, encoders=["libx264"])
-    again_id, new = register(api, encoders=["libx264", "libx265"], slots=4, credential=old.token)
-    assert again_id == node_id and new.token == old.token  # a node is its credential
+    again = old.request("PUT", f"/api/v1/nodes/{node_id}/facts",  # at every agent start
+                        json={"name": "node-a", "encoders": ["libx264", "libx265"], "slots": 4})
+    assert again.get_json()["node_id"] == node_id  # a node is its credential
     node = api.get(f"/api/v1/nodes/{node_id}").get_json()["node"]
     assert node["encoders"] == ["libx264", "libx265"] and node["slots"] == 4
-    new.post(f"/api/v1/nodes/{node_id}/heartbeat", json={})
+    old.post(f"/api/v1/nodes/{node_id}/heartbeat", json={})
 
 
 def test_node_removal_refused_while_running(api: Api) -> None:

@@ -51,26 +51,32 @@ def beat(node: Api, node_id: str, running: list[dict[str, Any]] | None = None, e
 # --- identity ---
 
 
-def test_restart_with_the_saved_credential_updates_every_fact_and_keeps_the_credential(api: Api) -> None:
+def facts(node: Api, node_id: str, name: str, expect: int | None = 200, **extra: Any) -> Any:
+    return node.request("PUT", f"/api/v1/nodes/{node_id}/facts", json={"name": name, **FACTS, **extra},
+                        expect=expect)
+
+
+def test_a_restart_with_the_saved_credential_replaces_every_fact_and_keeps_the_identity(api: Api) -> None:
     first = enroll(api, "node-a", 201).get_json()
-    node_id, credential = first["node_id"], first["credential"]
-    again = enroll(api, "node-a", 200, credential=credential, slots=5, encoders=["libx265"],
-                   hwaccels=["vaapi"], labels={"rack": "b2"}, ffmpeg_version="7.1",
-                   agent_version="9.9").get_json()
-    assert again["node_id"] == node_id and again["credential"] == credential
-    node = node_of(api, node_id)
-    assert (node["slots"], node["encoders"], node["hwaccels"], node["labels"], node["ffmpeg_version"],
-            node["agent_version"]) == (5, ["libx265"], ["vaapi"], {"rack": "b2"}, "7.1", "9.9")
-    beat(api.as_(credential), node_id)  # the saved credential still works
+    node_id, node = first["node_id"], api.as_(first["credential"])
+    again = facts(node, node_id, "node-a", slots=5, encoders=["libx265"], hwaccels=["vaapi"],
+                  labels={"rack": "b2"}, ffmpeg_version="7.1", agent_version="9.9").get_json()
+    assert again["node_id"] == node_id and "credential" not in again
+    assert again["heartbeat_interval_s"] == HEARTBEAT_S
+    shown = node_of(api, node_id)
+    assert (shown["slots"], shown["encoders"], shown["hwaccels"], shown["labels"], shown["ffmpeg_version"],
+            shown["agent_version"]) == (5, ["libx265"], ["vaapi"], {"rack": "b2"}, "7.1", "9.9")
+    beat(node, node_id)  # the saved credential still works
+    api.as_(ENROLL_TOKEN).request("PUT", f"/api/v1/nodes/{node_id}/facts", json={"name": "node-a", **FACTS},
+                                  expect=401)  # the enrollment token is nobody's identity
 
 
 def test_a_second_agent_with_a_live_name_is_refused_and_revokes_nothing(api: Api) -> None:
     node_id, node = register(api, "node-a")
     beat(node, node_id)
-    for extra in ({}, {"credential": "guessed-" + "x" * 30}):
-        refused = enroll(api, "node-a", 409, **extra).get_json()["error"]
-        assert refused["code"] == "node_name_in_use"
-        assert node_id in refused["message"] and "FFRTMP_NODE_NAME" in refused["message"]
+    refused = enroll(api, "node-a", 409).get_json()["error"]
+    assert refused["code"] == "node_name_in_use"
+    assert node_id in refused["message"] and "FFRTMP_NODE_NAME" in refused["message"]
     beat(node, node_id)
     assert [n["id"] for n in api.get("/api/v1/nodes").get_json()["nodes"]] == [node_id]
 
@@ -88,19 +94,20 @@ def test_the_name_of_a_silent_node_is_taken_over_and_its_old_credential_revoked(
 
 
 def test_a_removed_nodes_name_registers_as_a_new_node(api: Api) -> None:
-    node_id, _ = register(api, "node-a")
+    node_id, node = register(api, "node-a")
     api.delete(f"/api/v1/nodes/{node_id}")
+    facts(node, node_id, "node-a", 401)  # the agent then enrolls again
     data = enroll(api, "node-a", 201).get_json()
     assert data["node_id"] != node_id
 
 
 def test_a_credential_cannot_rename_its_node_onto_another_nodes_name(api: Api) -> None:
     a_id, _ = register(api, "node-a")
-    b = enroll(api, "node-b", 201).get_json()
-    refused = enroll(api, "node-a", 409, credential=b["credential"]).get_json()["error"]
+    b_id, b = register(api, "node-b")
+    refused = facts(b, b_id, "node-a", 409).get_json()["error"]
     assert refused["code"] == "node_name_in_use"
-    renamed = enroll(api, "node-c", 200, credential=b["credential"]).get_json()
-    assert renamed["node_id"] == b["node_id"] and node_of(api, b["node_id"])["name"] == "node-c"
+    facts(b, b_id, "node-c")
+    assert node_of(api, b_id)["name"] == "node-c"
     assert node_of(api, a_id)["name"] == "node-a"
 
 

@@ -146,7 +146,8 @@ def test_every_route_states_who_may_call_it() -> None:
             assert security == [], (method, path)
     agent_paths = {p for m, p in spec_operations()
                    if SPEC_DOC["paths"][p][m.lower()]["security"] == [{"nodeCredential": []}]}
-    assert agent_paths == {"/api/v1/nodes/{node_id}/heartbeat", "/api/v1/nodes/{node_id}/claim",
+    assert agent_paths == {"/api/v1/nodes/{node_id}/facts",
+                           "/api/v1/nodes/{node_id}/heartbeat", "/api/v1/nodes/{node_id}/claim",
                            "/api/v1/jobs/{job_id}/start", "/api/v1/jobs/{job_id}/result"}
 
 

@@ -76,6 +76,10 @@ class MasterClient:
         self.node_id, self.credential = data["node_id"], data["credential"]
         return data
 
+    def facts(self, body: dict[str, Any]) -> dict[str, Any]:
+        """At every start, as the saved identity: the master replaces this node's facts."""
+        return self._send("PUT", f"/api/v1/nodes/{self.node_id}/facts", body)
+
     def heartbeat(self, running: list[dict[str, Any]], free_slots: int) -> dict[str, Any]:
         return self._send("POST", f"/api/v1/nodes/{self.node_id}/heartbeat",
                           {"running": running, "free_slots": free_slots})

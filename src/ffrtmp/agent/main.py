@@ -36,9 +36,9 @@ log = logging.getLogger("ffrtmp.agent")
 class Identity:
     """This node's id and credential, kept in the state dir (0600) across restarts.
 
-    The credential is who this node is. Every start registers with it, so the master refreshes
-    the node's facts (slots, encoders, versions) instead of keeping those of its first start.
-    ``registered`` is true once the master has answered this process's registration.
+    The credential is who this node is. Every start presents it with the node's facts (slots,
+    encoders, versions), so the master keeps those of the latest start, not of the first.
+    ``registered`` is true once the master has accepted this process's facts or enrollment.
     """
 
     def __init__(self, state_dir: str) -> None:
@@ -113,9 +113,18 @@ class Agent:
         body: dict[str, Any] = {"name": self.settings.node_name, "slots": self.settings.slots,
                                 "encoders": list(caps.encoders), "hwaccels": list(caps.hwaccels),
                                 "ffmpeg_version": caps.ffmpeg_version[:200], "agent_version": __version__}
-        if self.client.credential is not None:  # same node, refreshed facts
-            body["credential"] = self.client.credential
-        data = self.client.register(self.settings.enroll_token, body)
+        data = None
+        if self.client.credential is not None:  # the saved identity: same node, this start's facts
+            try:
+                data = self.client.facts(body)
+            except MasterRejected as exc:
+                if not exc.forgotten:
+                    raise
+                log.warning("the master does not know this node's saved identity (%s): enrolling", exc,
+                            extra=fields(node=self.client.node_id))
+                self.identity.forget(self.client)
+        if data is None:
+            data = self.client.register(self.settings.enroll_token, body)
         self.identity.save(self.client)
         self.loop.heartbeat_interval_s = float(data.get("heartbeat_interval_s", 5))
         self.loop.next_heartbeat = 0.0

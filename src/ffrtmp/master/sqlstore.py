@@ -305,32 +305,49 @@ class SqlStore:
 
     def register_node(self, *, name: str, slots: int, encoders: Sequence[str],
                       hwaccels: Sequence[str], labels: dict[str, str], ffmpeg_version: str,
-                      agent_version: str, live_s: float, credential: str | None = None,
+                      agent_version: str, live_s: float,
                       now: float | None = None) -> tuple[dict[str, Any], str, bool]:
-        """Return (node, credential, created). A node is its credential, never its name.
-
-        A saved credential names its node: the facts are refreshed and the credential kept.
-        Without one (or one the master does not know) the name decides, in ``_enroll``.
-        """
+        """Enroll by name (see ``_enroll``); return (node, credential, created)."""
         now = time.time() if now is None else now
-        facts = (name, slots, json.dumps(sorted(set(encoders))), json.dumps(sorted(set(hwaccels))),
-                 json.dumps(labels), ffmpeg_version, agent_version)
+        facts = self._facts(name, slots, encoders, hwaccels, labels, ffmpeg_version, agent_version)
         with self._tx() as conn:
-            known = None if credential is None else conn.execute(
-                "SELECT id FROM nodes WHERE credential_hash = ?" + self.FOR_UPDATE,
-                (token_hash(credential),)).fetchone()
-            if known is not None:
-                node_id, how = known["id"], "restart: facts refreshed"
-                self._refuse_taken_name(conn, name, node_id, now)
-            else:
-                node_id, credential, how = self._enroll(conn, facts, live_s, now)
-            conn.execute(
-                "UPDATE nodes SET name = ?, slots = ?, encoders = ?, hwaccels = ?, labels = ?,"
-                " ffmpeg_version = ?, agent_version = ?, credential_hash = ?, status = 'online',"
-                " last_heartbeat = ? WHERE id = ?", (*facts, token_hash(credential), now, node_id))
+            node_id, credential, how = self._enroll(conn, facts, live_s, now)
+            self._write_facts(conn, node_id, facts, now, credential)
             self._log(logging.WARNING if how.startswith("took over") else logging.INFO,
                       "node %s registered as %s (%s)", name, node_id, how, extra=fields(node=node_id))
         return self.get_node(node_id), credential, how == "new"
+
+    def refresh_node(self, node_id: str, *, name: str, slots: int, encoders: Sequence[str],
+                     hwaccels: Sequence[str], labels: dict[str, str], ffmpeg_version: str,
+                     agent_version: str, now: float | None = None) -> dict[str, Any]:
+        """A node's own start: its facts replace those it had; its id and credential stay."""
+        now = time.time() if now is None else now
+        facts = self._facts(name, slots, encoders, hwaccels, labels, ffmpeg_version, agent_version)
+        with self._tx() as conn:
+            if conn.execute("SELECT 1 FROM nodes WHERE id = ?" + self.FOR_UPDATE,
+                            (node_id,)).fetchone() is None:
+                raise NotFound("node_not_found", f"no node {node_id}")
+            self._refuse_taken_name(conn, name, node_id, now)
+            self._write_facts(conn, node_id, facts, now)
+            self._log(logging.INFO, "node %s (%s) started: facts refreshed, %d slots", name, node_id,
+                      slots, extra=fields(node=node_id))
+        return self.get_node(node_id)
+
+    @staticmethod
+    def _facts(name: str, slots: int, encoders: Sequence[str], hwaccels: Sequence[str],
+               labels: dict[str, str], ffmpeg_version: str, agent_version: str) -> tuple[Any, ...]:
+        """The node columns an agent reports, in the order ``_write_facts`` sets them."""
+        return (name, slots, json.dumps(sorted(set(encoders))), json.dumps(sorted(set(hwaccels))),
+                json.dumps(labels), ffmpeg_version, agent_version)
+
+    @staticmethod
+    def _write_facts(conn: Conn, node_id: str, facts: tuple[Any, ...], now: float,
+                     credential: str | None = None) -> None:
+        conn.execute(
+            "UPDATE nodes SET name = ?, slots = ?, encoders = ?, hwaccels = ?, labels = ?,"
+            " ffmpeg_version = ?, agent_version = ?, status = 'online', last_heartbeat = ?,"
+            " credential_hash = COALESCE(?, credential_hash) WHERE id = ?",
+            (*facts, now, token_hash(credential) if credential else None, node_id))
 
     def _enroll(self, conn: Conn, facts: tuple[Any, ...], live_s: float,
                 now: float) -> tuple[str, str, str]:

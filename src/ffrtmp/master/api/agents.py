@@ -1,4 +1,4 @@
-"""Agent routes: register, heartbeat, claim (long-poll), start, result.
+"""Agent routes: register, facts, heartbeat, claim (long-poll), start, result.
 
 A node's credential lets it act only as itself: ``node_required`` checks the URL's node id,
 and the store checks that an attempt token belongs to the calling node.
@@ -32,7 +32,6 @@ bp = Blueprint("agents", __name__, url_prefix="/api/v1")
 
 REGISTER = {
     "name": Field(name, required=True),
-    "credential": Field(text(256)),  # the saved one, on every agent start: same node, new facts
     "slots": Field(integer(1, 256), required=True),
     "encoders": Field(names(1024), default=[]),
     "hwaccels": Field(names(64), default=[]),
@@ -82,6 +81,15 @@ def register():
                         **_ext().timing()})
     response.status_code = 201 if created else 200
     return response
+
+
+@bp.put("/nodes/<node:node_id>/facts")
+@node_required
+def facts(node_id: str):
+    """Every agent start, with its saved credential: the node's facts are its latest start's."""
+    body = fields_of(json_body(), REGISTER)
+    node = _ext().store.refresh_node(node_id, **body)
+    return jsonify({"node": node, "node_id": node_id, **_ext().timing()})
 
 
 @bp.post("/nodes/<node:node_id>/heartbeat")
