@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
+import shutil
 import sqlite3
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,8 +24,9 @@ from ffrtmp.master.postgres import PostgresStore
 from ffrtmp.master.scheduler import DutyLoop, run_duties
 from ffrtmp.master.sqlite import SqliteStore
 from ffrtmp.master.sqlstore import SqlStore
-from tests.conftest import Api, master_env, register
+from tests.conftest import Api, master_env, postgres_schema_url, register
 from tests.helpers import wait_until
+from tests.integration.test_store_disk_full import fill
 from tests.unit.test_api_lifecycle import SPEC, claim, submit
 
 SQLITE = "sqlite:///"
@@ -158,3 +162,48 @@ def test_a_read_only_database_answers_503_store_read_only(tmp_path: Path, databa
             remount("rw")
             submit(api)  # and it works again without a restart
         store.close()
+
+
+@pytest.fixture
+def small_tablespace(postgres_server: str) -> Iterator[tuple[str, Path]]:
+    """A PostgreSQL schema whose tables live on a small tmpfs; yields its URL and the tmpfs."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    base = Path(tempfile.mkdtemp(prefix="ffrtmp-pg-disk-"))  # the server's user must reach it
+    base.chmod(0o755)
+    disk = base / "disk"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)], check=True)
+    name = "ts_" + secrets.token_hex(4)
+    url = postgres_schema_url(postgres_server)
+    try:
+        shutil.chown(disk, "postgres", "postgres")
+        with psycopg.connect(postgres_server, autocommit=True) as conn:
+            conn.execute(f"CREATE TABLESPACE {name} LOCATION '{disk}'")
+        yield url + f"%20-cdefault_tablespace%3D{name}", disk
+        with psycopg.connect(url, autocommit=True) as conn:
+            schema = conn.execute("SELECT current_schema()").fetchone()[0]  # type: ignore[index]
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+            conn.execute(f"DROP TABLESPACE {name}")
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_a_full_postgres_disk_answers_503_store_full_then_serves(tmp_path: Path,
+                                                                small_tablespace: tuple[str, Path]) -> None:
+    url, disk = small_tablespace
+    settings = config.load("master", {}, master_env(tmp_path, FFRTMP_DATABASE=url))
+    store = store_for(url)
+    api = Api(create_app(settings, store=store, start_duties=False).test_client())
+    filler = fill(disk)
+    # writes that fit in pages already allocated succeed; the first that needs a new one fails
+    for _ in range(2000):
+        reply = api.post("/api/v1/jobs", json=SPEC, expect=None)
+        if reply.status_code != 201:
+            break
+    assert reply.status_code == 503, reply.get_json()
+    assert error_code(reply) == "store_full"
+    filler.unlink()
+    submit(api)
+    store.close()
