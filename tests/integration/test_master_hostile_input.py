@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -92,3 +93,28 @@ def test_a_reason_with_control_characters_stays_on_one_log_line(master_proc: Mas
         "every line of the file is a record of its own"
     stored = master_proc.session().get(f"{master_proc.url}/api/v1/jobs/{job_id}", timeout=10).json()
     assert stored["job"]["history"][-1]["reason"] == reason, "the API keeps what the client sent"
+
+
+def raw_exchange(master: MasterProcess, request: bytes) -> tuple[int, bytes]:
+    host, port = master.env["FFRTMP_MASTER_BIND"].rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=20) as sock:
+        sock.sendall(request)
+        sock.shutdown(socket.SHUT_WR)
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    head, _, body = reply.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), body
+
+
+def test_a_malformed_chunked_body_is_400_not_500(master_proc: MasterProcess) -> None:
+    from tests.conftest import OPERATOR_TOKEN
+
+    head = (b"POST /api/v1/jobs HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+            b"Authorization: Bearer " + OPERATOR_TOKEN.encode() + b"\r\n"
+            b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+    for body in (b"zz\r\n{}\r\n0\r\n\r\n", b"2\r\n{}XX0\r\n\r\n", b"10\r\n{}"):
+        status, payload = raw_exchange(master_proc, head + body)
+        assert status == 400, (body, status, payload)
+        assert json.loads(payload)["error"]["code"] == "bad_request"
+    assert "unhandled error" not in master_proc.output()

@@ -10,7 +10,8 @@ import time
 from typing import Any
 
 from flask import Flask, Response, current_app, g, request
-from werkzeug.exceptions import RequestEntityTooLarge
+from gunicorn.http.errors import ParseException
+from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 from werkzeug.routing import BaseConverter
 
 from ffrtmp.config import Settings
@@ -87,7 +88,10 @@ def _whole_streamed_body() -> None:
     if request.content_length is not None or not environ.get("wsgi.input_terminated"):
         return
     limit = current_app.config["MAX_CONTENT_LENGTH"]
-    body = environ["wsgi.input"].read(limit + 1)
+    try:
+        body = environ["wsgi.input"].read(limit + 1)
+    except (ParseException, OSError) as exc:  # gunicorn de-chunks as it reads
+        raise BadRequest("the chunked body is malformed or incomplete") from exc
     if len(body) > limit:
         raise RequestEntityTooLarge()
     environ["wsgi.input"] = io.BytesIO(body)
