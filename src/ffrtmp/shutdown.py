@@ -13,6 +13,7 @@ import os
 import signal
 import socket
 import threading
+import time
 from collections.abc import Callable
 from types import FrameType
 
@@ -91,3 +92,40 @@ def watchdog_interval(environ: dict[str, str] | None = None) -> float | None:
         return int(usec) / 2_000_000
     except ValueError:
         return None
+
+
+class Watchdog:
+    """Feeds systemd's watchdog for as long as the main loop keeps its promises.
+
+    Before each step that may block, the loop promises to be back within that step's bound
+    (``expect``): an HTTP attempt promises its timeouts, a pass its own start. A feeder thread
+    sends WATCHDOG=1 every quarter of WatchdogSec while the latest promise, plus half a
+    WatchdogSec, holds. A pass that waits out a silent master (each attempt bounded by its
+    timeout, the retries by their backoff) keeps the unit alive however many retries it
+    takes; a loop stuck past its promise stops the feed, and systemd restarts it.
+    """
+
+    def __init__(self, environ: dict[str, str] | None = None) -> None:
+        self.interval_s = watchdog_interval(environ)  # half of WatchdogSec, or None
+        self._until = 0.0
+
+    def expect(self, seconds: float = 0.0) -> None:
+        """The loop will be back, or promise again, within ``seconds``."""
+        if self.interval_s is not None:
+            self._until = time.monotonic() + seconds + self.interval_s
+
+    def alive(self) -> bool:
+        return time.monotonic() <= self._until
+
+    def start(self) -> None:
+        if self.interval_s is None:
+            return
+        self.expect()
+        threading.Thread(target=self._feed, args=(self.interval_s / 2,), daemon=True,
+                         name="watchdog").start()
+
+    def _feed(self, period_s: float) -> None:
+        pause = threading.Event()  # never set: the feed ends with the process
+        while not pause.wait(period_s):
+            if self.alive():
+                sd_notify("WATCHDOG=1")

@@ -17,6 +17,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+import requests
+from requests.adapters import HTTPAdapter
+
 from ffrtmp import __version__, logs
 from ffrtmp.agent.cgroup import enter_agent_leaf
 from ffrtmp.agent.client import MasterClient, MasterRejected, MasterUnavailable
@@ -28,7 +31,7 @@ from ffrtmp.agent.probes import Readiness
 from ffrtmp.agent.server import AgentApp, start_server
 from ffrtmp.config import EX_CONFIG, Settings
 from ffrtmp.logs import fields
-from ffrtmp.shutdown import Shutdown, sd_notify, watchdog_interval
+from ffrtmp.shutdown import Shutdown, Watchdog, sd_notify
 
 log = logging.getLogger("ffrtmp.agent")
 
@@ -89,6 +92,22 @@ def _registration_refused(exc: MasterRejected) -> bool:
     return True
 
 
+class PromisingAdapter(HTTPAdapter):
+    """Each HTTP attempt promises the watchdog to be back within its connect and read timeouts."""
+
+    def __init__(self, watchdog: Watchdog) -> None:
+        super().__init__()
+        self.watchdog = watchdog
+
+    def send(self, request: requests.PreparedRequest, stream: bool = False,
+             timeout: float | tuple[float, float | None] | None = None, verify: bool | str = True,
+             cert: Any = None, proxies: Any = None) -> requests.Response:
+        connect, read = timeout if isinstance(timeout, tuple) else (timeout, timeout)
+        self.watchdog.expect((connect or 0.0) + (read or 0.0))
+        return super().send(request, stream=stream, timeout=timeout, verify=verify, cert=cert,
+                            proxies=proxies)
+
+
 class Agent:
     def __init__(self, settings: Settings, shutdown: Shutdown) -> None:
         self.settings, self.shutdown = settings, shutdown
@@ -97,6 +116,9 @@ class Agent:
         self.readiness = Readiness(settings.work_dir, media_roots=settings.media_roots)
         self.metrics = WorkerMetrics(self.readiness)
         self.client = MasterClient(settings.master_url, shutdown=shutdown, ca_file=settings.ca_file)
+        self.watchdog = Watchdog()
+        for scheme in ("http://", "https://"):
+            self.client.session.mount(scheme, PromisingAdapter(self.watchdog))
         self.jobs = JobTable(settings.state_dir, log_dir=settings.log_dir, log_level=settings.log_level,
                              cancel_grace_s=settings.cancel_grace, media_roots=settings.media_roots,
                              keep_delivered=settings.job_history,
@@ -135,10 +157,9 @@ class Agent:
         self.identity.load(self.client)  # first: what adopt() logs names the node
         self.jobs.adopt()
         ready_sent = False
-        watchdog = watchdog_interval() is not None
+        self.watchdog.start()
         while not self.shutdown.requested:
-            if watchdog:  # every pass of the main loop, so a wedged loop is what systemd sees
-                sd_notify("WATCHDOG=1")
+            self.watchdog.expect()  # each pass, and each HTTP attempt in it, promises anew
             try:
                 if not self.identity.registered:
                     self.register()
@@ -156,15 +177,19 @@ class Agent:
             except MasterUnavailable as exc:
                 self.readiness.record_heartbeat("timeout" if exc.timeout else "unreachable")
                 log.warning("cannot register with %s yet: %s", self.client.url, exc)
-                self.shutdown.wait(self.loop.heartbeat_interval_s)
+                self._pause(self.loop.heartbeat_interval_s)
                 continue
             except MasterRejected as exc:
                 if not self.identity.registered and _registration_refused(exc):
                     return EX_CONFIG
                 log.error("unexpected answer from the master: %s", exc)
-                self.shutdown.wait(self.loop.heartbeat_interval_s)
+                self._pause(self.loop.heartbeat_interval_s)
                 continue
         return self.stop()
+
+    def _pause(self, seconds: float) -> None:
+        self.watchdog.expect(seconds)
+        self.shutdown.wait(seconds)
 
     def _deliver_before_exit(self) -> None:
         """Jobs that ended during the wait get their results out now; failures stay spooled."""
@@ -183,6 +208,7 @@ class Agent:
                  self.shutdown.reason, self.settings.shutdown_timeout, len(self.jobs.running()))
         pause = threading.Event()  # the shutdown event is set now; wait on one that is not
         while self.jobs.running() and time.monotonic() - started < self.settings.shutdown_timeout:
+            self.watchdog.expect()
             if self.client.credential is not None:
                 try:
                     self.loop.run_once(claiming=False, wait=pause.wait)
