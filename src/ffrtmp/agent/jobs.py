@@ -253,8 +253,9 @@ class JobTable:
             except Unreadable as exc:
                 self.quarantine(directory, exc)
                 continue
+            duration = data.get("expected_duration_s")  # only for percentages: dropped if odd
             job = LocalJob(data["job_id"], data["attempt"], data["attempt_token"], data["spec"],
-                           directory, data.get("expected_duration_s"))
+                           directory, duration if isinstance(duration, int | float) else None)
             self.jobs[job.key] = job
             if not job.finished:
                 log.info("re-adopting a running job", extra=fields(job=job.job_id, attempt=job.attempt))
