@@ -168,13 +168,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("node_name", _text, "", "name this node registers as (default: the hostname)", (AGENT,)),
     Setting("cancel_grace", _seconds, "10",
             "seconds between SIGTERM and SIGKILL when an operator cancels a job", (AGENT,)),
-)
-
-BY_NAME = {s.name: s for s in SETTINGS}
     Setting("job_history", _positive_int, "500",
             "delivered job directories the agent keeps (the oldest beyond are removed)", (AGENT,)),
     Setting("job_history_hours", _positive_int, "24",
             "hours the agent keeps a delivered job's directory", (AGENT,)),
+)
+
+BY_NAME = {s.name: s for s in SETTINGS}
 
 
 class Settings:
