@@ -125,4 +125,5 @@ def test_sigterm_at_any_moment_after_start_exits_zero(tmp_path: Path) -> None:
             assert code == 0, f"attempt {attempt}: exit {code}\n{m.output()}"
         finally:
             stop_process(m.proc)
-    assert all(seconds < 20 for _, _, seconds in outcomes), outcomes
+    slow = [outcome for outcome in outcomes if outcome[2] >= 20]
+    assert not slow, f"(attempt, exit, seconds to stop) beyond 20 s: {slow}"

@@ -76,6 +76,7 @@ BAD_VALUES: dict[str, list[str]] = {
     "workers": ["x", "0", "-1", "1.5", ""],
     "threads": ["many", "0"],
     "graceful_timeout": ["soon", "0", "-5"],
+    "read_timeout": ["soon", "0", "-5"],
     "heartbeat_interval": ["0"],
     "node_timeout": ["half a minute"],
     "lease": ["-1"],

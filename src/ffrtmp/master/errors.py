@@ -43,8 +43,18 @@ class Invalid(ApiError):
         super().__init__("invalid", f"{field}: {message}", {"field": field})
 
 
+def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
+    """The one error envelope; the gunicorn worker writes it too, for requests Flask never sees."""
+    return {"error": {"code": code, "message": message, "details": details}}
+
+
+def code_for(reason: str) -> str:
+    """An HTTP reason phrase as an error code: "URI Too Long" -> "uri_too_long"."""
+    return reason.lower().replace(" ", "_")
+
+
 def envelope(status: int, code: str, message: str, details: Any = None):
-    response = jsonify({"error": {"code": code, "message": message, "details": details}})
+    response = jsonify(error_body(code, message, details))
     response.status_code = status
     return response
 
@@ -63,7 +73,7 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
-        code = (exc.name or "error").lower().replace(" ", "_")
+        code = code_for(exc.name or "error")
         response = envelope(exc.code or 500, code, exc.description or exc.name)
         for name, value in exc.get_response().headers.items():
             if name.lower() not in ("content-type", "content-length"):

@@ -20,6 +20,7 @@ from gunicorn.glogging import Logger
 
 from ffrtmp import logs
 from ffrtmp.config import Settings
+from ffrtmp.master.gunicorn_worker import block_stop_signals_at_fork
 from ffrtmp.master.store import open_store
 from ffrtmp.shutdown import Shutdown
 
@@ -50,7 +51,7 @@ class MasterApplication(BaseApplication):
         options: dict[str, Any] = {
             "bind": [_bind(s.master_bind), _bind(s.metrics_bind)],
             "workers": s.workers,
-            "worker_class": "gthread",
+            "worker_class": "ffrtmp.master.gunicorn_worker.MasterWorker",
             "threads": s.threads,
             "graceful_timeout": int(s.graceful_timeout),
             "timeout": 60,
@@ -138,6 +139,7 @@ def serve(settings: Settings) -> int:
     arbiter = os.getpid()
     metrics_dir = _metrics_dir()
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)  # read by workers after fork
+    block_stop_signals_at_fork()
     try:
         MasterApplication(settings).run()
     finally:
