@@ -229,3 +229,18 @@ def test_any_json_with_any_code_point_never_500s(api: Api, body: object, route: 
                         expect=None)
     assert reply.status_code in (200, 201, 400, 403, 404, 409, 422), (reply.status_code, reply.get_json())
     error_of(reply) if reply.status_code >= 400 else None
+
+
+@pytest.mark.parametrize("number", ["1e400", "-1e999"])
+def test_numbers_beyond_a_double_are_422_not_stored_as_infinity(api: Api, number: str) -> None:
+    job_id, token, node = started_job(api)
+    node_id = api.get("/api/v1/nodes").get_json()["nodes"][0]["id"]
+    raw = json.dumps({"running": [{"job_id": job_id, "attempt": 1, "progress": {"fps": "N"}}]})
+    raw = raw.replace('"N"', number)
+    err = error_of(raw_post(node, f"/api/v1/nodes/{node_id}/heartbeat", raw, 422))
+    assert err["details"] == {"field": "running[0].progress.fps"}
+    raw = json.dumps({"attempt_token": token, "outcome": "failed", "outputs": [{"x": "N"}]})
+    raw = raw.replace('"N"', number)
+    assert error_of(raw_post(node, f"/api/v1/jobs/{job_id}/result", raw, 422))["details"] == {
+        "field": "outputs[0].x"}
+    assert b"Infinity" not in api.get(f"/api/v1/jobs/{job_id}").get_data()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -39,7 +40,8 @@ def _not_json(constant: str) -> NoReturn:
 
 def decode(raw: bytes) -> Any:
     """Strict RFC 8259 JSON that every store can hold: no NaN/Infinity, bounded nesting (the
-    decoder recurses, so deep input would raise RecursionError), no NUL or lone surrogate."""
+    decoder recurses, so deep input would raise RecursionError), no NUL or lone surrogate, no
+    number that only fits as infinity (it would be echoed back as ``Infinity``, not JSON)."""
     try:
         body = json.loads(raw, parse_constant=_not_json)
     except RecursionError:
@@ -59,6 +61,8 @@ def _check_tree(body: Any) -> None:
             raise ApiError("bad_request", f"body is nested too deeply (at most {MAX_DEPTH} levels)")
         if isinstance(value, str) and _UNSTORABLE.search(value):
             raise Invalid(path, f"must not contain {_UNSTORABLE_TEXT}")
+        if isinstance(value, float) and not math.isfinite(value):  # 1e400 parses as inf
+            raise Invalid(path, "must be a number a double can hold")
         if isinstance(value, dict):
             for key, item in value.items():
                 if _UNSTORABLE.search(key):
