@@ -11,7 +11,8 @@ from tests.conftest import Api
 
 def test_ready_with_a_database_that_answers(api: Api) -> None:
     body = api.get("/ready").get_json()
-    assert body["status"] == "ready" and body["checks"] == {"database": "ok", "shutdown": "running"}
+    assert body["status"] == "ready" and body["checks"] == {"database": "ok", "database_writes": "ok",
+                                                         "shutdown": "running"}
     assert body["timestamp"].endswith("Z")
 
 
