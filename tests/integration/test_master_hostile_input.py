@@ -117,4 +117,7 @@ def test_a_malformed_chunked_body_is_400_not_500(master_proc: MasterProcess) -> 
         status, payload = raw_exchange(master_proc, head + body)
         assert status == 400, (body, status, payload)
         assert json.loads(payload)["error"]["code"] == "bad_request"
+    deep = master_proc.session().post(master_proc.url + "/api/v1/jobs", data=b"[" * 100_000, timeout=30,
+                                      headers={"Content-Type": "application/json"})
+    assert deep.status_code == 400 and "nested" in deep.json()["error"]["message"], "in a worker thread, too"
     assert "unhandled error" not in master_proc.output()

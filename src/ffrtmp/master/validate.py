@@ -14,6 +14,7 @@ from flask import request
 from ffrtmp.master.errors import ApiError, Invalid
 
 MAX_DEPTH = 32  # no request the API knows nests deeper than a handful of levels
+_TOO_DEEP = f"body is nested too deeply (at most {MAX_DEPTH} levels)"
 # NUL: PostgreSQL's text refuses it (SQLite stores it). Lone surrogates: valid as JSON escapes,
 # but not Unicode, so UTF-8 drivers refuse them. Refused alike, whichever store runs.
 _UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
@@ -45,7 +46,7 @@ def decode(raw: bytes) -> Any:
     try:
         body = json.loads(raw, parse_constant=_not_json)
     except RecursionError:
-        raise ApiError("bad_request", f"body is nested too deeply (at most {MAX_DEPTH} levels)") from None
+        raise ApiError("bad_request", _TOO_DEEP) from None
     except ValueError:  # also UnicodeDecodeError and integers too long to convert
         raise ApiError("bad_request", "body is not valid JSON") from None
     _check_tree(body)
@@ -58,7 +59,7 @@ def _check_tree(body: Any) -> None:
     while stack:
         value, path, depth = stack.pop()
         if depth > MAX_DEPTH:
-            raise ApiError("bad_request", f"body is nested too deeply (at most {MAX_DEPTH} levels)")
+            raise ApiError("bad_request", _TOO_DEEP)
         if isinstance(value, str) and _UNSTORABLE.search(value):
             raise Invalid(path, f"must not contain {_UNSTORABLE_TEXT}")
         if isinstance(value, float) and not math.isfinite(value):  # 1e400 parses as inf
