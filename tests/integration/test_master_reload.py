@@ -127,3 +127,20 @@ def test_sigterm_at_any_moment_after_start_exits_zero(tmp_path: Path) -> None:
             stop_process(m.proc)
     slow = [outcome for outcome in outcomes if outcome[2] >= 20]
     assert not slow, f"(attempt, exit, seconds to stop) beyond 20 s: {slow}"
+
+
+def test_metrics_files_live_in_the_systemd_runtime_directory(tmp_path: Path) -> None:
+    runtime = tmp_path / "run"
+    (runtime / "metrics").mkdir(parents=True)
+    stale = runtime / "metrics" / "counter_99999.db"
+    stale.write_bytes(b"from a master that was killed")
+    m = start_master(tmp_path, {**master_env(tmp_path), "RUNTIME_DIRECTORY": str(runtime)})
+    try:
+        requests.get(m.url + "/health", timeout=10).raise_for_status()
+        assert "ffrtmp_http_requests_total" in _metrics(m)
+        files = {p.name for p in (runtime / "metrics").iterdir()}
+        assert stale.name not in files
+        assert any(name.startswith("counter_") for name in files), files
+    finally:
+        assert stop_process(m.proc) == 0, m.output()
+    assert runtime.is_dir() and not (runtime / "metrics").exists()

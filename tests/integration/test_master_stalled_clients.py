@@ -140,3 +140,22 @@ def test_gunicorn_own_errors_are_the_json_envelope(master_proc: MasterProcess, r
     assert set(error) == {"code", "message", "details"}
     assert error["code"] and error["message"] and "<" not in error["message"]
     wait_until(lambda: requests.get(master_proc.url + "/health", timeout=5).ok, 10, "the master to serve")
+
+
+@pytest.mark.slow
+def test_metrics_port_answers_while_every_api_thread_is_busy(tmp_path: Path) -> None:
+    """Bodies that stall after complete headers do hold API threads; not the metrics port's."""
+    env = master_env(tmp_path, FFRTMP_WORKERS="1", FFRTMP_THREADS="4", FFRTMP_READ_TIMEOUT="60")
+    m = start_master(tmp_path, env)
+    stalled_body = (b"POST /api/v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                    b"Authorization: Bearer " + OPERATOR_TOKEN.encode() +
+                    b"\r\nContent-Length: 100\r\n\r\n{\"input\":")
+    try:
+        with stalled_clients(m.url, 8, stalled_body):
+            with pytest.raises(requests.Timeout):  # the API is saturated: the test is real
+                requests.get(m.url + "/health", timeout=2)
+            timings = [_answers_within(m.metrics_url + path, 1.0)
+                       for path in ("/metrics", "/health") * 3]
+            assert max(timings) < 1.0, timings
+    finally:
+        stop_process(m.proc)

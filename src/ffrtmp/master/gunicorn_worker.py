@@ -83,6 +83,8 @@ def write_json_error(sock: socket.socket, status: int, reason: str, message: str
 
 
 class MasterWorker(ThreadWorker):  # type: ignore[misc]
+    """gthread, with the read bounds, metrics pool and JSON errors of the module docstring."""
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         settings = self.app.settings
