@@ -57,8 +57,12 @@ class Unavailable(StoreError):
     kind = "unavailable"
 
     def __init__(self, code: str, cause: BaseException) -> None:
-        first_line = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
-        super().__init__(code, f"the database cannot serve this now: {first_line}")
+        super().__init__(code, f"the database cannot serve this now: {first_line(cause)}")
+
+
+def first_line(exc: BaseException) -> str:
+    """A driver's message can span lines (context, hints); answers and probes show the first."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def token_hash(token: str) -> str:

@@ -8,17 +8,13 @@ from datetime import UTC, datetime
 
 from flask import Blueprint, Response, current_app, jsonify
 
-from ffrtmp.master.store import Store
+from ffrtmp.master.store import Store, first_line
 
 bp = Blueprint("health", __name__)
 
 # A full or read-only database still answers SELECTs, so /ready also writes, at most this often
 # per process; probes in between reuse the last outcome.
 WRITE_CHECK_INTERVAL_S = 5.0
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).splitlines() or [type(exc).__name__])[0]
 
 
 class WriteCheck:
@@ -47,7 +43,7 @@ class WriteCheck:
             store.probe_write()
         except Exception as exc:  # any failure to write means not ready, and says why (one line)
             code = getattr(exc, "code", None)
-            return f"error: {code}: {_first_line(exc)}" if code else f"error: {_first_line(exc)}"
+            return f"error: {code}: {first_line(exc)}" if code else f"error: {first_line(exc)}"
         return "ok"
 
 
@@ -68,7 +64,7 @@ def ready():
         ext.store.ping()
         checks["database"] = "ok"
     except Exception as exc:  # any database failure means not ready, and says why (one line)
-        checks["database"] = f"error: {_first_line(exc)}"
+        checks["database"] = f"error: {first_line(exc)}"
     write_check = current_app.extensions.setdefault("ffrtmp.write_check", WriteCheck())
     checks["database_writes"] = write_check.outcome(ext.store)
     checks["shutdown"] = "shutting_down" if ext.shutdown.requested else "running"
