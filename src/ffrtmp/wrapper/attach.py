@@ -41,7 +41,7 @@ from ffrtmp.wrapper.result import (
     progress_end,
     reports_disk_full,
 )
-from ffrtmp.wrapper.run import SIGNAL_POLICY, finish, write_wrapper_json
+from ffrtmp.wrapper.run import SIGNAL_POLICY, detach, finish, remove_cgroup, write_wrapper_json
 
 log = logging.getLogger("ffrtmp.wrapper")
 
@@ -97,14 +97,15 @@ def main(argv: list[str]) -> int:
 def _attach(args: WrapperCall, target: procinfo.ProcStat, state_dir: Path,
             paths: JobPaths, extra: dict[str, Any]) -> int:
     pid, ticks = target.pid, target.start_ticks
-    inbox = SignalInbox(SIGNAL_POLICY)
+    inbox = SignalInbox(SIGNAL_POLICY)  # first: from here on, a SIGTERM detaches
     prior = _prior(paths, pid, ticks)
     started = _started(prior, ticks)
     intent = args.intent or prior.get("intent")
     limits = Limits(**prior["limits"]) if isinstance(prior.get("limits"), dict) else Limits()
     cgroup = prior.get("cgroup")
     state: dict[str, Any] = {
-        "job_id": args.job_id, "attempt": args.attempt, "node": args.node, "mode": "attach",
+        "job_id": args.job_id, "attempt": args.attempt, "node": args.node or prior.get("node"),
+        "mode": "attach",
         "wrapper_pid": os.getpid(), "wrapper_start_ticks": procinfo.self_start_ticks(),
         "pid": pid, "pid_start_ticks": ticks, "started_at": iso(started), "cgroup": cgroup,
         "argv": prior.get("argv") or procinfo.cmdline(pid), "intent": intent,
@@ -113,6 +114,31 @@ def _attach(args: WrapperCall, target: procinfo.ProcStat, state_dir: Path,
     }
     write_wrapper_json(paths, state, extra)
     log.info("attached to pid %d (start ticks %d)", pid, ticks, extra=extra)
+    outcome, canceled = _follow_target(args, pid, ticks, inbox, state, paths, extra)
+    if isinstance(outcome, Detached):
+        return detach(outcome, state, paths, extra)
+    ended = utc_now()
+    if cgroup and not outcome.lost and cgroups.is_job_cgroup(Path(cgroup)):
+        remove_cgroup(Path(cgroup), extra)
+    canceled = canceled or state["cancel_requested"]
+    finished = progress_end(paths.job_dir)
+    reason, sla = classify(wait_status=None, canceled=canceled, limits=limits, mode="attach",
+                           disk_full=finished is not True and reports_disk_full(paths.job_dir))
+    if outcome.lost:
+        reason, sla = LOST_TRACK, False
+    result = Result(
+        job_id=args.job_id, attempt=args.attempt, pid=pid, mode="attach",
+        start_time=iso(started), end_time=iso(ended),
+        runtime_s=round(max((ended - started).total_seconds(), 0.0), 3),
+        exit_code=None, signal=None, platform_sla=sla, reason=reason, intent=intent,
+        cgroup=cgroup, limits=limits, canceled=canceled, progress_end=finished)
+    return finish(result, paths, state_dir, extra).exit_status
+
+
+def _follow_target(args: WrapperCall, pid: int, ticks: int, inbox: SignalInbox,
+                   state: dict[str, Any], paths: JobPaths,
+                   extra: dict[str, Any]) -> tuple[Ended | Detached, bool]:
+    """Follow a workload that is not our child; ``(outcome, cancel requested)``."""
 
     def poll() -> Ended | None:
         try:
@@ -143,34 +169,7 @@ def _attach(args: WrapperCall, target: procinfo.ProcStat, state_dir: Path,
         write_wrapper_json(paths, state, extra)
 
     canceler = Canceler(send, args.cancel_grace_s, extra, on_request=on_cancel)
-    outcome = follow(poll, inbox, canceler, POLL_INTERVAL_S, extra)
-    if isinstance(outcome, Detached):
-        state.update(detached=True, detached_at=iso(utc_now()), detached_by=outcome.signal_name)
-        write_wrapper_json(paths, state, extra)
-        log.info("%s: detached; workload continues (pid %d)", outcome.signal_name, pid,
-                 extra=extra)
-        return 0
-
-    ended = utc_now()
-    if cgroup and not outcome.lost and cgroups.is_job_cgroup(Path(cgroup)):
-        try:
-            cgroups.remove(Path(cgroup))
-        except OSError as exc:
-            log.warning("cannot remove %s: %s", cgroup, exc, extra=extra)
-    canceled = canceler.requested or state["cancel_requested"]
-    finished = progress_end(paths.job_dir)
-    reason, sla = classify(wait_status=None, canceled=canceled, limits=limits, mode="attach",
-                           disk_full=finished is not True and reports_disk_full(paths.job_dir))
-    if outcome.lost:
-        reason, sla = LOST_TRACK, False
-    result = Result(
-        job_id=args.job_id, attempt=args.attempt, pid=pid, mode="attach",
-        start_time=iso(started), end_time=iso(ended),
-        runtime_s=round(max((ended - started).total_seconds(), 0.0), 3),
-        exit_code=None, signal=None, platform_sla=sla, reason=reason, intent=intent,
-        cgroup=cgroup, limits=limits, canceled=canceled,
-        progress_end=finished)
-    return finish(result, paths, state_dir, extra).exit_status
+    return follow(poll, inbox, canceler, POLL_INTERVAL_S, extra), canceler.requested
 
 
 def _started(prior: dict[str, Any], ticks: int) -> datetime:

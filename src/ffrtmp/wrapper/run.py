@@ -136,7 +136,6 @@ def _run(args: WrapperCall, state_dir: Path, paths: JobPaths, extra: dict[str, A
         return _start_failed(args, command, state_dir, paths, extra, exc, limits, started)
     if cgroup.path is not None and cgroup_path is None and limits.requested:
         limits = replace(limits, applied=False)
-
     pid = proc.pid
     state: dict[str, Any] = {
         "job_id": args.job_id, "attempt": args.attempt, "node": args.node, "mode": "run",
@@ -148,6 +147,32 @@ def _run(args: WrapperCall, state_dir: Path, paths: JobPaths, extra: dict[str, A
     }
     write_wrapper_json(paths, state, extra)
     log.info("started pid %d: %s", pid, shlex.join(command), extra=extra)
+    outcome, canceled = _follow_child(args, proc, inbox, state, paths, extra)
+    if isinstance(outcome, Detached):
+        proc.returncode = 0  # not ours to reap any more; keeps subprocess from asking
+        return detach(outcome, state, paths, extra)
+    ended = utc_now()
+    runtime_s = round(time.monotonic() - t0, 3)
+    proc.returncode = os.waitstatus_to_exitcode(outcome.wait_status or 0)
+    if cgroup_path is not None:
+        remove_cgroup(cgroup_path, extra)
+    reason, sla = classify(wait_status=outcome.wait_status, canceled=canceled,
+                           limits=limits, mode="run", disk_full=reports_disk_full(paths.job_dir))
+    exit_code, signame = exit_fields(outcome.wait_status)
+    result = Result(
+        job_id=args.job_id, attempt=args.attempt, pid=pid, mode="run",
+        start_time=iso(started), end_time=iso(ended), runtime_s=runtime_s,
+        exit_code=exit_code, signal=signame, platform_sla=sla, reason=reason,
+        intent=args.intent, cgroup=state["cgroup"], limits=limits,
+        canceled=canceled, progress_end=progress_end(paths.job_dir))
+    return finish(result, paths, state_dir, extra).exit_status
+
+
+def _follow_child(args: WrapperCall, proc: subprocess.Popen[bytes], inbox: SignalInbox,
+                  state: dict[str, Any], paths: JobPaths,
+                  extra: dict[str, Any]) -> tuple[Ended | Detached, bool]:
+    """Follow our own child to its end or until we detach; ``(outcome, cancel requested)``."""
+    pid = proc.pid
 
     def poll() -> Ended | None:
         waited, status = os.waitpid(pid, os.WNOHANG)
@@ -163,33 +188,24 @@ def _run(args: WrapperCall, state_dir: Path, paths: JobPaths, extra: dict[str, A
         write_wrapper_json(paths, state, extra)
 
     canceler = Canceler(send, args.cancel_grace_s, extra, on_request=on_cancel)
-    outcome = follow(poll, inbox, canceler, FOLLOW_INTERVAL_S, extra)
-    if isinstance(outcome, Detached):
-        state.update(detached=True, detached_at=iso(utc_now()), detached_by=outcome.signal_name)
-        write_wrapper_json(paths, state, extra)
-        proc.returncode = 0  # not ours to reap any more; keeps subprocess from asking
-        log.info("%s: detached; workload continues (pid %d)", outcome.signal_name, pid,
-                 extra=extra)
-        return 0
+    return follow(poll, inbox, canceler, FOLLOW_INTERVAL_S, extra), canceler.requested
 
-    ended = utc_now()
-    runtime_s = round(time.monotonic() - t0, 3)
-    proc.returncode = os.waitstatus_to_exitcode(outcome.wait_status or 0)
-    if cgroup_path is not None:
-        try:
-            cgroups.remove(cgroup_path)
-        except OSError as exc:
-            log.warning("cannot remove %s: %s", cgroup_path, exc, extra=extra)
-    reason, sla = classify(wait_status=outcome.wait_status, canceled=canceler.requested,
-                           limits=limits, mode="run", disk_full=reports_disk_full(paths.job_dir))
-    exit_code, signame = exit_fields(outcome.wait_status)
-    result = Result(
-        job_id=args.job_id, attempt=args.attempt, pid=pid, mode="run",
-        start_time=iso(started), end_time=iso(ended), runtime_s=runtime_s,
-        exit_code=exit_code, signal=signame, platform_sla=sla, reason=reason,
-        intent=args.intent, cgroup=state["cgroup"], limits=limits,
-        canceled=canceler.requested, progress_end=progress_end(paths.job_dir))
-    return finish(result, paths, state_dir, extra).exit_status
+
+def detach(outcome: Detached, state: dict[str, Any], paths: JobPaths,
+           extra: dict[str, Any]) -> int:
+    """Leave the workload running: record that in wrapper.json, log it, exit 0."""
+    state.update(detached=True, detached_at=iso(utc_now()), detached_by=outcome.signal_name)
+    write_wrapper_json(paths, state, extra)
+    log.info("%s: detached; workload continues (pid %d)", outcome.signal_name, state["pid"],
+             extra=extra)
+    return 0
+
+
+def remove_cgroup(path: Path, extra: dict[str, Any]) -> None:
+    try:
+        cgroups.remove(path)
+    except OSError as exc:
+        log.warning("cannot remove %s: %s", path, exc, extra=extra)
 
 
 def _spawn(command: list[str], paths: JobPaths, cgroup_path: Path | None,
