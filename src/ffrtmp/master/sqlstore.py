@@ -21,6 +21,7 @@ from ffrtmp.logs import fields
 from ffrtmp.master.store import (
     BUCKETS,
     FINAL,
+    ID_PREFIXES,
     PRIORITY_RANK,
     QUEUE_RANK,
     RETRYABLE,
@@ -205,7 +206,7 @@ class SqlStore:
                    capabilities: Sequence[str], intent: str | None,
                    now: float | None = None) -> dict[str, Any]:
         now = time.time() if now is None else now
-        job_id = new_id("j")
+        job_id = new_id(ID_PREFIXES["job"])
         with self._tx() as conn:
             conn.execute(
                 "INSERT INTO jobs (id, state, spec, queue_rank, priority_rank, capabilities,"
@@ -361,7 +362,7 @@ class SqlStore:
         row = conn.execute("SELECT id, last_heartbeat FROM nodes WHERE name = ?" + self.FOR_UPDATE,
                            (name,)).fetchone()
         if row is None:
-            node_id = new_id("n")
+            node_id = new_id(ID_PREFIXES["node"])
             inserted = conn.execute(
                 "INSERT INTO nodes (id, name, slots, encoders, hwaccels, labels, ffmpeg_version,"
                 " agent_version, credential_hash, registered_at, last_heartbeat)"

@@ -69,6 +69,9 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+ID_PREFIXES = {"job": "j", "node": "n"}  # the API routes ids by these (app.id_converter)
+
+
 def new_id(prefix: str) -> str:
     return f"{prefix}-{secrets.token_hex(6)}"
 
