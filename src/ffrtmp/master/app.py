@@ -19,13 +19,12 @@ from ffrtmp.master import errors
 from ffrtmp.master.api import agents, health, jobs, nodes
 from ffrtmp.master.metrics import MasterMetrics
 from ffrtmp.master.scheduler import DutyLoop
-from ffrtmp.master.store import Assignment, Store, open_store
+from ffrtmp.master.store import ID_PREFIXES, Assignment, Store, open_store
 from ffrtmp.shutdown import Shutdown
 
 log = logging.getLogger(__name__)
 
 METRICS_PATHS = ("/metrics", "/health")
-ID_PREFIXES = {"job": "j", "node": "n"}  # what the store passes to store.new_id
 
 
 def id_converter(prefix: str) -> type[BaseConverter]:
