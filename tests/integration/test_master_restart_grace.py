@@ -16,7 +16,7 @@ from tests.helpers import wait_until
 from tests.integration.test_agent_jobs import job, wait_final
 from tests.integration.test_agent_resilience import realtime_job
 
-NODE_TIMEOUT_S = 10
+NODE_TIMEOUT_S = 15
 OUTAGE_S = NODE_TIMEOUT_S + 4
 
 
@@ -34,7 +34,7 @@ def test_a_long_master_outage_loses_no_job_and_marks_no_node_offline(tmp_path: P
     master = start_master(tmp_path, env)
     agent = start_agent(tmp_path, master)
     try:
-        job_id = realtime_job(master, 40, "outage")
+        job_id = realtime_job(master, 45, "outage")
         wait_until(lambda: job(master, job_id)["state"] == "running", 60, "job running")
         stop_process(master.proc, signal.SIGKILL)
         stopped = time.monotonic()
