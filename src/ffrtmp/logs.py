@@ -101,15 +101,28 @@ def setup(component: str, filename: str, *, log_dir: str, level: str = "info",
           stream: TextIO | None = None) -> Path:
     """Send the root logger to the component's file and to stdout; return the file's path."""
     path = log_path(log_dir, component, filename)
+    file_handler = logging.handlers.WatchedFileHandler(path, encoding="utf-8")
+    file_handler.setFormatter(Formatter())
+    _install([file_handler, _stdout(stream)], level)
+    return path
+
+
+def setup_stdout(*, level: str = "info", stream: TextIO | None = None) -> None:
+    """stdout alone, in the same escaped one-line format: for a process with no writable file."""
+    _install([_stdout(stream)], level)
+
+
+def _stdout(stream: TextIO | None) -> logging.Handler:
+    out = logging.StreamHandler(stream or sys.stdout)
+    out.setFormatter(Formatter(journal=bool(os.environ.get("JOURNAL_STREAM"))))
+    return out
+
+
+def _install(handlers: list[logging.Handler], level: str) -> None:
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
         handler.close()
-    file_handler = logging.handlers.WatchedFileHandler(path, encoding="utf-8")
-    file_handler.setFormatter(Formatter())
-    out = logging.StreamHandler(stream or sys.stdout)
-    out.setFormatter(Formatter(journal=bool(os.environ.get("JOURNAL_STREAM"))))
-    root.addHandler(file_handler)
-    root.addHandler(out)
+    for handler in handlers:
+        root.addHandler(handler)
     root.setLevel(level_of(level))
-    return path

@@ -202,3 +202,14 @@ def test_setup_takes_every_level_name_of_the_seed(tmp_path: Path, root_logger: l
                                                   name: str, level: int) -> None:
     logs.setup("master", "master.log", log_dir=str(tmp_path), level=name, stream=io.StringIO())
     assert root_logger.level == level
+
+
+def test_stdout_only_logging_escapes_too(root_logger: logging.Logger,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("JOURNAL_STREAM", raising=False)
+    out = io.StringIO()
+    logs.setup_stdout(level="warn", stream=out)
+    logging.getLogger("w").info("hidden")
+    logging.getLogger("w").warning("x\ny")
+    [line] = out.getvalue().splitlines()
+    assert line.endswith("WARNING w: x\\ny") and len(root_logger.handlers) == 1

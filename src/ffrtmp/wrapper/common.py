@@ -15,7 +15,6 @@ import logging
 import os
 import select
 import signal
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping
@@ -179,7 +178,7 @@ def setup_logging(call: WrapperCall, environ: Mapping[str, str]) -> dict[str, An
     try:
         logs.setup("wrapper", "wrapper.log", log_dir=directory, level=chosen_level)
     except OSError as exc:
-        logging.basicConfig(stream=sys.stdout, level=chosen_level.upper(), force=True)
+        logs.setup_stdout(level=chosen_level)
         problem = exc
     for handler in logging.getLogger().handlers:
         handler.addFilter(_JobFields(extra))
