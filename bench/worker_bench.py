@@ -50,8 +50,9 @@ import psutil
 import requests
 
 from ffrtmp import jobspec
-from ffrtmp.agent.ffmpeg import build_argv
+from ffrtmp.agent.ffmpeg import build_argv, staging_path
 from ffrtmp.wrapper import procinfo
+from ffrtmp.wrapper.cmdline import WrapperCall
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 REQUEST_TIMEOUT_S = 30.0
@@ -274,8 +275,8 @@ def calibrate(make_argv: Callable[[float], list[str]], target_s: float, probe_s:
 
 def wrapper_command(job_id: str, state: Path, logs: Path, argv: list[str]) -> list[str]:
     """``ffrtmp wrapper run`` started the way the agent starts it (this interpreter, ``-m``)."""
-    return [sys.executable, "-m", "ffrtmp", "wrapper", "run", "--job-id", job_id,
-            "--state-dir", str(state), "--log-dir", str(logs), "--", *argv]
+    return WrapperCall(mode="run", job_id=job_id, state_dir=str(state), log_dir=str(logs),
+                       command=tuple(argv)).argv()
 
 
 def import_time_ms() -> dict[str, float]:
@@ -644,7 +645,8 @@ def job_timing(jobs: list[dict[str, Any]], wall_s: float, slots: int) -> dict[st
 
 
 def same_work(farm: Farm, ids: list[str], argvs: list[list[str]]) -> bool:
-    """Did the wrapper run exactly the baseline's argv (but for the -progress path)?"""
+    """Did the wrapper run exactly the baseline's argv (but for the -progress path and the
+    staging names the farm writes its outputs to until they succeed)?"""
     def normalised(argv: list[str]) -> list[str]:
         out = list(argv)
         out[out.index("-progress") + 1] = "PROGRESS"
@@ -654,7 +656,10 @@ def same_work(farm: Farm, ids: list[str], argvs: list[list[str]]) -> bool:
         state_files = list((farm.state / "jobs").glob(f"{job_id}.*/wrapper.json"))
         if len(state_files) != 1:
             return False
-        if normalised(json.loads(state_files[0].read_text())["argv"]) != normalised(argv):
+        stage = state_files[0].parent.name
+        staged = {staging_path(word, stage): word for word in argv}
+        ran = [staged.get(word, word) for word in json.loads(state_files[0].read_text())["argv"]]
+        if normalised(ran) != normalised(argv):
             return False
     return True
 
