@@ -262,3 +262,15 @@ def test_a_master_started_with_the_level_fatal_runs(tmp_path: Path) -> None:
     assert done.returncode == config.EX_CONFIG
     assert "FFRTMP_WORKERS" in done.stderr + done.stdout, "the level passed; a later setting stopped it"
     assert "FFRTMP_LOG_LEVEL" not in done.stderr + done.stdout
+
+
+def test_a_real_master_runs_at_the_seeds_warn_level(tmp_path: Path) -> None:
+    from tests.conftest import start_master, stop_process
+
+    master = start_master(tmp_path, master_env(tmp_path, FFRTMP_LOG_LEVEL="warn"))
+    try:
+        master.session().get(master.url + "/api/v1/jobs", timeout=10).raise_for_status()
+    finally:
+        assert stop_process(master.proc) == 0
+    out = master.output()
+    assert " INFO " not in out and "Starting gunicorn" not in out, out
