@@ -244,3 +244,13 @@ def test_numbers_beyond_a_double_are_422_not_stored_as_infinity(api: Api, number
     assert error_of(raw_post(node, f"/api/v1/jobs/{job_id}/result", raw, 422))["details"] == {
         "field": "outputs[0].x"}
     assert b"Infinity" not in api.get(f"/api/v1/jobs/{job_id}").get_data()
+
+
+query_values = st.text(st.characters(codec="utf-8"), max_size=8) | st.sampled_from(["1", "500", "²", "0"])
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(query=st.dictionaries(st.sampled_from(["limit", "cursor", "node", "state", "queue"]), query_values))
+def test_any_query_string_on_the_job_list_never_500s(api: Api, query: dict[str, str]) -> None:
+    reply = api.get("/api/v1/jobs", query_string=query, expect=None)
+    assert reply.status_code in (200, 400, 422), (query, reply.status_code, reply.get_json())
