@@ -3,7 +3,8 @@
 A real master, a real agent, real wrappers and a real ffmpeg run jobs whose every free-text
 field (intent, input and output paths, HLS names) looks like an option; the builder and the
 parser are also checked directly for the fields a client cannot reach (node, directories).
-Every wrapper log line of those jobs names its job and its node.
+Every wrapper log line of those jobs names its job and its node, and so does every agent line
+about a job.
 """
 
 from __future__ import annotations
@@ -83,3 +84,6 @@ def _every_wrapper_line_names_job_and_node(master: MasterProcess, agent: AgentPr
         assert f" node={node_id}" in line, line
         seen.add(job.group(1))
     assert seen == job_ids
+    agent_log = Path(agent.env["FFRTMP_LOG_DIR"]) / "worker" / "agent.log"
+    about_jobs = [line for line in agent_log.read_text().splitlines() if " job=" in line]
+    assert about_jobs and all(f" node={node_id}" in line for line in about_jobs), about_jobs

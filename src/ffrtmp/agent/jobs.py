@@ -258,7 +258,8 @@ class JobTable:
                            directory, duration if isinstance(duration, int | float) else None)
             self.jobs[job.key] = job
             if not job.finished:
-                log.info("re-adopting a running job", extra=fields(job=job.job_id, attempt=job.attempt))
+                log.info("re-adopting a running job",
+                         extra=fields(job=job.job_id, attempt=job.attempt, node=self.node()))
         self.history.extend(sorted(delivered))
 
     def quarantine(self, directory: Path, problem: Unreadable) -> None:
@@ -321,7 +322,7 @@ class JobTable:
                                 intent=job.spec.get("intent"), node=state.get("node") or self.node())
         job.launched_at = time.monotonic()
         log.warning("wrapper gone, workload pid=%s alive: attached", state["pid"],
-                    extra=fields(job=job.job_id, attempt=job.attempt))
+                    extra=fields(job=job.job_id, attempt=job.attempt, node=self.node()))
 
     def _record_lost(self, job: LocalJob, state: dict[str, Any] | None) -> None:
         """Neither wrapper nor workload can be followed any more: a platform failure."""
@@ -334,7 +335,8 @@ class JobTable:
         with contextlib.suppress(FileExistsError):
             result.write(job.dir)
             self._count(result)
-        log.error("lost track of the workload", extra=fields(job=job.job_id, attempt=job.attempt))
+        log.error("lost track of the workload",
+                  extra=fields(job=job.job_id, attempt=job.attempt, node=self.node()))
 
     # --- cancel, progress, results ---
 
@@ -351,7 +353,7 @@ class JobTable:
             return False
         os.kill(state["wrapper_pid"], signal.SIGUSR1)
         log.info("cancel requested by the master: sent to wrapper pid=%d", state["wrapper_pid"],
-                 extra=fields(job=job_id, attempt=attempt))
+                 extra=fields(job=job_id, attempt=attempt, node=self.node()))
         return True
 
     def progress(self, job: LocalJob) -> dict[str, Any] | None:
