@@ -11,7 +11,7 @@ from ffrtmp.agent.probes import Readiness
 
 
 class DiskCollector:
-    """Disk usage of the work dir, measured at scrape time."""
+    """Disk usage of the fullest filesystem the node writes to, measured at scrape time."""
 
     def __init__(self, readiness: Readiness) -> None:
         self.readiness = readiness
@@ -21,7 +21,8 @@ class DiskCollector:
             _, _, percent = self.readiness.disk()
         except OSError:
             return
-        yield GaugeMetricFamily("worker_disk_usage_percent", "Disk used on the work dir's filesystem",
+        yield GaugeMetricFamily("worker_disk_usage_percent",
+                                "Disk used on the fullest filesystem of the work dir and media roots",
                                 value=percent)
 
 
