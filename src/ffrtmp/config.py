@@ -147,7 +147,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("node_timeout", _seconds, "30",
             "seconds of silence before a node is offline and its running jobs lost; a live node's"
             " name stays its own this long; a running attempt its node no longer lists is lost"
-            " after this plus one heartbeat interval", (MASTER,)),
+            " after this plus one heartbeat interval; after the master starts or its database"
+            " takes writes again, nodes get this long again to heartbeat", (MASTER,)),
     Setting("lease", _seconds, "30",
             "seconds an agent has to confirm an assignment before it is queued again", (MASTER,)),
     Setting("claim_wait_max", _seconds, "20", "longest a claim may wait for work", (MASTER,)),
