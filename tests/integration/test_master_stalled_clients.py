@@ -18,6 +18,7 @@ import requests
 
 from tests.conftest import OPERATOR_TOKEN, MasterProcess, master_env, start_master, stop_process
 from tests.helpers import wait_until
+from tests.integration.test_cli import certificate  # noqa: F401 (the fixture)
 from tests.integration.test_master_reload import worker_pids
 
 
@@ -157,5 +158,26 @@ def test_metrics_port_answers_while_every_api_thread_is_busy(tmp_path: Path) -> 
             timings = [_answers_within(m.metrics_url + path, 1.0)
                        for path in ("/metrics", "/health") * 3]
             assert max(timings) < 1.0, timings
+    finally:
+        stop_process(m.proc)
+
+
+@pytest.mark.slow
+def test_a_stalled_tls_handshake_is_closed_after_the_read_timeout(tmp_path: Path,
+                                                                  certificate: tuple[Path, Path],  # noqa: F811
+                                                                  ) -> None:
+    cert, key = certificate
+    env = master_env(tmp_path, FFRTMP_TLS_CERT_FILE=str(cert), FFRTMP_TLS_KEY_FILE=str(key),
+                     FFRTMP_READ_TIMEOUT="2")
+    m = start_master(tmp_path, env, wait_ready=False)
+    https = "https://" + env["FFRTMP_MASTER_BIND"]
+    try:
+        wait_until(lambda: requests.get(https + "/health", verify=str(cert), timeout=2).ok, 30,
+                   "the HTTPS master")
+        # the start of a TLS ClientHello record, then silence
+        with stalled_clients(m.url, 1, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03") as [sock]:
+            seconds, _ = _closed_after(sock, 30)
+        assert 1.5 < seconds < 10, seconds
+        assert requests.get(https + "/health", verify=str(cert), timeout=10).ok
     finally:
         stop_process(m.proc)

@@ -14,14 +14,15 @@ stop answering. This worker instead
   ``/metrics``;
 - writes gunicorn's own error answers (400, 414, 431, …) as the API's JSON envelope.
 
-Over TLS the bytes are encrypted, so the headers are read by the thread: only the
-socket timeout bounds them there.
+Over TLS the bytes are encrypted, so the handshake and the headers are read by the
+thread: only the socket timeout bounds them there.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import selectors
 import signal
@@ -35,6 +36,8 @@ from gunicorn import util
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
 from ffrtmp.master import errors
+
+log = logging.getLogger(__name__)
 
 HEADERS_END = (b"\r\n\r\n", b"\n\n")
 # headers beyond this are left to the thread (and gunicorn's limits): a parked client holds
@@ -56,6 +59,23 @@ def block_stop_signals_at_fork() -> None:
                         after_in_parent=lambda: signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS))
 
 
+class BoundedSocket(socket.socket):
+    """A socket whose blocking mode gives up after ``read_timeout`` of silence.
+
+    gunicorn switches a connection to blocking mode before it reads a request and before
+    the TLS handshake, which it runs while wrapping the socket (the wrapped socket copies
+    this timeout); a plain ``settimeout`` would be undone by that switch.
+    """
+
+    read_timeout: float | None = None
+
+    def setblocking(self, flag: bool) -> None:
+        if flag and self.read_timeout:
+            self.settimeout(self.read_timeout)
+        else:
+            super().setblocking(flag)
+
+
 class TimedConn(TConn):  # type: ignore[misc]
     """A connection whose socket gives up after ``read_timeout`` of silence."""
 
@@ -67,11 +87,16 @@ class TimedConn(TConn):  # type: ignore[misc]
         self.header_deadline: float | None = None
 
     def init(self) -> None:
-        super().init()  # builds the parser once; gunicorn calls it before every request
+        try:
+            super().init()  # builds the parser once; gunicorn calls it before every request
+        except TimeoutError:  # the TLS handshake: gunicorn closes on StopIteration, quietly
+            log.warning("closed a connection from ip=%s: TLS handshake not done within %g s",
+                        self.client[0], self.read_timeout)
+            raise StopIteration("TLS handshake timed out") from None
         if self.early:
             self.parser.unreader.unread(self.early)
             self.early = b""
-        self.sock.settimeout(self.read_timeout)
+        self.sock.settimeout(self.read_timeout)  # the TLS socket is gunicorn's, not bounded
 
 
 def write_json_error(sock: socket.socket, status: int, reason: str, message: str) -> None:
@@ -112,10 +137,12 @@ class MasterWorker(ThreadWorker):  # type: ignore[misc]
 
     def accept(self, listener: socket.socket) -> None:
         try:
-            sock, client = listener.accept()
+            accepted, client = listener.accept()
         except (BlockingIOError, ConnectionAbortedError, InterruptedError):
             return
         self.nr_conns += 1
+        sock = BoundedSocket(accepted.family, accepted.type, accepted.proto, fileno=accepted.detach())
+        sock.read_timeout = self.read_timeout
         self.enqueue_req(TimedConn(self.cfg, sock, client, listener.getsockname(), self.read_timeout))
 
     def enqueue_req(self, conn: TimedConn) -> None:
@@ -164,6 +191,8 @@ class MasterWorker(ThreadWorker):  # type: ignore[misc]
             with contextlib.suppress(OSError, KeyError, ValueError):
                 self.poller.unregister(conn.sock)
             self.nr_conns -= 1
+            log.warning("closed a connection from ip=%s: request headers not received within %g s",
+                        conn.client[0], self.read_timeout)
             if conn.early:
                 with contextlib.suppress(OSError):
                     write_json_error(conn.sock, 408, "Request Timeout",
