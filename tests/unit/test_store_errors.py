@@ -207,3 +207,20 @@ def test_a_full_postgres_disk_answers_503_store_full_then_serves(tmp_path: Path,
     filler.unlink()
     submit(api)
     store.close()
+
+
+def test_a_lost_postgres_connection_answers_503_then_reconnects(postgres_server: str,
+                                                                tmp_path: Path) -> None:
+    """What a server restart or a failover does to the connections a master holds."""
+    url = postgres_schema_url(postgres_server)
+    settings = config.load("master", {}, master_env(tmp_path, FFRTMP_DATABASE=url))
+    app = create_app(settings, start_duties=False)
+    api = Api(app.test_client())
+    submit(api)
+    with psycopg.connect(postgres_server, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                      " WHERE application_name = 'ffrtmp-master'")
+    lost = api.get("/api/v1/jobs", expect=503)
+    assert error_code(lost) == "store_unavailable"
+    assert len(api.get("/api/v1/jobs").get_json()["jobs"]) == 1
+    app.extensions["ffrtmp"].store.close()

@@ -10,7 +10,8 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 import psycopg
@@ -61,13 +62,19 @@ def _rows(cursor: psycopg.Cursor[Any]) -> Any:
 
 
 class PgConn:
-    """Takes the store's ``?`` placeholders and runs them as psycopg's ``%s``."""
+    """Takes the store's ``?`` placeholders and runs them as psycopg's ``%s``.
 
-    def __init__(self, raw: psycopg.Connection[Any]) -> None:
-        self.raw = raw
+    Every statement, reads included, goes through the store's error translation: a connection
+    the server dropped (a restart, a failover) answers 503 once, and the next use reconnects.
+    """
+
+    def __init__(self, raw: psycopg.Connection[Any],
+                 translated: Callable[[], AbstractContextManager[None]]) -> None:
+        self.raw, self._translated = raw, translated
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> psycopg.Cursor[Any]:
-        return self.raw.execute(sql.replace("?", "%s"), params)  # type: ignore[arg-type]
+        with self._translated():
+            return self.raw.execute(sql.replace("?", "%s"), params)  # type: ignore[arg-type]
 
 
 class PostgresStore(SqlStore):
@@ -96,7 +103,7 @@ class PostgresStore(SqlStore):
             # a write that waits this long for a row or table lock answers 503 store_busy,
             # like SQLite's busy timeout, instead of holding its request thread forever
             raw.execute(f"SET lock_timeout = {int(self.busy_timeout_ms)}")
-            conn = PgConn(raw)
+            conn = PgConn(raw, self._translated)
             self._local.conn = conn
             with self._lock:
                 self._all.append(raw)
@@ -112,8 +119,8 @@ class PostgresStore(SqlStore):
             yield conn
             conn.execute("COMMIT")
         except BaseException:
-            with contextlib.suppress(psycopg.Error):
-                conn.execute("ROLLBACK")
+            with contextlib.suppress(psycopg.Error):  # untranslated: the first error is the one
+                conn.raw.execute("ROLLBACK")
             raise
 
     def _unavailable_code(self, exc: Exception) -> str | None:
