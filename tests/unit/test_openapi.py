@@ -222,8 +222,12 @@ def test_full_lifecycle_requests_and_responses_match_the_spec(checked: Checked, 
     ops.get("/api/v1/jobs")
 
     node_id, node = register(ops, labels={"rack": "r1"}, ffmpeg_version="7.1", agent_version="0.1.0")
-    again_id, node = register(ops, expect=200, slots=3)  # same name: same id, new credential
-    assert again_id == node_id
+    taken = ops.as_(ENROLL_TOKEN).call("POST", "/api/v1/nodes/register", 409,
+                                       json={"name": "node-a", "slots": 3})
+    assert taken.get_json()["error"]["code"] == "node_name_in_use"  # a live node's name stays its own
+    facts = node.call("PUT", f"/api/v1/nodes/{node_id}/facts", 200,
+                      json={"name": "node-a", "slots": 3, "encoders": ["libx264", "aac"]}).get_json()
+    assert facts["node_id"] == node_id and facts["node"]["slots"] == 3  # its own restart: same id
     beat = node.post(f"/api/v1/nodes/{node_id}/heartbeat")  # an empty body is a heartbeat too
     assert beat["drain"] is False
     [a] = node.post(f"/api/v1/nodes/{node_id}/claim", json={"slots": 2, "wait_s": 0})["assignments"]
