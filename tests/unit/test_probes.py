@@ -48,7 +48,7 @@ def test_metrics_count_jobs_and_nodes_from_the_store(api: Api) -> None:
     assert "ffrtmp_nodes_offline 0.0" in text
     assert 'ffrtmp_nodes_by_status{status="draining"} 1.0' in text
     assert 'ffrtmp_http_requests_total{method="POST",route="/api/v1/jobs",status="201"} 3.0' in text
-    assert 'route="/api/v1/nodes/<node_id>/drain"' in text and node_id not in text
+    assert 'route="/api/v1/nodes/<node:node_id>/drain"' in text and node_id not in text
 
 
 def test_duration_histograms_are_cumulative_across_jobs(app: Any) -> None:
@@ -58,7 +58,7 @@ def test_duration_histograms_are_cumulative_across_jobs(app: Any) -> None:
 
     store = app.extensions["ffrtmp"].store
     node, _, _ = store.register_node(name="h", slots=8, encoders=["libx264", "aac"], hwaccels=[],
-                                     labels={}, ffmpeg_version="", agent_version="")
+                                     labels={}, ffmpeg_version="", agent_version="", live_s=30)
     t0 = clock.time()
     for wait_s, run_s in ((2, 8), (40, 3), (2, 700)):
         job = store.submit_job({"input": "testsrc://", "outputs": []}, queue="default",
