@@ -1,8 +1,10 @@
 """``ffrtmp master``: gunicorn runs in this process, so its arbiter is systemd's MAINPID.
 
 The arbiter binds the API and metrics addresses, sends READY=1 itself under ``Type=notify``,
-and drains in-flight requests for ``graceful_timeout`` on SIGTERM. Each worker builds the app
-from the same settings, and runs its shutdown handlers (LIFO) as it exits.
+and drains in-flight requests for ``graceful_timeout`` on SIGTERM. Each worker
+(``gunicorn_worker.MasterWorker``) builds the app from the same settings, and runs its shutdown
+handlers (LIFO) as it exits. Workers come and go (SIGHUP, a crash); the arbiter alone owns what
+they share, such as the prometheus multiprocess directory.
 """
 
 from __future__ import annotations
