@@ -93,6 +93,27 @@ def test_the_name_of_a_silent_node_is_taken_over_and_its_old_credential_revoked(
     beat(api.as_(data["credential"]), node_id)
 
 
+def test_after_a_master_restart_a_silent_nodes_name_is_kept_for_one_node_timeout(
+        api: Api, settings: config.Settings) -> None:
+    from ffrtmp.master.app import create_app
+
+    node_id, old = register(api, "node-a")
+    started = time.monotonic()
+    wait_until(lambda: time.monotonic() - started > NODE_TIMEOUT_S + 0.2, 10, "the node to fall silent")
+    restarted = create_app(settings.replace(node_timeout=NODE_TIMEOUT_S, heartbeat_interval=HEARTBEAT_S),
+                           start_duties=False)  # a master that just started: it heard nothing yet
+    try:
+        again = Api(restarted.test_client())
+        assert enroll(again, "node-a", 409).get_json()["error"]["code"] == "node_name_in_use"
+        beat(again.as_(old.token), node_id)  # the node reaches the new master: it was never gone
+        listening = time.monotonic()
+        reply = wait_until(lambda: time.monotonic() - listening > NODE_TIMEOUT_S + 0.2
+                           and enroll(again, "node-a"), 10, "the node to fall silent again")
+        assert reply.status_code == 200 and reply.get_json()["node_id"] == node_id
+    finally:
+        restarted.extensions["ffrtmp"].store.close()
+
+
 def test_a_removed_nodes_name_registers_as_a_new_node(api: Api) -> None:
     node_id, node = register(api, "node-a")
     api.delete(f"/api/v1/nodes/{node_id}")

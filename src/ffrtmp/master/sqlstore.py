@@ -306,13 +306,13 @@ class SqlStore:
 
     def register_node(self, *, name: str, slots: int, encoders: Sequence[str],
                       hwaccels: Sequence[str], labels: dict[str, str], ffmpeg_version: str,
-                      agent_version: str, live_s: float,
+                      agent_version: str, live_s: float, heard_since: float = 0.0,
                       now: float | None = None) -> tuple[dict[str, Any], str, bool]:
         """Enroll by name (see ``_enroll``); return (node, credential, created)."""
         now = time.time() if now is None else now
         facts = self._facts(name, slots, encoders, hwaccels, labels, ffmpeg_version, agent_version)
         with self._tx() as conn:
-            node_id, credential, how = self._enroll(conn, facts, live_s, now)
+            node_id, credential, how = self._enroll(conn, facts, live_s, heard_since, now)
             self._write_facts(conn, node_id, facts, now, credential)
             self._log(logging.WARNING if how.startswith("took over") else logging.INFO,
                       "node %s registered as %s (%s)", name, node_id, how, extra=fields(node=node_id))
@@ -350,13 +350,15 @@ class SqlStore:
             " credential_hash = COALESCE(?, credential_hash) WHERE id = ?",
             (*facts, now, token_hash(credential) if credential else None, node_id))
 
-    def _enroll(self, conn: Conn, facts: tuple[Any, ...], live_s: float,
+    def _enroll(self, conn: Conn, facts: tuple[Any, ...], live_s: float, heard_since: float,
                 now: float) -> tuple[str, str, str]:
         """A registration by name: (node id, new credential, how).
 
         A free name makes a new node. The name of a node heard from within ``live_s`` is
         refused, so nobody holding only the enrollment token takes over a live node. A silent
         node's name is taken over (a re-imaged host): same id, and its old credential revoked.
+        Silence counts only since ``heard_since``, when this master could first hear heartbeats:
+        after an outage, a node that could not reach the master is not silent.
         """
         name, credential = facts[0], secrets.token_urlsafe(32)
         row = conn.execute("SELECT id, last_heartbeat FROM nodes WHERE name = ?" + self.FOR_UPDATE,
@@ -372,7 +374,7 @@ class SqlStore:
                 return node_id, credential, "new"
             row = conn.execute("SELECT id, last_heartbeat FROM nodes WHERE name = ?",
                                (name,)).fetchone()  # registered a moment ago by a concurrent call
-        silent_s = now - row["last_heartbeat"]
+        silent_s = now - max(row["last_heartbeat"], heard_since)
         if silent_s <= live_s:
             raise self._name_in_use(name, row, now, f"; if this host replaces it, stop that agent "
                                     f"and register again after {live_s:.0f}s of silence")

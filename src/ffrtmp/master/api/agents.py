@@ -76,9 +76,12 @@ def _ext():
 @enrollment_required
 def register():
     body = fields_of(json_body(), REGISTER)
-    node, credential, created = _ext().store.register_node(**body, live_s=_ext().settings.node_timeout)
+    ext = _ext()
+    # a name is live while its node heartbeats, counting only silence this master could hear
+    node, credential, created = ext.store.register_node(**body, live_s=ext.settings.node_timeout,
+                                                        heard_since=ext.duties.listening_since)
     response = jsonify({"node": node, "node_id": node["id"], "credential": credential,
-                        **_ext().timing()})
+                        **ext.timing()})
     response.status_code = 201 if created else 200
     return response
 
