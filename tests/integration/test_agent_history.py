@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import MasterProcess, agent_env, kill_workloads, start_agent, stop_process
 from tests.helpers import wait_until
-from tests.integration.test_agent_jobs import media, wait_final
+from tests.integration.test_agent_jobs import job, media
 from tests.integration.test_agent_resilience import realtime_job, running_with_workload
 
 HISTORY = 3000
@@ -59,7 +59,7 @@ def test_history_is_pruned_to_its_bound_and_an_idle_agent_stays_cheap(
     env = agent_env(tmp_path, master_proc, FFRTMP_JOB_HISTORY=str(KEEP))
     agent = start_agent(tmp_path, master_proc, env=env)
     try:
-        job_id = realtime_job(master_proc, 40, "history")
+        job_id = realtime_job(master_proc, 60, "history")
         running_with_workload(master_proc, agent, job_id)
         [live] = agent.job_dirs()
         stop_process(agent.proc, signal.SIGKILL)  # its workload keeps running
@@ -68,11 +68,15 @@ def test_history_is_pruned_to_its_bound_and_an_idle_agent_stays_cheap(
                         key=lambda d: ((d / "delivered.json").stat().st_mtime, d.name))
         agent = start_agent(tmp_path, master_proc, env=env)
         wait_until(lambda: len(delivered_dirs(agent.state_dir)) <= KEEP, 60, "the history to be pruned")
-        kept = delivered_dirs(agent.state_dir)
-        assert len(kept) == KEEP and set(kept) == set(newest[-KEEP:])
-        assert live.is_dir() and not (live / "delivered.json").exists(), "a running job is never pruned"
-        done = wait_final(master_proc, job_id, timeout=60)
-        assert done["state"] == "succeeded" and len(done["attempts"]) == 1
+        kept = set(delivered_dirs(agent.state_dir))
+        # the newest of the old history, and the live job once it is delivered, the newest of all
+        assert len(kept) == KEEP and set(newest[1 - KEEP:]) <= kept <= {*newest, live}
+        assert live.is_dir(), "a running job is never pruned"
+        # writing the history may outlast the node timeout: the master may first call the
+        # silent node's job lost, and the result of the same attempt then settles it
+        done = wait_until(lambda: (j := job(master_proc, job_id))["state"] == "succeeded" and j, 90,
+                          "the live job to succeed")
+        assert len(done["attempts"]) == 1
         wait_until((live / "delivered.json").exists, 10, "the finished job's delivery")
         wait_until(lambda: len(delivered_dirs(agent.state_dir)) == KEEP, 10, "the history at its bound")
         assert live in delivered_dirs(agent.state_dir), "the newest delivered job is kept"
