@@ -31,10 +31,13 @@ def worker_pids(master: MasterProcess) -> set[int]:
 
 
 class ClientLoop:
-    """Requests /health on fresh connections until stopped; records every failure."""
+    """Requests /health until stopped, on fresh or kept-alive connections; records every failure."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, keep_alive: bool = False) -> None:
         self.url, self.answered, self.failures = url, 0, []  # type: ignore[var-annotated]
+        self.session = requests.Session()
+        if not keep_alive:
+            self.session.headers["Connection"] = "close"
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -42,7 +45,7 @@ class ClientLoop:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                reply = requests.get(self.url + "/health", headers={"Connection": "close"}, timeout=15)
+                reply = self.session.get(self.url + "/health", timeout=15)
                 if reply.status_code == 200:
                     self.answered += 1
                 else:
@@ -64,17 +67,19 @@ def test_sighup_reloads_without_losing_a_request(tmp_path: Path) -> None:
     m = start_master(tmp_path)
     try:
         before = wait_until(lambda: len(worker_pids(m)) == 2 and worker_pids(m), 30, "two workers")
-        loop = ClientLoop(m.url)
-        wait_until(lambda: loop.answered >= 20, 30, "the client loop to run")
+        loops = [ClientLoop(m.url), ClientLoop(m.url, keep_alive=True)]
+        wait_until(lambda: all(loop.answered >= 20 for loop in loops), 30, "the client loops to run")
         for _ in range(2):  # a second reload proves the first left the metrics directory intact
-            os.kill(m.proc.pid, signal.SIGHUP)
             old = worker_pids(m)
+            os.kill(m.proc.pid, signal.SIGHUP)
             wait_until(lambda old=old: len(worker_pids(m)) == 2 and not worker_pids(m) & old, 60,
                        "the old workers to be replaced")
-        count = loop.answered
-        wait_until(lambda: loop.answered >= count + 20, 30, "requests answered after the reloads")
-        loop.stop()
-        assert loop.failures == []
+        counts = [loop.answered for loop in loops]
+        wait_until(lambda: all(loop.answered >= n + 20 for loop, n in zip(loops, counts, strict=True)),
+                   30, "requests answered after the reloads")
+        for loop in loops:
+            loop.stop()
+        assert [loop.failures for loop in loops] == [[], []]
         assert not worker_pids(m) & before and m.proc.poll() is None
         assert "ffrtmp_jobs_pending" in _metrics(m)
     finally:
