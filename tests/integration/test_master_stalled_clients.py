@@ -54,8 +54,9 @@ def _answers_within(url: str, limit: float) -> float:
 def test_two_hundred_stalled_clients_do_not_blind_health_or_metrics(tmp_path: Path) -> None:
     m = start_master(tmp_path, master_env(tmp_path, FFRTMP_READ_TIMEOUT="60"))
     try:
+        before = _open_sockets(m)
         with stalled_clients(m.url, 200, b"GET /api/v1/jobs HT") as socks:
-            time.sleep(1)  # let the workers accept them all (nothing observable to wait on)
+            wait_until(lambda: _open_sockets(m) >= before + 200, 30, "the workers to accept them all")
             timings = []
             for _ in range(5):
                 timings.append(_answers_within(m.url + "/health", 1.0))
@@ -73,6 +74,16 @@ def test_two_hundred_stalled_clients_do_not_blind_health_or_metrics(tmp_path: Pa
                     sock.recv(1)
     finally:
         stop_process(m.proc)
+
+
+def _open_sockets(m: MasterProcess) -> int:
+    """Sockets the gunicorn workers hold: each accepted connection is one."""
+    count = 0
+    for pid in worker_pids(m):
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                count += os.readlink(fd).startswith("socket:")
+    return count
 
 
 def _cpu_seconds(m: MasterProcess) -> float:
