@@ -29,7 +29,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
                         "(env FFRTMP_API_TOKEN, FFRTMP_API_TOKEN_FILE)")
     common.add_argument("--ca-file", help="CA bundle to verify the master (env FFRTMP_CA_FILE)")
     common.add_argument("--json", action="store_true", help="print the API's JSON")
+    _add_job_parsers(sub, common)
+    _add_node_parsers(sub, common)
 
+
+def _add_job_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
     jobs = sub.add_parser("jobs", help="submit and follow jobs")
     jsub = jobs.add_subparsers(dest="jobs_command", metavar="ACTION", required=True)
     p = jsub.add_parser("submit", parents=[common], help="submit a job")
@@ -61,6 +65,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
         p.add_argument("job_id")
         p.set_defaults(handler=handler)
 
+
+def _add_node_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
     nodes = sub.add_parser("nodes", help="inspect and drain nodes")
     nsub = nodes.add_subparsers(dest="nodes_command", metavar="ACTION", required=True)
     p = nsub.add_parser("list", parents=[common], help="list nodes")

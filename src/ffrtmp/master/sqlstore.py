@@ -550,23 +550,22 @@ class SqlStore:
                             break
                 tail = batch[-1]
                 last = (tail["queue_rank"], tail["priority_rank"], tail["seq"])
-            assignments = []
-            for row in picked:
-                attempt = row["attempt"] + 1
-                token = secrets.token_urlsafe(24)
-                lease = now + lease_s
-                conn.execute("UPDATE jobs SET state = 'assigned', node_id = ?, attempt = ?,"
-                             " progress = NULL, updated_at = ? WHERE id = ?",
-                             (node_id, attempt, now, row["id"]))
-                conn.execute(
-                    "INSERT INTO attempts (job_id, attempt, node_id, token_hash, state,"
-                    " assigned_at, lease_expires_at) VALUES (?, ?, ?, ?, 'assigned', ?, ?)",
-                    (row["id"], attempt, node_id, token_hash(token), now, lease))
-                self._transition(conn, row["id"], now, "queued", "assigned", attempt, node_id,
-                                 "claimed")
-                spec = conn.execute("SELECT spec FROM jobs WHERE id = ?", (row["id"],)).fetchone()
-                assignments.append(Assignment(row["id"], attempt, token, lease, json.loads(spec["spec"])))
-        return assignments
+            return [self._assign(conn, row, node_id, now=now, lease=now + lease_s) for row in picked]
+
+    def _assign(self, conn: Conn, row: Row, node_id: str, *, now: float, lease: float) -> Assignment:
+        """One queued job becomes this node's next attempt, with a fresh token and lease."""
+        attempt = row["attempt"] + 1
+        token = secrets.token_urlsafe(24)
+        conn.execute("UPDATE jobs SET state = 'assigned', node_id = ?, attempt = ?,"
+                     " progress = NULL, updated_at = ? WHERE id = ?",
+                     (node_id, attempt, now, row["id"]))
+        conn.execute(
+            "INSERT INTO attempts (job_id, attempt, node_id, token_hash, state,"
+            " assigned_at, lease_expires_at) VALUES (?, ?, ?, ?, 'assigned', ?, ?)",
+            (row["id"], attempt, node_id, token_hash(token), now, lease))
+        self._transition(conn, row["id"], now, "queued", "assigned", attempt, node_id, "claimed")
+        spec = conn.execute("SELECT spec FROM jobs WHERE id = ?", (row["id"],)).fetchone()
+        return Assignment(row["id"], attempt, token, lease, json.loads(spec["spec"]))
 
     def _attempt_for_token(self, conn: Conn, job_id: str, node_id: str,
                            token: str) -> tuple[Row, Row]:
