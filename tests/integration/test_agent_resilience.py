@@ -125,7 +125,7 @@ def test_workload_whose_wrapper_died_is_attached_by_the_next_agent(master_proc: 
     env = agent_env(tmp_path, master_proc)
     agent = start_agent(tmp_path, master_proc, env=env)
     agents.append(agent)
-    job_id = realtime_job(master_proc, 12, "orphan")
+    job_id = realtime_job(master_proc, 30, "orphan")  # outlasts a restarted agent's probe on a loaded machine
     pid = running_with_workload(master_proc, agent, job_id)
     agent.proc.kill()
     agent.proc.wait(10)
@@ -133,8 +133,8 @@ def test_workload_whose_wrapper_died_is_attached_by_the_next_agent(master_proc: 
     assert alive(pid)
     again = start_agent(tmp_path, master_proc, env=env)
     agents.append(again)
-    wait_until(lambda: "attached" in again.output(), 15, "the agent to attach to the orphan")
-    done = wait_final(master_proc, job_id, timeout=40)
+    wait_until(lambda: "attached" in again.output(), 30, "the agent to attach to the orphan")
+    done = wait_final(master_proc, job_id, timeout=60)
     result = done["attempts"][0]["result"]
     assert done["state"] == "succeeded" and len(done["attempts"]) == 1
     assert result["reason"] == "observed_to_completion" and result["exit_code"] is None
