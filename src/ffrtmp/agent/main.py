@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import signal
 import threading
 import time
@@ -32,6 +31,7 @@ from ffrtmp.agent.server import AgentApp, start_server
 from ffrtmp.config import EX_CONFIG, Settings
 from ffrtmp.logs import fields
 from ffrtmp.shutdown import Shutdown, Watchdog, sd_notify
+from ffrtmp.wrapper.common import PRIVATE, write_json_atomic
 
 log = logging.getLogger("ffrtmp.agent")
 
@@ -59,12 +59,8 @@ class Identity:
             client.node_id, client.credential = node_id, credential
 
     def save(self, client: MasterClient) -> None:
-        tmp = self.path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            json.dump({"node_id": client.node_id, "credential": client.credential,
-                       "master_url": client.url}, handle)
-        tmp.replace(self.path)
+        write_json_atomic(self.path, {"node_id": client.node_id, "credential": client.credential,
+                                      "master_url": client.url}, mode=PRIVATE)
         self.registered = True
 
     def forget(self, client: MasterClient) -> None:
