@@ -11,6 +11,7 @@ import argparse
 import enum
 import importlib
 import os
+import signal
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -128,5 +129,16 @@ def _silence_stdout() -> None:
         pass
 
 
+def _stop_before_serving(signum: int, frame: Any) -> None:
+    raise SystemExit(0)
+
+
 def run() -> None:
+    """The console script.
+
+    A daemon told to stop before it has its own handlers (gunicorn's arbiter, the agent's
+    shutdown) has nothing to let finish: it stops cleanly, with exit 0, not killed by the signal.
+    """
+    if sys.argv[1:2] and sys.argv[1] in COMMANDS:
+        signal.signal(signal.SIGTERM, _stop_before_serving)
     sys.exit(main())

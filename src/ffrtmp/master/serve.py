@@ -173,12 +173,6 @@ def _redact(url: str) -> str:
     return url
 
 
-def _stop_before_serving(signum: int, frame: Any) -> None:
-    """SIGTERM before gunicorn's arbiter installs its own handlers: a clean stop, exit 0."""
-    raise SystemExit(0)
-
-
 def main(settings: Settings) -> int:
-    signal.signal(signal.SIGTERM, _stop_before_serving)
     logs.setup("master", "master.log", log_dir=settings.log_dir, level=settings.log_level)
     return serve(settings)
