@@ -63,8 +63,6 @@ def fields(**values: Any) -> dict[str, Any]:
 class Formatter(logging.Formatter):
     """``<time> <LEVEL> <logger>: message job=.. node=..`` (time omitted for journald)."""
 
-    converter = time.gmtime
-
     def __init__(self, *, journal: bool = False) -> None:
         super().__init__()
         self.journal = journal
@@ -79,7 +77,7 @@ class Formatter(logging.Formatter):
         text = one_line(text)
         if self.journal:
             return f"<{_PRIORITY.get(record.levelno, 6)}>{text}"
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", self.converter(record.created))
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
         return f"{stamp}.{int(record.msecs):03d}Z {text}"
 
 

@@ -29,7 +29,7 @@ class RetryPolicy:
     status_forcelist: frozenset[int] = frozenset({502, 503, 504})
 
     def backoff(self, retry: int) -> float:
-        return min(self.backoff_factor * 2 ** retry, self.backoff_max)
+        return min(self.backoff_factor * 2.0 ** retry, self.backoff_max)
 
 
 class MasterUnavailable(Exception):
@@ -86,8 +86,10 @@ class MasterClient:
 
     def claim(self, slots: int, wait_s: float) -> list[dict[str, Any]]:
         body = {"slots": slots, "wait_s": round(wait_s, 3)}
-        return self._send("POST", f"/api/v1/nodes/{self.node_id}/claim", body,
-                          timeout=self.timeout_s + wait_s)["assignments"]
+        reply = self._send("POST", f"/api/v1/nodes/{self.node_id}/claim", body,
+                           timeout=self.timeout_s + wait_s)
+        assignments: list[dict[str, Any]] = reply["assignments"]
+        return assignments
 
     def start(self, job_id: str, attempt_token: str) -> dict[str, Any]:
         return self._send("POST", f"/api/v1/jobs/{job_id}/start", {"attempt_token": attempt_token})
@@ -116,7 +118,7 @@ class MasterClient:
                                         timeout=failure.timeout)
 
     def _attempt(self, method: str, path: str, body: dict[str, Any], headers: dict[str, str],
-                 timeout: float) -> Any:
+                 timeout: float) -> dict[str, Any] | MasterUnavailable:
         try:
             response = self.session.request(method, self.url + path, json=body, headers=headers,
                                             timeout=timeout, verify=self.verify)
@@ -131,7 +133,7 @@ class MasterClient:
         except ValueError:
             data = None
         if response.ok and isinstance(data, dict):
-            return data
+            return dict(data)
         error = data.get("error", {}) if isinstance(data, dict) else {}
         raise MasterRejected(response.status_code, error.get("code", "http_error"),
                              error.get("message", response.reason or ""))

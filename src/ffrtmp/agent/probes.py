@@ -14,11 +14,12 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import psutil
+
+from ffrtmp.isotime import now_iso
 
 DISK_LIMIT_PERCENT = 90.0
 
@@ -87,5 +88,5 @@ class Readiness:
         return ready, {
             "status": "ready" if ready else "not_ready",
             "checks": {"ffmpeg": ffmpeg, "disk_space": disk_text, "master": master},
-            "timestamp": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+            "timestamp": now_iso("seconds"),
         }
