@@ -1,7 +1,8 @@
 """Every setting declared once: flag, environment variable, parser, default, help and users.
 
 The argparse options, the environment lookup (flag over ``FFRTMP_<NAME>`` over default),
-``docs/configuration.md`` and the Ansible env-file test are all generated from ``SETTINGS``.
+the typed settings classes (``ffrtmp.settings``), ``docs/configuration.md`` and the Ansible
+env-file test are all generated from ``SETTINGS`` (and ``SECRETS``).
 A bad value stops the process at start with one line naming the setting (exit 78).
 """
 
@@ -16,13 +17,24 @@ import re
 import socket
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Final, Literal, overload
 
 from ffrtmp import logs
+from ffrtmp.settings import (
+    CONFIG_CLASSES,
+    SETTINGS_CLASSES,
+    AgentSettings,
+    CliSettings,
+    MasterSettings,
+)
+from ffrtmp.settings_base import SettingsBase
 
 EX_CONFIG = 78
 
-MASTER, AGENT, CLI = "master", "agent", "cli"
+MASTER: Final = "master"
+AGENT: Final = "agent"
+CLI: Final = "cli"
+PROCESSES = (MASTER, AGENT, CLI)
 
 
 class ConfigError(Exception):
@@ -183,34 +195,30 @@ SETTINGS: tuple[Setting, ...] = (
 BY_NAME = {s.name: s for s in SETTINGS}
 
 
-class Settings:
-    """Frozen, validated settings of one process; secrets are masked in repr."""
+# Secrets each process reads from a ``*_FILE`` setting: every token of the file, or its first.
+# ``env`` names a variable holding the secret itself, which a flag naming the file beats.
+@dataclasses.dataclass(frozen=True)
+class Secret:
+    name: str
+    source: str
+    every: bool
+    used_by: tuple[str, ...]
+    env: str | None = None
 
-    __slots__ = ("_values",)
 
-    def __init__(self, values: Mapping[str, Any]) -> None:
-        object.__setattr__(self, "_values", dict(values))
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self._values[name]
-        except KeyError:
-            raise AttributeError(name) from None
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise AttributeError("Settings are frozen; build new ones with replace()")
-
-    def replace(self, **changes: Any) -> Settings:
-        return Settings({**self._values, **changes})
-
-    def __repr__(self) -> str:
-        shown = {k: ("***" if k.endswith("tokens") or k.endswith("token") else v)
-                 for k, v in self._values.items()}
-        return f"Settings({shown})"
+SECRETS: tuple[Secret, ...] = (
+    Secret("api_tokens", "api_token_file", True, (MASTER,)),
+    Secret("enroll_token", "enroll_token_file", False, (MASTER, AGENT)),
+    Secret("api_token", "api_token_file", False, (CLI,), env="FFRTMP_API_TOKEN"),
+)
 
 
 def settings_for(process: str) -> list[Setting]:
     return [s for s in SETTINGS if process in s.used_by]
+
+
+def secrets_for(process: str) -> list[Secret]:
+    return [s for s in SECRETS if process in s.used_by]
 
 
 def add_arguments(parser: argparse.ArgumentParser, process: str) -> None:
@@ -222,11 +230,44 @@ def add_arguments(parser: argparse.ArgumentParser, process: str) -> None:
                            help=f"{s.help}; env {s.env}{default}")
 
 
-def load(process: str, args: argparse.Namespace | Mapping[str, Any] | None = None,
-         environ: Mapping[str, str] | None = None, *, read_secrets: bool = True) -> Settings:
-    """Resolve every setting of ``process`` and read the secret files it needs."""
+Given = argparse.Namespace | Mapping[str, Any] | None
+
+
+@overload
+def load(process: Literal["master"], args: Given = None, environ: Mapping[str, str] | None = None,
+         *, read_secrets: Literal[True] = True) -> MasterSettings: ...
+@overload
+def load(process: Literal["agent"], args: Given = None, environ: Mapping[str, str] | None = None,
+         *, read_secrets: Literal[True] = True) -> AgentSettings: ...
+@overload
+def load(process: Literal["cli"], args: Given = None, environ: Mapping[str, str] | None = None,
+         *, read_secrets: Literal[True] = True) -> CliSettings: ...
+@overload
+def load(process: str, args: Given = None, environ: Mapping[str, str] | None = None,
+         *, read_secrets: bool = True) -> SettingsBase: ...
+def load(process: str, args: Given = None, environ: Mapping[str, str] | None = None,
+         *, read_secrets: bool = True) -> SettingsBase:
+    """Resolve every setting of ``process`` and read the secret files it needs.
+
+    The result is the process's generated class (``ffrtmp.settings``); without its secrets
+    (``read_secrets=False``) it is the class of the table's values alone.
+    """
     environ = os.environ if environ is None else environ
     given = vars(args) if isinstance(args, argparse.Namespace) else dict(args or {})
+    values = _resolve(process, given, environ)
+    if process == MASTER:
+        _check_tls(values)
+    if process == AGENT and not values["node_name"]:
+        values["node_name"] = socket.gethostname()
+    if not read_secrets:
+        return CONFIG_CLASSES[process](**values)
+    for secret in secrets_for(process):
+        values[secret.name] = _read_secret(secret, values, given, environ)
+    return SETTINGS_CLASSES[process](**values)
+
+
+def _resolve(process: str, given: Mapping[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    """Flag over environment over default, each parsed; a bad value names its variable."""
     values: dict[str, Any] = {}
     for s in settings_for(process):
         raw = given.get(s.name)
@@ -238,19 +279,15 @@ def load(process: str, args: argparse.Namespace | Mapping[str, Any] | None = Non
             values[s.name] = s.parse(str(raw))
         except ValueError as exc:
             raise ConfigError(s.env, raw, str(exc)) from None
-    if process == MASTER:
-        _check_tls(values)
-    if process == AGENT and not values["node_name"]:
-        values["node_name"] = socket.gethostname()
-    if read_secrets:
-        if process == MASTER:
-            values["api_tokens"] = read_token_file(BY_NAME["api_token_file"], values["api_token_file"])
-            values["enroll_token"] = read_token_file(BY_NAME["enroll_token_file"],
-                                                     values["enroll_token_file"])[0]
-        elif process == AGENT:
-            values["enroll_token"] = read_token_file(BY_NAME["enroll_token_file"],
-                                                     values["enroll_token_file"])[0]
-    return Settings(values)
+    return values
+
+
+def _read_secret(secret: Secret, values: Mapping[str, Any], given: Mapping[str, Any],
+                 environ: Mapping[str, str]) -> str | tuple[str, ...]:
+    if secret.env and given.get(secret.source) is None and environ.get(secret.env):
+        return environ[secret.env]
+    tokens = read_token_file(BY_NAME[secret.source], values[secret.source])
+    return tokens if secret.every else tokens[0]
 
 
 def _check_tls(values: dict[str, Any]) -> None:
@@ -286,7 +323,7 @@ def env_file_lines(values: Mapping[str, str], process: str) -> list[str]:
     return [f"{s.env}={values[s.name]}" for s in settings_for(process) if s.name in values]
 
 
-def markdown_table(processes: Iterable[str] = (MASTER, AGENT, CLI)) -> str:
+def markdown_table(processes: Iterable[str] = PROCESSES) -> str:
     """The settings reference in docs/configuration.md."""
     rows = ["| variable | flag | default | used by | meaning |", "|---|---|---|---|---|"]
     wanted = set(processes)

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from ffrtmp import config
+from ffrtmp import config, settings_codegen
+from ffrtmp.settings import MasterSettings
 from tests.conftest import ENROLL_TOKEN, OPERATOR_TOKEN, master_env
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
@@ -197,7 +198,7 @@ def test_read_secrets_false_touches_no_token_file(tmp_path: Path) -> None:
 # --- Settings ---
 
 
-def test_settings_are_frozen_and_replace_makes_a_copy(settings: config.Settings) -> None:
+def test_settings_are_frozen_and_replace_makes_a_copy(settings: MasterSettings) -> None:
     with pytest.raises(AttributeError, match="frozen"):
         settings.workers = 9  # type: ignore[misc]
     changed = settings.replace(workers=9)
@@ -206,7 +207,7 @@ def test_settings_are_frozen_and_replace_makes_a_copy(settings: config.Settings)
         _ = settings.no_such_setting
 
 
-def test_repr_masks_every_token(settings: config.Settings) -> None:
+def test_repr_masks_every_token(settings: MasterSettings) -> None:
     text = repr(settings)
     assert OPERATOR_TOKEN not in text and ENROLL_TOKEN not in text
     assert "'api_tokens': '***'" in text and "'enroll_token': '***'" in text
@@ -222,6 +223,24 @@ def test_configuration_doc_embeds_the_generated_table() -> None:
     assert text.count(begin) == 1 and text.count(end) == 1
     embedded = text.split(begin, 1)[1].split(end, 1)[0]
     assert embedded == config.markdown_table(), "regenerate the table from config.markdown_table()"
+
+
+def test_the_settings_classes_are_generated_from_the_table() -> None:
+    assert settings_codegen.MODULE.read_text(encoding="utf-8") == settings_codegen.source(), (
+        "regenerate with: python -m ffrtmp.settings_codegen")
+
+
+def test_each_process_gets_its_own_typed_class(tmp_path: Path) -> None:
+    master = config.load("master", {}, master_env(tmp_path))
+    agent = config.load("agent", {}, agent_env(tmp_path))
+    options = config.load("master", {}, master_env(tmp_path), read_secrets=False)
+    assert type(master).__name__ == "MasterSettings" and type(agent).__name__ == "AgentSettings"
+    assert type(options).__name__ == "MasterConfig" and isinstance(master, type(options))
+    assert type(master.replace(workers=3)) is type(master)
+    for process, instance in (("master", master), ("agent", agent)):
+        table = {s.name for s in config.settings_for(process)}
+        secrets = {s.name for s in config.secrets_for(process)}
+        assert set(type(instance).__dataclass_fields__) == table | secrets
 
 
 def test_markdown_table_lists_every_setting_once() -> None:

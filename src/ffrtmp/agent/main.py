@@ -28,8 +28,9 @@ from ffrtmp.agent.loop import AgentLoop, Forgotten
 from ffrtmp.agent.metrics import WorkerMetrics
 from ffrtmp.agent.probes import Readiness
 from ffrtmp.agent.server import AgentApp, start_server
-from ffrtmp.config import EX_CONFIG, Settings
+from ffrtmp.config import EX_CONFIG
 from ffrtmp.logs import fields
+from ffrtmp.settings import AgentSettings
 from ffrtmp.shutdown import Shutdown, Watchdog, sd_notify
 from ffrtmp.wrapper.common import PRIVATE, write_json_atomic
 
@@ -105,7 +106,7 @@ class PromisingAdapter(HTTPAdapter):
 
 
 class Agent:
-    def __init__(self, settings: Settings, shutdown: Shutdown) -> None:
+    def __init__(self, settings: AgentSettings, shutdown: Shutdown) -> None:
         self.settings, self.shutdown = settings, shutdown
         for directory in (settings.state_dir, settings.work_dir):
             Path(directory).mkdir(parents=True, exist_ok=True)
@@ -223,7 +224,7 @@ class Agent:
         return 0
 
 
-def main(settings: Settings) -> int:
+def main(settings: AgentSettings) -> int:
     cgroup = enter_agent_leaf()  # before any thread starts
     logs.setup("worker", "agent.log", log_dir=settings.log_dir, level=settings.log_level)
     shutdown = Shutdown()
