@@ -19,7 +19,9 @@ from ffrtmp.master import errors
 from ffrtmp.master.api import agents, health, jobs, nodes
 from ffrtmp.master.metrics import MasterMetrics
 from ffrtmp.master.scheduler import DutyLoop
-from ffrtmp.master.store import ID_PREFIXES, Assignment, Store, open_store
+from ffrtmp.master.store.factory import open_store
+from ffrtmp.master.store.ids import ID_PREFIXES
+from ffrtmp.master.store.protocol import Assignment, Store
 from ffrtmp.shutdown import Shutdown
 
 log = logging.getLogger(__name__)

@@ -5,14 +5,22 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, jsonify
+from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
-from ffrtmp.master.store import StoreError
+from ffrtmp.master.store.errors import (
+    NotPermitted,
+    RecordNotFound,
+    StateConflict,
+    StoreError,
+    StoreUnavailable,
+)
 
 log = logging.getLogger(__name__)
 
-_STORE_STATUS = {"not_found": 404, "conflict": 409, "forbidden": 403, "unavailable": 503}
+# What each store refusal means over HTTP; any other StoreError is a conflict.
+_STORE_STATUS: dict[type[StoreError], int] = {
+    RecordNotFound: 404, StateConflict: 409, NotPermitted: 403, StoreUnavailable: 503}
 
 
 class ApiError(Exception):
@@ -53,7 +61,7 @@ def code_for(reason: str) -> str:
     return reason.lower().replace(" ", "_")
 
 
-def envelope(status: int, code: str, message: str, details: Any = None):
+def envelope(status: int, code: str, message: str, details: Any = None) -> Response:
     response = jsonify(error_body(code, message, details))
     response.status_code = status
     return response
@@ -61,18 +69,19 @@ def envelope(status: int, code: str, message: str, details: Any = None):
 
 def init_app(app: Flask) -> None:
     @app.errorhandler(ApiError)
-    def _api_error(exc: ApiError):
+    def _api_error(exc: ApiError) -> Response:
         response = envelope(exc.status, exc.code, exc.message, exc.details)
         if exc.status == 401:
             response.headers["WWW-Authenticate"] = 'Bearer realm="ffrtmp"'
         return response
 
     @app.errorhandler(StoreError)
-    def _store_error(exc: StoreError):
-        return envelope(_STORE_STATUS[exc.kind], exc.code, exc.message, exc.details)
+    def _store_error(exc: StoreError) -> Response:
+        status = next((s for kind, s in _STORE_STATUS.items() if isinstance(exc, kind)), 409)
+        return envelope(status, exc.code, exc.message, exc.details)
 
     @app.errorhandler(HTTPException)
-    def _http_error(exc: HTTPException):
+    def _http_error(exc: HTTPException) -> Response:
         code = code_for(exc.name or "error")
         response = envelope(exc.code or 500, code, exc.description or exc.name)
         for name, value in exc.get_response().headers.items():
@@ -81,6 +90,6 @@ def init_app(app: Flask) -> None:
         return response
 
     @app.errorhandler(Exception)
-    def _unexpected(exc: Exception):
+    def _unexpected(exc: Exception) -> Response:
         log.exception("unhandled error")
         return envelope(500, "internal", "internal error; see the master log")

@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from ffrtmp.master.store import BUCKETS, Store
+from ffrtmp.master.store.protocol import BUCKETS, Store
 
 JOB_STATES = ("queued", "assigned", "running", "succeeded", "failed", "canceled", "lost")
 NODE_STATUSES = ("online", "offline", "draining")

@@ -18,7 +18,8 @@ import threading
 import time
 
 from ffrtmp.config import Settings
-from ffrtmp.master.store import Store, Unavailable
+from ffrtmp.master.store.errors import StoreUnavailable
+from ffrtmp.master.store.protocol import Store
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ class DutyLoop:
             now = time.time()
             try:
                 run_duties(self.store, self.settings, now, listening_since=self.listening_since)
-            except Unavailable:
+            except StoreUnavailable:
                 # the store logs once when writes start failing and once when they work again
                 self.listening_since = now
             except Exception:

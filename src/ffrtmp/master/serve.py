@@ -23,7 +23,7 @@ from gunicorn.glogging import Logger
 from ffrtmp import logs
 from ffrtmp.config import Settings
 from ffrtmp.master.gunicorn_worker import block_stop_signals_at_fork
-from ffrtmp.master.store import open_store
+from ffrtmp.master.store.factory import open_store
 from ffrtmp.shutdown import Shutdown
 
 log = logging.getLogger("ffrtmp.master")

@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 
 from flask import Blueprint, Response, current_app, jsonify
 
-from ffrtmp.master.store import Store, first_line
+from ffrtmp.master.store.errors import first_line
+from ffrtmp.master.store.protocol import Store
 
 bp = Blueprint("health", __name__)
 

@@ -5,14 +5,13 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from ffrtmp.master.schema import migrations
-from ffrtmp.master.sqlstore import SqlStore
+from ffrtmp.master.store.connections import ConnectionCache
+from ffrtmp.master.store.schema import migrations
+from ffrtmp.master.store.sqlstore import SqlStore
 
-SQLITE_MIGRATIONS = migrations(serial="INTEGER PRIMARY KEY AUTOINCREMENT", real="REAL")
 # Primary result codes (the low byte of an extended code) that mean "cannot write now".
 UNAVAILABLE_CODES = {
     sqlite3.SQLITE_FULL: "store_full",
@@ -25,47 +24,35 @@ UNAVAILABLE_CODES = {
 
 
 class SqliteStore(SqlStore):
-    """SQLite in WAL mode; one connection per thread, opened lazily (safe across fork)."""
+    """SQLite in WAL mode; ``?`` is its own placeholder, so statements run as written."""
 
-    MIGRATIONS = SQLITE_MIGRATIONS
+    MIGRATIONS = migrations(serial="INTEGER PRIMARY KEY AUTOINCREMENT", real="REAL")
 
     def __init__(self, path: str, *, busy_timeout_ms: int = 10_000) -> None:
         self.path = path
         self.busy_timeout_ms = busy_timeout_ms
-        self._local = threading.local()
-        self._pid = 0
-        self._all: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
-        self._write_lock = threading.Lock()
+        self._connections = ConnectionCache(self._connect, sqlite3.Connection.close,
+                                            close_errors=(sqlite3.Error,))
 
-    # --- connections ---
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
+                               timeout=self.busy_timeout_ms / 1000)
+        conn.row_factory = sqlite3.Row
+        conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        return conn
 
     def _conn(self) -> sqlite3.Connection:
-        if self._pid != os.getpid():  # a forked child never reuses its parent's connections
-            self._local = threading.local()
-            self._all = []
-            self._write_lock = threading.Lock()
-            self._pid = os.getpid()
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
-                                   timeout=self.busy_timeout_ms / 1000)
-            conn.row_factory = sqlite3.Row
-            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = FULL")
-            conn.execute("PRAGMA foreign_keys = ON")
-            self._local.conn = conn
-            with self._lock:
-                self._all.append(conn)
-        return conn
+        return self._connections.get()
 
     @contextlib.contextmanager
     def _transaction(self, durable: bool) -> Iterator[sqlite3.Connection]:
         """Writers of this process queue on a lock rather than in SQLite's sleeping busy handler;
         a non-durable commit skips the fsync (WAL keeps it safe against a crash, not a power cut)."""
         conn = self._conn()
-        with self._write_lock:
+        with self._connections.write_lock:
             conn.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -94,13 +81,4 @@ class SqliteStore(SqlStore):
             return False
 
     def close(self) -> None:
-        with self._lock:
-            conns, self._all = self._all, []
-        for conn in conns:
-            with contextlib.suppress(sqlite3.Error):
-                conn.close()
-        self._local = threading.local()
-
-    def _read(self) -> sqlite3.Connection:
-        with self._translated():
-            return self._conn()
+        self._connections.close()

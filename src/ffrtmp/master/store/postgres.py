@@ -8,16 +8,17 @@ workers can share the queue without assigning a job twice.
 from __future__ import annotations
 
 import contextlib
-import os
-import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
 import psycopg
 
-from ffrtmp.master.schema import migrations
-from ffrtmp.master.sqlstore import SqlStore
+from ffrtmp.master.store.connections import ConnectionCache
+from ffrtmp.master.store.placeholders import pyformat
+from ffrtmp.master.store.rows import Conn
+from ffrtmp.master.store.schema import migrations
+from ffrtmp.master.store.sqlstore import SqlStore
 
 # Any constant unique to ffrtmp: the advisory lock that serialises migrations across masters.
 MIGRATION_LOCK = 0x66667274
@@ -55,14 +56,14 @@ class PgRow:
         return list(self._index)
 
 
-def _rows(cursor: psycopg.Cursor[Any]) -> Any:
+def _rows(cursor: psycopg.Cursor[Any]) -> Callable[[Sequence[Any]], PgRow]:
     names = [c.name for c in cursor.description or ()]
     index = {name: i for i, name in enumerate(names)}
     return lambda values: PgRow(index, values)
 
 
 class PgConn:
-    """Takes the store's ``?`` placeholders and runs them as psycopg's ``%s``.
+    """Runs the store's ``?`` statements as psycopg's ``%s`` (see ``placeholders``).
 
     Every statement, reads included, goes through the store's error translation: a connection
     the server dropped (a restart, a failover) answers 503 once, and the next use reconnects.
@@ -74,7 +75,7 @@ class PgConn:
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> psycopg.Cursor[Any]:
         with self._translated():
-            return self.raw.execute(sql.replace("?", "%s"), params)  # type: ignore[arg-type]
+            return self.raw.execute(pyformat(sql), params)
 
 
 class PostgresStore(SqlStore):
@@ -86,28 +87,20 @@ class PostgresStore(SqlStore):
     def __init__(self, url: str, *, busy_timeout_ms: int = 10_000) -> None:
         self.url = url
         self.busy_timeout_ms = busy_timeout_ms
-        self._local = threading.local()
-        self._pid = 0
-        self._all: list[psycopg.Connection[Any]] = []
-        self._lock = threading.Lock()
+        self._connections = ConnectionCache(self._connect, lambda conn: conn.raw.close(),
+                                            alive=lambda conn: not conn.raw.closed,
+                                            close_errors=(psycopg.Error,))
+
+    def _connect(self) -> PgConn:
+        raw = psycopg.connect(self.url, autocommit=True, row_factory=_rows,
+                              application_name="ffrtmp-master")
+        # a write that waits this long for a row or table lock answers 503 store_busy,
+        # like SQLite's busy timeout, instead of holding its request thread forever
+        raw.execute(f"SET lock_timeout = {int(self.busy_timeout_ms)}")
+        return PgConn(raw, self._translated)
 
     def _conn(self) -> PgConn:
-        if self._pid != os.getpid():  # a forked child never reuses its parent's connections
-            self._local = threading.local()
-            self._all = []
-            self._pid = os.getpid()
-        conn = getattr(self._local, "conn", None)
-        if conn is None or conn.raw.closed:
-            raw = psycopg.connect(self.url, autocommit=True, row_factory=_rows,
-                                  application_name="ffrtmp-master")
-            # a write that waits this long for a row or table lock answers 503 store_busy,
-            # like SQLite's busy timeout, instead of holding its request thread forever
-            raw.execute(f"SET lock_timeout = {int(self.busy_timeout_ms)}")
-            conn = PgConn(raw, self._translated)
-            self._local.conn = conn
-            with self._lock:
-                self._all.append(raw)
-        return conn
+        return self._connections.get()
 
     @contextlib.contextmanager
     def _transaction(self, durable: bool) -> Iterator[PgConn]:
@@ -126,17 +119,8 @@ class PostgresStore(SqlStore):
     def _unavailable_code(self, exc: Exception) -> str | None:
         return next((code for kind, code in UNAVAILABLE_ERRORS if isinstance(exc, kind)), None)
 
-    def _read(self) -> PgConn:
-        with self._translated():
-            return self._conn()
-
-    def _migration_lock(self, conn: PgConn) -> None:  # type: ignore[override]
+    def _migration_lock(self, conn: Conn) -> None:
         conn.execute("SELECT pg_advisory_xact_lock(?)", (MIGRATION_LOCK,))
 
     def close(self) -> None:
-        with self._lock:
-            conns, self._all = self._all, []
-        for raw in conns:
-            with contextlib.suppress(psycopg.Error):
-                raw.close()
-        self._local = threading.local()
+        self._connections.close()

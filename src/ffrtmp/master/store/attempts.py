@@ -1,0 +1,102 @@
+"""An attempt's own reports: its node confirms the start, then delivers the result.
+
+Both are idempotent for the same token, and a stale token is refused (409), so an agent may
+resend either after any failure without running or deciding anything twice.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from ffrtmp.contract import SETTLES_LATE, JobState
+from ffrtmp.master.store.errors import NotPermitted, StateConflict
+from ffrtmp.master.store.ids import token_hash
+from ffrtmp.master.store.protocol import BUCKETS
+from ffrtmp.master.store.records import job_row, transition
+from ffrtmp.master.store.rows import Conn, Row
+from ffrtmp.master.store.transactions import SqlCore
+
+LOG_TAIL_CHARS = 65536  # what an attempt keeps of its FFmpeg log
+
+
+class AttemptsMixin(SqlCore):
+    def _attempt_for_token(self, conn: Conn, job_id: str, node_id: str,
+                           token: str) -> tuple[Row, Row]:
+        job = job_row(conn, job_id, lock=self.FOR_UPDATE)
+        attempt = conn.execute("SELECT * FROM attempts WHERE token_hash = ?",
+                               (token_hash(token),)).fetchone()
+        if attempt is None or attempt["job_id"] != job_id:
+            raise StateConflict("stale_attempt", f"attempt token is not valid for job {job_id}")
+        if attempt["node_id"] != node_id:
+            raise NotPermitted("not_your_attempt", f"attempt {attempt['attempt']} of job {job_id} "
+                               "belongs to another node")
+        return job, attempt
+
+    def start(self, job_id: str, node_id: str, token: str, *,
+              now: float | None = None) -> dict[str, Any]:
+        """Confirm the workload started: assigned → running (idempotent for the same token)."""
+        now = time.time() if now is None else now
+        with self._tx() as conn:
+            job, attempt = self._attempt_for_token(conn, job_id, node_id, token)
+            n = attempt["attempt"]
+            if attempt["state"] == JobState.RUNNING:
+                return {"job_id": job_id, "attempt": n, "state": JobState.RUNNING.value}
+            if attempt["state"] != JobState.ASSIGNED or job["attempt"] != n:
+                raise StateConflict("stale_attempt", f"attempt {n} of job {job_id} is "
+                                    f"{attempt['state']}; do not run it")
+            conn.execute("UPDATE attempts SET state = ?, started_at = ? WHERE job_id = ? AND attempt = ?",
+                         (JobState.RUNNING.value, now, job_id, n))
+            conn.execute("UPDATE jobs SET state = ?, updated_at = ? WHERE id = ?",
+                         (JobState.RUNNING.value, now, job_id))
+            transition(conn, job_id, now, JobState.ASSIGNED, JobState.RUNNING, n, node_id,
+                       "workload started")
+        return {"job_id": job_id, "attempt": n, "state": JobState.RUNNING.value}
+
+    def record_result(self, job_id: str, node_id: str, token: str, result: dict[str, Any], *,
+                      log_tail: str = "", now: float | None = None) -> dict[str, Any]:
+        """Decide the job from its current attempt's result; a duplicate delivery is a no-op."""
+        now = time.time() if now is None else now
+        outcome = result["outcome"]
+        with self._tx() as conn:
+            job, attempt = self._attempt_for_token(conn, job_id, node_id, token)
+            n = attempt["attempt"]
+            if attempt["result"] is not None:
+                if json.loads(attempt["result"]) == result:
+                    return {"job_id": job_id, "attempt": n, "state": job["state"]}
+                raise StateConflict("result_conflict",
+                                    f"attempt {n} of job {job_id} already reported a different result")
+            if job["attempt"] != n or attempt["state"] not in SETTLES_LATE:
+                raise StateConflict("stale_attempt", f"attempt {n} of job {job_id} is "
+                                    f"{attempt['state']}; its result is not accepted")
+            started = attempt["started_at"] or now
+            conn.execute("UPDATE attempts SET state = ?, ended_at = ?, result = ?, log_tail = ?,"
+                         " started_at = ? WHERE job_id = ? AND attempt = ?",
+                         (outcome, now, json.dumps(result), log_tail[-LOG_TAIL_CHARS:], started,
+                          job_id, n))
+            if job["state"] == JobState.CANCELED:  # canceled while assigned; keep the operator's word
+                return {"job_id": job_id, "attempt": n, "state": JobState.CANCELED.value}
+            conn.execute("UPDATE jobs SET state = ?, updated_at = ?, finished_at = ? WHERE id = ?",
+                         (outcome, now, now, job_id))
+            reason = result.get("reason") or outcome
+            if job["state"] == JobState.LOST:
+                reason += " (late result after lost)"
+            transition(conn, job_id, now, job["state"], outcome, n, node_id, reason)
+            _observe(conn, "queue_wait", started - job["created_at"])
+            _observe(conn, "run", now - started)
+        return {"job_id": job_id, "attempt": n, "state": outcome}
+
+
+def _observe(conn: Conn, metric: str, value: float) -> None:
+    """Count ``value`` in the one bucket it falls in; ``counts()`` makes them cumulative."""
+    value = max(0.0, value)
+    le = next(b for b in BUCKETS if value <= b)
+    conn.execute(
+        "INSERT INTO histograms (metric, le, count) VALUES (?, ?, 1)"
+        " ON CONFLICT (metric, le) DO UPDATE SET count = histograms.count + 1",
+        (metric, le if le != float("inf") else 1e308))
+    conn.execute(
+        "INSERT INTO histogram_sums (metric, total, count) VALUES (?, ?, 1)"
+        " ON CONFLICT (metric) DO UPDATE SET total = histogram_sums.total + excluded.total,"
+        " count = histogram_sums.count + 1", (metric, value))

@@ -1,0 +1,84 @@
+"""Background duties: functions of (store, now) that exactly one process runs per interval.
+
+Each update names the state it expects, so a start or a result that lands at the same
+moment always wins cleanly.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from ffrtmp.contract import FINAL, JobState, NodeStatus
+from ffrtmp.logs import fields
+from ffrtmp.master.store.records import end_lost, transition
+from ffrtmp.master.store.transactions import SqlCore, after_commit, log
+
+_FINAL_STATES = "(" + ", ".join(f"'{state}'" for state in sorted(FINAL)) + ")"
+
+
+class DutiesMixin(SqlCore):
+    def try_duty(self, name: str, interval_s: float, *, now: float | None = None) -> bool:
+        """True for exactly one caller per interval across every process sharing the database."""
+        now = time.time() if now is None else now
+        with self._tx(durable=False) as conn:
+            conn.execute("INSERT INTO duties (name, next_run_at) VALUES (?, 0)"
+                         " ON CONFLICT DO NOTHING", (name,))
+            cur = conn.execute("UPDATE duties SET next_run_at = ? WHERE name = ? AND next_run_at <= ?",
+                               (now + interval_s, name, now))
+            return cur.rowcount == 1
+
+    def expire_leases(self, *, now: float | None = None) -> list[str]:
+        """Unconfirmed assignments past their lease go back to the queue."""
+        now = time.time() if now is None else now
+        expired = []
+        assigned, queued = JobState.ASSIGNED.value, JobState.QUEUED.value
+        with self._tx(durable=False) as conn:
+            rows = conn.execute("SELECT a.job_id, a.attempt, a.node_id FROM attempts a"
+                                " JOIN jobs j ON j.id = a.job_id AND j.attempt = a.attempt"
+                                " WHERE a.state = ? AND j.state = ? AND a.lease_expires_at < ?",
+                                (assigned, assigned, now)).fetchall()
+            for row in rows:
+                requeued = conn.execute(
+                    "UPDATE jobs SET state = ?, node_id = NULL, updated_at = ?"
+                    " WHERE id = ? AND state = ? AND attempt = ?",
+                    (queued, now, row["job_id"], assigned, row["attempt"]))
+                if requeued.rowcount != 1:  # started or canceled meanwhile
+                    continue
+                conn.execute("UPDATE attempts SET state = 'expired' WHERE job_id = ? AND attempt = ?",
+                             (row["job_id"], row["attempt"]))
+                transition(conn, row["job_id"], now, assigned, queued, row["attempt"],
+                           row["node_id"], "lease expired before the node confirmed start")
+                expired.append(row["job_id"])
+        return expired
+
+    def mark_offline(self, timeout_s: float, *, now: float | None = None) -> list[str]:
+        """Silent nodes go offline; their running jobs become lost (never re-run automatically)."""
+        now = time.time() if now is None else now
+        lost = []
+        with self._tx(durable=False) as conn:
+            nodes = conn.execute("SELECT id FROM nodes WHERE status = ? AND last_heartbeat < ?",
+                                 (NodeStatus.ONLINE.value, now - timeout_s)).fetchall()
+            for node in nodes:
+                conn.execute("UPDATE nodes SET status = ? WHERE id = ?",
+                             (NodeStatus.OFFLINE.value, node["id"]))
+                after_commit(logging.WARNING, "node %s is offline: no heartbeat for %.0fs", node["id"],
+                             timeout_s, extra=fields(node=node["id"]))
+                for job in conn.execute("SELECT id, attempt FROM jobs WHERE node_id = ? AND state = ?",
+                                        (node["id"], JobState.RUNNING.value)).fetchall():
+                    if not end_lost(conn, job["id"], job["attempt"], now, ended_at=False):
+                        continue  # its result arrived meanwhile
+                    transition(conn, job["id"], now, JobState.RUNNING, JobState.LOST, job["attempt"],
+                               node["id"], "node stopped heartbeating")
+                    lost.append(job["id"])
+        return lost
+
+    def purge_finished(self, retention_days: int, *, now: float | None = None) -> int:
+        now = time.time() if now is None else now
+        with self._tx() as conn:
+            cur = conn.execute(f"DELETE FROM jobs WHERE state IN {_FINAL_STATES} AND finished_at < ?",
+                               (now - retention_days * 86400,))
+            count = cur.rowcount
+        if count:
+            log.info("removed %d finished job(s) older than %d days", count, retention_days)
+        return count

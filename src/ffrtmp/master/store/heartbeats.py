@@ -1,0 +1,84 @@
+"""A node's heartbeat: liveness and progress in, cancel requests and the drain flag out.
+
+It also reconciles: an attempt its live node stops listing ends ``lost`` after a grace.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from ffrtmp.contract import JobState, NodeStatus
+from ffrtmp.logs import fields
+from ffrtmp.master.store.records import end_lost, node_row, transition
+from ffrtmp.master.store.rows import Conn
+from ffrtmp.master.store.transactions import SqlCore, after_commit
+
+
+class HeartbeatsMixin(SqlCore):
+    def heartbeat(self, node_id: str, running: Sequence[dict[str, Any]], *,
+                  unlisted_after_s: float | None = None, now: float | None = None) -> dict[str, Any]:
+        """Record liveness and progress; return cancel requests and the drain flag.
+
+        With ``unlisted_after_s``, the node's running attempts are reconciled with ``running``.
+        """
+        now = time.time() if now is None else now
+        cancel: list[dict[str, Any]] = []
+        with self._tx(durable=False) as conn:
+            node = node_row(conn, node_id)
+            conn.execute("UPDATE nodes SET last_heartbeat = ?, status = ? WHERE id = ?",
+                         (now, NodeStatus.ONLINE.value, node_id))
+            if node["status"] == NodeStatus.OFFLINE:
+                after_commit(logging.INFO, "node %s is back online", node_id, extra=fields(node=node_id))
+            for item in running:
+                job = conn.execute(
+                    "SELECT j.id, j.cancel_requested, j.attempt AS current_attempt FROM jobs j"
+                    " JOIN attempts a ON a.job_id = j.id AND a.attempt = ?"
+                    " WHERE j.id = ? AND a.node_id = ?",
+                    (item["attempt"], item["job_id"], node_id)).fetchone()
+                if job is None or job["current_attempt"] != item["attempt"]:
+                    continue
+                if job["cancel_requested"]:
+                    cancel.append({"job_id": job["id"], "attempt": item["attempt"]})
+                if item.get("progress") is not None:
+                    conn.execute("UPDATE jobs SET progress = ? WHERE id = ?",
+                                 (json.dumps(item["progress"]), job["id"]))
+            if unlisted_after_s is not None:
+                _reconcile(conn, node_id, running, unlisted_after_s, now)
+        return {"cancel": cancel, "drain": bool(node["draining"])}
+
+
+def _reconcile(conn: Conn, node_id: str, running: Sequence[dict[str, Any]],
+               after_s: float, now: float) -> None:
+    """A running attempt its live node has stopped listing for ``after_s`` ends ``lost``.
+
+    The clock starts at the first heartbeat that leaves it out (kept in the attempt, so it
+    survives master restarts and works across masters) and stops when it is listed again:
+    one heartbeat never ends an attempt. Assigned attempts keep their lease instead: never
+    confirmed, they go back to the queue.
+    """
+    listed = {(item["job_id"], item["attempt"]) for item in running}
+    rows = conn.execute(
+        "SELECT a.job_id, a.attempt, a.unlisted_since FROM attempts a"
+        " JOIN jobs j ON j.id = a.job_id AND j.attempt = a.attempt"
+        " WHERE a.node_id = ? AND a.state = ? AND j.state = ?",
+        (node_id, JobState.RUNNING.value, JobState.RUNNING.value)).fetchall()
+    for row in rows:
+        key = (row["job_id"], row["attempt"])
+        since = row["unlisted_since"]
+        if (key in listed) != (since is None):  # listed again, or left out for the first time
+            conn.execute("UPDATE attempts SET unlisted_since = ? WHERE job_id = ? AND attempt = ?",
+                         (None if key in listed else now, *key))
+        if key in listed or since is None or now - since <= after_s:
+            continue
+        if not end_lost(conn, row["job_id"], row["attempt"], now, ended_at=True):
+            continue
+        transition(conn, row["job_id"], now, JobState.RUNNING, JobState.LOST, row["attempt"], node_id,
+                   f"node no longer knows this attempt: not in its heartbeats for {now - since:.0f}s")
+        after_commit(logging.WARNING, "job %s: its node no longer knows attempt %d; ended as lost",
+                     row["job_id"], row["attempt"],
+                     extra=fields(job=row["job_id"], node=node_id, attempt=row["attempt"]))
+
