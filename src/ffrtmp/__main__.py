@@ -1,3 +1,3 @@
-from ffrtmp.cli import run
+from ffrtmp.cli.main import run
 
 run()

@@ -27,7 +27,7 @@ from ffrtmp.settings import (
     CliSettings,
     MasterSettings,
 )
-from ffrtmp.settings_base import SettingsBase
+from ffrtmp.settings.base import SettingsBase
 
 EX_CONFIG = 78
 

@@ -24,7 +24,8 @@ from typing import Any
 import pytest
 import requests
 
-from ffrtmp import cli
+from ffrtmp.cli import main as cli
+from ffrtmp.cli.context import Env
 from tests.conftest import (
     ENROLL_TOKEN,
     OPERATOR_TOKEN,
@@ -48,9 +49,9 @@ class Run:
         return json.loads(self.out)
 
 
-def run_cli(argv: list[str], environ: dict[str, str]) -> Run:
+def run_cli(argv: list[str], environ: dict[str, str], stdin: str = "") -> Run:
     out, err = io.StringIO(), io.StringIO()
-    status = cli.main(argv, env=cli.Env(stdout=out, stderr=err, environ=environ))
+    status = cli.main(argv, env=Env(stdout=out, stderr=err, environ=environ, stdin=io.StringIO(stdin)))
     return Run(status, out.getvalue(), err.getvalue())
 
 
@@ -72,8 +73,8 @@ class Ops:
     def __post_init__(self) -> None:
         self.session = closing_session(self.master)
 
-    def __call__(self, *argv: str, expect: int = 0) -> Run:
-        result = run_cli(list(argv), self.environ)
+    def __call__(self, *argv: str, expect: int = 0, stdin: str = "") -> Run:
+        result = run_cli(list(argv), self.environ, stdin)
         assert result.status == expect, result
         return result
 
@@ -189,8 +190,7 @@ def test_submit_with_flags_prints_the_id_and_show_prints_the_api_object(ops: Ops
     assert table.startswith(f"job {job_id}: queued\n") and "live / high" in table
 
 
-def test_submit_from_a_spec_file_and_from_stdin(ops: Ops, master: MasterProcess, tmp_path: Path,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_submit_from_a_spec_file_and_from_stdin(ops: Ops, master: MasterProcess, tmp_path: Path) -> None:
     media = master.env["FFRTMP_MEDIA_ROOTS"]
     spec = {"input": TESTSRC,
             "outputs": [{"url": f"file://{media}/out/demo-720p.mp4", "preset": "h264-720p"},
@@ -204,8 +204,7 @@ def test_submit_from_a_spec_file_and_from_stdin(ops: Ops, master: MasterProcess,
     assert from_file == ops.api("GET", f"/api/v1/jobs/{from_file['job']['id']}")
     assert from_file["job"]["spec"]["outputs"][1]["video_bitrate"] == "900k"
 
-    monkeypatch.setattr(sys, "stdin", io.StringIO(json.dumps({**spec, "intent": "piped"})))
-    piped = ops("jobs", "submit", "--spec", "-").out.strip()
+    piped = ops("jobs", "submit", "--spec", "-", stdin=json.dumps({**spec, "intent": "piped"})).out.strip()
     assert ops.api("GET", f"/api/v1/jobs/{piped}")["job"]["intent"] == "piped"
 
 
@@ -257,7 +256,7 @@ def test_logs_prints_the_tail_of_the_last_attempt(ops: Ops, master: MasterProces
 def test_watch_follows_progress_and_exits_0_when_the_job_succeeds(ops: Ops, master: MasterProcess) -> None:
     job_id = ops.submit()
     out, err = io.StringIO(), io.StringIO()
-    env = cli.Env(stdout=out, stderr=err, environ=ops.environ)
+    env = Env(stdout=out, stderr=err, environ=ops.environ)
     thread, done = in_thread(lambda: Run(cli.main(["jobs", "watch", job_id], env=env), "", ""))
     wait_until(err.getvalue, 20, "watch to print the queued job")
     node = Node(master, "watched")
@@ -277,7 +276,7 @@ def test_watch_follows_progress_and_exits_0_when_the_job_succeeds(ops: Ops, mast
 
 def test_submit_watch_exits_1_when_the_job_fails(ops: Ops, master: MasterProcess) -> None:
     out, err = io.StringIO(), io.StringIO()
-    env = cli.Env(stdout=out, stderr=err, environ=ops.environ)
+    env = Env(stdout=out, stderr=err, environ=ops.environ)
     argv = ["jobs", "submit", "--input", TESTSRC, "--output", "rtmp://127.0.0.1/live/f", "--watch", "--json"]
     thread, done = in_thread(lambda: Run(cli.main(argv, env=env), "", ""))
     node = Node(master, "failing")
@@ -441,7 +440,7 @@ def test_a_broken_pipe_while_writing_is_status_1_without_a_message(
     monkeypatch.setattr(cli, "_silence_stdout", lambda: silenced.append(True))
     ops.submit()
     err = io.StringIO()
-    status = cli.main(["jobs", "list"], env=cli.Env(stdout=ClosedPipe(), stderr=err, environ=ops.environ))
+    status = cli.main(["jobs", "list"], env=Env(stdout=ClosedPipe(), stderr=err, environ=ops.environ))
     assert status == 1 and err.getvalue() == "" and silenced == [True]
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from ffrtmp import config, settings_codegen
-from ffrtmp.settings import MasterSettings
+from ffrtmp import config
+from ffrtmp.settings import MasterSettings, codegen
 from tests.conftest import ENROLL_TOKEN, OPERATOR_TOKEN, master_env
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
@@ -226,8 +226,8 @@ def test_configuration_doc_embeds_the_generated_table() -> None:
 
 
 def test_the_settings_classes_are_generated_from_the_table() -> None:
-    assert settings_codegen.MODULE.read_text(encoding="utf-8") == settings_codegen.source(), (
-        "regenerate with: python -m ffrtmp.settings_codegen")
+    assert codegen.MODULE.read_text(encoding="utf-8") == codegen.source(), (
+        "regenerate with: python -m ffrtmp.settings.codegen")
 
 
 def test_each_process_gets_its_own_typed_class(tmp_path: Path) -> None:

@@ -8,74 +8,40 @@ never imports requests. Known errors become one line on stderr and a named statu
 from __future__ import annotations
 
 import argparse
-import enum
-import importlib
 import os
 import signal
 import sys
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, TextIO
+from collections.abc import Sequence
+from typing import Any
 
 from ffrtmp import __version__, config
+from ffrtmp.cli.context import CliError, Env, ExitStatus
 
-
-class ExitStatus(enum.IntEnum):
-    OK = 0
-    ERROR = 1
-    USAGE = 2
-    AUTH = 4
-    CONFIG = config.EX_CONFIG
-    INTERRUPTED = 130
-
-
-@dataclass
-class Env:
-    """The process's surroundings, injectable by tests."""
-
-    stdout: TextIO = field(default_factory=lambda: sys.stdout)
-    stderr: TextIO = field(default_factory=lambda: sys.stderr)
-    environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
-
-    @property
-    def interactive(self) -> bool:
-        return hasattr(self.stderr, "isatty") and self.stderr.isatty()
-
-
-class CliError(Exception):
-    """An error to show as one line, with the status to exit with."""
-
-    def __init__(self, message: str, status: ExitStatus = ExitStatus.ERROR) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-# name -> (module, function, summary); imported only when chosen
-COMMANDS: dict[str, tuple[str, str, str]] = {
-    "master": ("ffrtmp.master.serve", "main", "run the master (gunicorn, in this process)"),
-    "agent": ("ffrtmp.agent.main", "main", "run a worker agent"),
+# the daemons and the wrapper's commands, with their summaries; each is imported only when chosen
+COMMANDS: dict[str, str] = {
+    config.MASTER: "run the master (gunicorn, in this process)",
+    config.AGENT: "run a worker agent",
 }
-WRAPPER = {
-    "run": ("ffrtmp.wrapper.run", "start a workload and record its result"),
-    "attach": ("ffrtmp.wrapper.attach", "observe a running workload to completion"),
+WRAPPER: dict[str, str] = {
+    "run": "start a workload and record its result",
+    "attach": "observe a running workload to completion",
 }
-
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ffrtmp", description="A managed FFmpeg transcoding farm.")
     parser.add_argument("--version", action="version", version=f"ffrtmp {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name, (_, _, summary) in COMMANDS.items():
+    for name, summary in COMMANDS.items():
         p = sub.add_parser(name, help=summary, description=summary)
         config.add_arguments(p, name)
     wrapper = sub.add_parser("wrapper", help="the per-job wrapper (run | attach)")
     wsub = wrapper.add_subparsers(dest="wrapper_command", metavar="run|attach", required=True)
-    for name, (_, summary) in WRAPPER.items():
+    for name, summary in WRAPPER.items():
         wsub.add_parser(name, help=summary, add_help=False)
-    from ffrtmp import control
+    from ffrtmp.cli import commands
 
-    control.add_parsers(sub)
+    commands.add_parsers(sub)
     return parser
 
 
@@ -83,8 +49,7 @@ def main(argv: Sequence[str] | None = None, env: Env | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     env = env or Env()
     if argv[:1] == ["wrapper"] and len(argv) > 1 and argv[1] in WRAPPER:
-        module = importlib.import_module(WRAPPER[argv[1]][0])
-        return int(module.main(argv[2:]))
+        return _wrapper(argv[1], argv[2:])
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -111,11 +76,29 @@ def main(argv: Sequence[str] | None = None, env: Env | None = None) -> int:
         return int(ExitStatus.ERROR)
 
 
+def _wrapper(command: str, argv: list[str]) -> int:
+    """The wrapper parses its own arguments: it runs per job and must start fast."""
+    if command == "run":
+        from ffrtmp.wrapper.run import main as run_workload
+
+        return run_workload(argv)
+    from ffrtmp.wrapper.attach import main as attach_workload
+
+    return attach_workload(argv)
+
+
 def _dispatch(args: argparse.Namespace, env: Env) -> int:
-    if args.command in COMMANDS:
-        module, func, _ = COMMANDS[args.command]
-        settings = config.load(args.command, args, env.environ)
-        return int(getattr(importlib.import_module(module), func)(settings))
+    """A daemon's settings are resolved before its heavy imports: a bad one stops it at once."""
+    if args.command == config.MASTER:
+        master = config.load(config.MASTER, args, env.environ)
+        from ffrtmp.master.serve import main as serve_master
+
+        return serve_master(master)
+    if args.command == config.AGENT:
+        agent = config.load(config.AGENT, args, env.environ)
+        from ffrtmp.agent.main import main as run_agent
+
+        return run_agent(agent)
     handler: Any = args.handler
     return int(handler(args, env))
 

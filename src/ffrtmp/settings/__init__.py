@@ -1,13 +1,13 @@
 """The typed, frozen settings of each process, as ``ffrtmp.config.load`` returns them.
 
-Generated from ``ffrtmp.config.SETTINGS`` and ``SECRETS`` by ``python -m ffrtmp.settings_codegen``;
+Generated from ``ffrtmp.config.SETTINGS`` and ``SECRETS`` by ``python -m ffrtmp.settings.codegen``;
 do not edit (a unit test fails while this file is stale). ``<Process>Config`` holds the table's
 values; ``<Process>Settings`` adds the secrets read from the token files.
 """
 
 from __future__ import annotations
 
-from ffrtmp.settings_base import SettingsBase, settings_class
+from ffrtmp.settings.base import SettingsBase, settings_class
 
 
 @settings_class

@@ -1,6 +1,6 @@
 """Write the code and the docs that the settings table generates, so they cannot drift from it.
 
-``python -m ffrtmp.settings_codegen`` rewrites ``src/ffrtmp/settings.py`` (one frozen,
+``python -m ffrtmp.settings.codegen`` rewrites ``src/ffrtmp/settings/__init__.py`` (one frozen,
 typed dataclass per process) and the table in ``docs/configuration.md``; unit tests fail
 while either is stale. A field's type is its parser's return annotation.
 """
@@ -12,20 +12,20 @@ from pathlib import Path
 
 from ffrtmp import config
 
-MODULE = Path(__file__).with_name("settings.py")
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
+MODULE = Path(__file__).with_name("__init__.py")
+DOCS = Path(__file__).resolve().parents[3] / "docs" / "configuration.md"
 DOC_BEGIN, DOC_END = "<!-- settings:begin -->\n", "<!-- settings:end -->"
 
 HEADER = '''"""The typed, frozen settings of each process, as ``ffrtmp.config.load`` returns them.
 
-Generated from ``ffrtmp.config.SETTINGS`` and ``SECRETS`` by ``python -m ffrtmp.settings_codegen``;
+Generated from ``ffrtmp.config.SETTINGS`` and ``SECRETS`` by ``python -m ffrtmp.settings.codegen``;
 do not edit (a unit test fails while this file is stale). ``<Process>Config`` holds the table's
 values; ``<Process>Settings`` adds the secrets read from the token files.
 """
 
 from __future__ import annotations
 
-from ffrtmp.settings_base import SettingsBase, settings_class
+from ffrtmp.settings.base import SettingsBase, settings_class
 '''
 
 
@@ -55,7 +55,7 @@ def _mapping(name: str, suffix: str) -> str:
 
 
 def source() -> str:
-    """The text ``src/ffrtmp/settings.py`` must hold."""
+    """The text ``src/ffrtmp/settings/__init__.py`` must hold."""
     classes = "".join(_process_classes(p) for p in config.PROCESSES)
     return (HEADER + classes + "\n\n" + _mapping("CONFIG_CLASSES", "Config") + "\n"
             + _mapping("SETTINGS_CLASSES", "Settings"))

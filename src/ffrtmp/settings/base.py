@@ -1,4 +1,4 @@
-"""What the generated settings classes of every process share (see ``ffrtmp.settings``).
+"""What the generated settings classes of every process share (``ffrtmp.settings``).
 
 They are frozen, so no code path can change a process's settings after start; ``replace``
 makes the changed copy tests need; and their repr masks the secrets, so a logged or printed

@@ -1,0 +1,160 @@
+"""Operator commands: ``ffrtmp jobs …`` and ``ffrtmp nodes …`` against the master's API.
+
+Most commands are one request and a rendering of its answer, so they are rows of a table
+(``JOB_REQUESTS``, ``NODE_REQUESTS``); ``jobs submit`` and ``jobs watch`` are written out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from ffrtmp.cli import render
+from ffrtmp.cli.connection import Api
+from ffrtmp.cli.context import Env
+from ffrtmp.cli.submit import add_submit_options, spec_from_args
+from ffrtmp.contract import AT_REST, JobState, Queue
+
+Handler = Callable[[argparse.Namespace, Env], int]
+QUEUES = [q.value for q in Queue]  # plain strings: argparse shows the repr of each choice
+
+
+@dataclass(frozen=True)
+class Request:
+    """A command that is one API request and a rendering of its answer."""
+
+    action: str
+    help: str
+    method: str
+    path: str  # formatted with the parsed arguments
+    render: Callable[[Any, argparse.Namespace], str]
+    target: str | None = None  # the positional argument the path names
+    options: Callable[[argparse.ArgumentParser], None] | None = None
+    params: Callable[[argparse.Namespace], dict[str, Any]] | None = None
+
+
+def _list_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--state", help="comma-separated states")
+    p.add_argument("--queue", choices=QUEUES)
+    p.add_argument("--node", help="node id")
+    p.add_argument("--limit", type=int, default=100, help="at most this many (1-500)")
+    p.add_argument("--cursor", type=int, help="continue from a previous page's next_cursor")
+
+
+def _list_params(args: argparse.Namespace) -> dict[str, Any]:
+    given = {k: getattr(args, k) for k in ("state", "queue", "node", "limit", "cursor")}
+    return {k: v for k, v in given.items() if v is not None}
+
+
+JOB_REQUESTS = (
+    Request("list", "list jobs, newest first", "GET", "/api/v1/jobs",
+            lambda data, args: render.job_rows(data["jobs"]), options=_list_options, params=_list_params),
+    Request("show", "show a job with its attempts and history", "GET", "/api/v1/jobs/{job_id}",
+            lambda data, args: render.job_detail(data["job"]), "job_id"),
+    Request("cancel", "cancel a job", "POST", "/api/v1/jobs/{job_id}/cancel",
+            lambda data, args: render.canceled(data["job"]), "job_id"),
+    Request("retry", "run a failed, canceled or lost job again", "POST", "/api/v1/jobs/{job_id}/retry",
+            lambda data, args: render.job_state(data["job"]), "job_id"),
+    Request("logs", "print the log tail of a job's last attempt", "GET", "/api/v1/jobs/{job_id}/logs",
+            lambda data, args: render.log_tail(data), "job_id"),
+)
+NODE_REQUESTS = (
+    Request("list", "list nodes", "GET", "/api/v1/nodes", lambda data, args: render.node_rows(data["nodes"])),
+    Request("show", "show a node", "GET", "/api/v1/nodes/{node_id}",
+            lambda data, args: render.node_detail(data["node"]), "node_id"),
+    Request("drain", "stop giving a node new jobs", "POST", "/api/v1/nodes/{node_id}/drain",
+            lambda data, args: f"{args.node_id}: draining\n", "node_id"),
+    Request("undrain", "give a drained node jobs again", "POST", "/api/v1/nodes/{node_id}/undrain",
+            lambda data, args: f"{args.node_id}: accepting jobs\n", "node_id"),
+    Request("remove", "forget a node with no running jobs", "DELETE", "/api/v1/nodes/{node_id}",
+            lambda data, args: f"{args.node_id}: removed\n", "node_id"),
+)
+
+
+def requested(request: Request, args: argparse.Namespace, env: Env) -> int:
+    params = request.params(args) if request.params else None
+    data = Api.connect(args, env).call(request.method, request.path.format_map(vars(args)), params=params)
+    render.emit(env, args, data, partial(request.render, data, args))
+    return 0
+
+
+def submit(args: argparse.Namespace, env: Env) -> int:
+    spec = spec_from_args(args, env)  # usage errors first, before any token is needed
+    api = Api.connect(args, env)
+    job = api.call("POST", "/api/v1/jobs", spec)["job"]
+    if args.watch:
+        env.stderr.write(f"submitted {job['id']}\n")
+        return _watch(api, job["id"], args, env)
+    render.emit(env, args, {"job": job}, lambda: f"{job['id']}\n")
+    return 0
+
+
+def watch(args: argparse.Namespace, env: Env) -> int:
+    return _watch(Api.connect(args, env), args.job_id, args, env)
+
+
+def _watch(api: Api, job_id: str, args: argparse.Namespace, env: Env) -> int:
+    """Follow a job until it is at rest; exit 0 only when it succeeded."""
+    last = ""
+    while True:
+        job = api.call("GET", f"/api/v1/jobs/{job_id}")["job"]
+        line = render.bar(job)
+        if env.interactive:
+            env.stderr.write("\r" + line.ljust(len(last)))
+        elif line != last:
+            env.stderr.write(line + "\n")
+        env.stderr.flush()
+        last = line
+        if job["state"] in AT_REST:
+            if env.interactive:
+                env.stderr.write("\n")
+            render.emit(env, args, {"job": job}, partial(render.job_detail, job))
+            return 0 if job["state"] == JobState.SUCCEEDED else 1
+        time.sleep(1)
+
+
+# --- parsers ---
+
+if TYPE_CHECKING:  # generic only in typeshed: argparse's own class takes no subscript
+    SubParsers = argparse._SubParsersAction[argparse.ArgumentParser]
+
+
+def add_parsers(sub: SubParsers) -> None:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--master-url", help="master API URL (env FFRTMP_MASTER_URL)")
+    common.add_argument("--api-token-file", "--token-file", dest="token_file",
+                        help="file holding an operator token "
+                        "(env FFRTMP_API_TOKEN, FFRTMP_API_TOKEN_FILE)")
+    common.add_argument("--ca-file", help="CA bundle to verify the master (env FFRTMP_CA_FILE)")
+    common.add_argument("--json", action="store_true", help="print the API's JSON")
+    jobs = _noun(sub, "jobs", "submit and follow jobs")
+    p = jobs.add_parser("submit", parents=[common], help="submit a job")
+    add_submit_options(p, QUEUES)
+    p.set_defaults(handler=submit)
+    _add_requests(jobs, JOB_REQUESTS, common)
+    p = jobs.add_parser("watch", parents=[common], help="follow a job with a progress bar")
+    p.add_argument("job_id")
+    p.set_defaults(handler=watch)
+    _add_requests(_noun(sub, "nodes", "inspect and drain nodes"), NODE_REQUESTS, common)
+
+
+def _noun(sub: SubParsers, name: str, text: str) -> SubParsers:
+    parser = sub.add_parser(name, help=text)
+    actions: SubParsers = parser.add_subparsers(dest=f"{name}_command", metavar="ACTION", required=True)
+    return actions
+
+
+def _add_requests(actions: SubParsers, requests: tuple[Request, ...],
+                  common: argparse.ArgumentParser) -> None:
+    for request in requests:
+        p = actions.add_parser(request.action, parents=[common], help=request.help)
+        if request.target:
+            p.add_argument(request.target)
+        if request.options:
+            request.options(p)
+        handler: Handler = partial(requested, request)
+        p.set_defaults(handler=handler)
