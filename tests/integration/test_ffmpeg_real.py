@@ -15,14 +15,14 @@ import psutil
 import pytest
 
 from ffrtmp.agent import ffmpeg
+from ffrtmp.agent.argv import build_argv
 from ffrtmp.agent.ffmpeg import (
-    build_argv,
     discover_capabilities,
     is_hardware_encoder,
-    output_dirs,
     probe_duration_s,
     read_progress,
 )
+from ffrtmp.agent.outputs import output_dirs
 from ffrtmp.jobspec import JobSpec, parse
 from tests.helpers import free_port, wait_until
 

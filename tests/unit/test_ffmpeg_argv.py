@@ -9,15 +9,10 @@ from typing import Any
 
 import pytest
 
-from ffrtmp.agent import ffmpeg
-from ffrtmp.agent.ffmpeg import (
-    Capabilities,
-    Progress,
-    build_argv,
-    discover_capabilities,
-    output_dirs,
-    read_progress,
-)
+from ffrtmp.agent import ffmpeg, outputs
+from ffrtmp.agent.argv import build_argv
+from ffrtmp.agent.ffmpeg import Capabilities, Progress, discover_capabilities, read_progress
+from ffrtmp.agent.outputs import output_dirs
 from ffrtmp.jobspec import parse
 
 ROOTS = ["/srv/media"]
@@ -294,7 +289,7 @@ def test_probe_without_ffprobe(tmp_path: Path) -> None:
 
 
 def test_realtime_testsrc_is_paced_like_a_camera() -> None:
-    from ffrtmp.agent.ffmpeg import build_argv
+    from ffrtmp.agent.argv import build_argv
     from ffrtmp.jobspec import parse
 
     spec = parse({"input": "testsrc://?duration=5&realtime=1",
@@ -317,14 +312,14 @@ def test_files_and_vod_playlists_are_staged_live_playlists_and_pushes_are_not() 
     assert argv[-1] == "/srv/media/hls/.a.m3u8.j-1.2.part"
     assert "/srv/media/hls/a_%05d.ts" in argv  # segments keep the names the playlist uses
     assert "/srv/media/out/.a.mp4.j-1.2.part" in argv and "/srv/media/out/a.mp4" not in argv
-    assert ffmpeg.staged_outputs(vod) == ["/srv/media/out/a.mp4", "/srv/media/hls/a.m3u8"]
+    assert outputs.staged_outputs(vod) == ["/srv/media/out/a.mp4", "/srv/media/hls/a.m3u8"]
     live = parse({"input": "rtmp://in.example.com/app/key",
                   "outputs": [{"url": "rtmp://out.example.com/app/key", "preset": "copy"},
                               {"url": "/srv/media/live/key.m3u8", "preset": "copy"},
                               {"url": "/srv/media/live/key.mkv", "preset": "copy"}]}, ROOTS)
     argv = build_argv(live, progress_path=PROGRESS, stage="j-1.1")
     assert "rtmp://out.example.com/app/key" in argv and "/srv/media/live/key.m3u8" in argv
-    assert ffmpeg.staged_outputs(live) == ["/srv/media/live/key.mkv"]
+    assert outputs.staged_outputs(live) == ["/srv/media/live/key.mkv"]
 
 
 def test_settling_publishes_or_removes_and_can_be_repeated(tmp_path: Path) -> None:
@@ -333,12 +328,12 @@ def test_settling_publishes_or_removes_and_can_be_repeated(tmp_path: Path) -> No
                               {"url": f"{tmp_path}/b.mkv", "preset": "copy"}]},
                  [str(tmp_path)], check_filesystem=False)
     for name in ("a.mp4", "b.mkv"):
-        Path(ffmpeg.staging_path(str(tmp_path / name), "j.1")).write_text(name)
-        Path(ffmpeg.staging_path(str(tmp_path / name), "j.2")).write_text("failed attempt")
-    assert ffmpeg.settle_outputs(spec, "j.2", succeeded=False) == []
-    assert ffmpeg.settle_outputs(spec, "j.1", succeeded=True) == [str(tmp_path / "a.mp4"),
+        Path(outputs.staging_path(str(tmp_path / name), "j.1")).write_text(name)
+        Path(outputs.staging_path(str(tmp_path / name), "j.2")).write_text("failed attempt")
+    assert outputs.settle_outputs(spec, "j.2", succeeded=False) == []
+    assert outputs.settle_outputs(spec, "j.1", succeeded=True) == [str(tmp_path / "a.mp4"),
                                                                   str(tmp_path / "b.mkv")]
-    assert ffmpeg.settle_outputs(spec, "j.1", succeeded=True) == []  # a crash, then again
-    assert ffmpeg.settle_outputs(spec, "j.1", succeeded=False) == []  # never removes a final
+    assert outputs.settle_outputs(spec, "j.1", succeeded=True) == []  # a crash, then again
+    assert outputs.settle_outputs(spec, "j.1", succeeded=False) == []  # never removes a final
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mp4", "b.mkv"]
     assert (tmp_path / "a.mp4").read_text() == "a.mp4"

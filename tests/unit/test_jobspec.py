@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from ffrtmp import jobspec
-from ffrtmp.jobspec import JobSpec, Limits, SpecError, parse
+from ffrtmp.jobspec import FileSource, JobSpec, Limits, SpecError, parse
 
 ROOTS = ["/srv/media"]
 
@@ -57,7 +57,8 @@ def test_design_example_verbatim() -> None:
 
 def test_defaults() -> None:
     spec = parse(minimal(), ROOTS)
-    assert spec == JobSpec(input="/srv/media/in/movie.mov", input_kind="file",
+    assert spec == JobSpec(source=FileSource(url="/srv/media/in/movie.mov",
+                                             path="/srv/media/in/movie.mov"),
                            outputs=spec.outputs, queue="default", priority="medium",
                            requires=(), limits=Limits(), duration_s=None, intent=None)
     assert spec.expected_duration_s() is None

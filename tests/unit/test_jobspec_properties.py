@@ -10,8 +10,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ffrtmp import jobspec
-from ffrtmp.agent.ffmpeg import build_argv
+from ffrtmp.agent.argv import build_argv
+from ffrtmp.contract import Priority, Queue
 from ffrtmp.jobspec import JobSpec, SpecError, local_path, parse
+
+QUEUES, PRIORITIES = tuple(Queue), tuple(Priority)
 
 ROOTS = ("/srv/media", "/data/ingest")  # absent on the test host: the lexical check applies
 FIELDS = ("input", "outputs", "queue", "priority", "requires", "limits", "duration_s", "intent",
@@ -82,8 +85,8 @@ def specs(draw: st.DrawFn) -> dict[str, Any]:
     doc: dict[str, Any] = {"input": draw(inputs),
                            "outputs": draw(st.lists(outputs(), min_size=1, max_size=4))}
     optional = {
-        "queue": st.sampled_from(jobspec.QUEUES),
-        "priority": st.sampled_from(jobspec.PRIORITIES),
+        "queue": st.sampled_from(QUEUES),
+        "priority": st.sampled_from(PRIORITIES),
         "requires": st.lists(st.sampled_from(["h264_nvenc", "cuda", "vaapi"]), max_size=3),
         "limits": st.none() | st.fixed_dictionaries({}, optional={
             "cpu_max": st.sampled_from(["max", "50000 100000", None]),
@@ -128,8 +131,8 @@ def _inside_roots(path: str) -> bool:
 
 def check_accepted(spec: JobSpec) -> None:
     assert 1 <= len(spec.outputs) <= jobspec.MAX_OUTPUTS
-    assert spec.queue in jobspec.QUEUES
-    assert spec.priority in jobspec.PRIORITIES
+    assert spec.queue in QUEUES
+    assert spec.priority in PRIORITIES
     assert spec.input_kind in ("file", "url", "testsrc")
     if spec.input_kind == "file":
         assert _inside_roots(local_path(spec.input))

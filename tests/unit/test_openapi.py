@@ -20,7 +20,8 @@ from openapi_spec_validator import validate as validate_spec
 from werkzeug.test import EnvironBuilder, TestResponse
 
 from ffrtmp import jobspec
-from ffrtmp.master.api import agents, jobs
+from ffrtmp.contract import JobState, Priority, Queue
+from ffrtmp.master.api import agents
 from tests.conftest import ENROLL_TOKEN, OPERATOR_TOKEN, Api
 from tests.conftest import register as register_node
 
@@ -174,10 +175,10 @@ def test_jobspec_schema_mirrors_the_jobspec_module() -> None:
     assert tuple(schemas["CanonicalOutput"]["properties"]) == jobspec._OUTPUT_FIELDS
     assert tuple(schemas["Limits"]["properties"]) == jobspec._LIMIT_FIELDS
     assert schemas["Preset"]["enum"] == list(jobspec.PRESETS)
-    assert schemas["Queue"]["enum"] == list(jobspec.QUEUES)
-    assert schemas["Priority"]["enum"] == list(jobspec.PRIORITIES)
+    assert schemas["Queue"]["enum"] == list(Queue)
+    assert schemas["Priority"]["enum"] == list(Priority)
     assert schemas["EncoderPreset"]["enum"] == list(jobspec.ENCODER_PRESETS)
-    assert schemas["JobState"]["enum"] == list(jobs.STATES)
+    assert schemas["JobState"]["enum"] == list(JobState)
     for name, preset in jobspec.PRESETS.items():  # the preset table in the description
         row = next(line for line in schemas["Preset"]["description"].splitlines()
                    if line.startswith(f"| {name} |"))

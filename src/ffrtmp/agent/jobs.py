@@ -34,7 +34,9 @@ from pathlib import Path
 from typing import Any
 
 from ffrtmp import jobspec
-from ffrtmp.agent.ffmpeg import build_argv, probe_duration_s, read_progress, settle_outputs
+from ffrtmp.agent.argv import build_argv
+from ffrtmp.agent.ffmpeg import probe_duration_s, read_progress
+from ffrtmp.agent.outputs import output_dirs, settle_outputs
 from ffrtmp.jobspec import JobSpec
 from ffrtmp.logs import fields
 from ffrtmp.wrapper import procinfo
@@ -119,8 +121,8 @@ class LocalJob:
 def expected_duration_s(spec: JobSpec) -> float | None:
     """The output's length when known, for progress percentages (ffprobe for file inputs)."""
     known = spec.expected_duration_s()
-    if known is None and spec.input_kind == "file":
-        known = probe_duration_s(spec.input.removeprefix("file://"))
+    if known is None and spec.source.local_path is not None:
+        known = probe_duration_s(spec.source.local_path)
     return known
 
 
@@ -167,9 +169,8 @@ class JobTable:
 
     def launch(self, job: LocalJob, spec: JobSpec) -> None:
         """Start ``ffrtmp wrapper run`` in its own session; it outlives this agent."""
-        for output in spec.outputs:
-            if output.kind in ("file", "hls"):
-                Path(output.url.removeprefix("file://")).parent.mkdir(parents=True, exist_ok=True)
+        for directory in output_dirs(spec):
+            Path(directory).mkdir(parents=True, exist_ok=True)
         argv = build_argv(spec, progress_path=str(job.file("progress.txt")), stage=job.dir.name)
         memory = spec.limits.memory_max
         job.child = self._spawn(job, mode="run", intent=spec.intent, cpu_max=spec.limits.cpu_max,

@@ -1,17 +1,22 @@
-"""Request bodies and query strings: known fields of known types, or a 400/422 naming the field."""
+"""Request bodies and query strings: known fields of known types, or a 400/422 naming the field.
+
+The field checks themselves are ``ffrtmp.validation``, shared with the job spec; this is the
+Flask side: reading the request, and turning a FieldError into the API's 422.
+"""
 
 from __future__ import annotations
 
 import json
 import math
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any, NoReturn
+from collections.abc import Mapping
+from typing import Any, NoReturn, overload
 
 from flask import request
 
+from ffrtmp import validation
 from ffrtmp.master.errors import ApiError, Invalid
+from ffrtmp.validation import Field, FieldError
 
 MAX_DEPTH = 32  # no request the API knows nests deeper than a handful of levels
 _TOO_DEEP = f"body is nested too deeply (at most {MAX_DEPTH} levels)"
@@ -81,6 +86,10 @@ def query_text(name: str) -> str | None:
     return raw
 
 
+@overload
+def query_int(name: str, default: int, low: int, high: int) -> int: ...
+@overload
+def query_int(name: str, default: None, low: int, high: int) -> int | None: ...
 def query_int(name: str, default: int | None, low: int, high: int) -> int | None:
     """An integer query parameter: malformed is 400 (like a body that is not JSON), out of range 422."""
     raw = request.args.get(name)
@@ -95,143 +104,9 @@ def query_int(name: str, default: int | None, low: int, high: int) -> int | None
     return value
 
 
-@dataclass(frozen=True)
-class Field:
-    kind: Callable[[Any, str], Any]
-    required: bool = False
-    default: Any = None
-
-
-def fields_of(body: Mapping[str, Any], schema: Mapping[str, Field], prefix: str = "") -> dict[str, Any]:
-    unknown = sorted(set(body) - set(schema))
-    if unknown:
-        raise Invalid(prefix + unknown[0], "unknown field")
-    out = {}
-    for name, f in schema.items():
-        path = prefix + name
-        if name not in body or body[name] is None:
-            if f.required:
-                raise Invalid(path, "is required")
-            out[name] = f.default
-            continue
-        out[name] = f.kind(body[name], path)
-    return out
-
-
-# --- field kinds: each checks one value and returns it ---
-
-_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
-_TOKEN = re.compile(r"[A-Za-z0-9_.-]{1,128}")
-
-
-def integer(low: int, high: int) -> Callable[[Any, str], int]:
-    def check(value: Any, path: str) -> int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise Invalid(path, "must be an integer")
-        if not low <= value <= high:
-            raise Invalid(path, f"must be between {low} and {high}")
-        return value
-
-    return check
-
-
-def number(low: float, high: float) -> Callable[[Any, str], float]:
-    def check(value: Any, path: str) -> float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise Invalid(path, "must be a number")
-        if not low <= value <= high:
-            raise Invalid(path, f"must be between {low} and {high}")
-        return float(value)
-
-    return check
-
-
-def boolean(value: Any, path: str) -> bool:
-    if not isinstance(value, bool):
-        raise Invalid(path, "must be true or false")
-    return value
-
-
-def text(max_len: int) -> Callable[[Any, str], str]:
-    def check(value: Any, path: str) -> str:
-        if not isinstance(value, str):
-            raise Invalid(path, "must be a string")
-        if len(value) > max_len:
-            raise Invalid(path, f"must be at most {max_len} characters")
-        return value
-
-    return check
-
-
-def name(value: Any, path: str) -> str:
-    if not isinstance(value, str) or not _NAME.fullmatch(value):
-        raise Invalid(path, "must be 1-128 characters of letters, digits and _.:-")
-    return value
-
-
-def one_of(*choices: str) -> Callable[[Any, str], str]:
-    def check(value: Any, path: str) -> str:
-        if value not in choices:
-            raise Invalid(path, f"must be one of {', '.join(choices)}")
-        return value
-
-    return check
-
-
-def names(max_items: int) -> Callable[[Any, str], list[str]]:
-    def check(value: Any, path: str) -> list[str]:
-        if not isinstance(value, list):
-            raise Invalid(path, "must be a list of names")
-        if len(value) > max_items:
-            raise Invalid(path, f"must have at most {max_items} items")
-        for i, item in enumerate(value):
-            if not isinstance(item, str) or not _TOKEN.fullmatch(item):
-                raise Invalid(f"{path}[{i}]", "must be 1-128 characters of letters, digits and _.-")
-        return value
-
-    return check
-
-
-def labels(value: Any, path: str) -> dict[str, str]:
-    if not isinstance(value, dict) or len(value) > 32:
-        raise Invalid(path, "must be an object of at most 32 string labels")
-    for key, item in value.items():
-        if not _TOKEN.fullmatch(key) or not isinstance(item, str) or len(item) > 256:
-            raise Invalid(f"{path}.{key}", "labels are name: string (at most 256 characters)")
-    return value
-
-
-def obj(schema: Mapping[str, Field]) -> Callable[[Any, str], dict[str, Any]]:
-    def check(value: Any, path: str) -> dict[str, Any]:
-        if not isinstance(value, dict):
-            raise Invalid(path, "must be an object")
-        return fields_of(value, schema, prefix=path + ".")
-
-    return check
-
-
-def list_of(item: Callable[[Any, str], Any], max_items: int) -> Callable[[Any, str], list[Any]]:
-    def check(value: Any, path: str) -> list[Any]:
-        if not isinstance(value, list):
-            raise Invalid(path, "must be a list")
-        if len(value) > max_items:
-            raise Invalid(path, f"must have at most {max_items} items")
-        return [item(v, f"{path}[{i}]") for i, v in enumerate(value)]
-
-    return check
-
-
-def free_object(max_keys: int) -> Callable[[Any, str], dict[str, Any]]:
-    """A small object of scalars (progress figures); kept as given."""
-
-    def check(value: Any, path: str) -> dict[str, Any]:
-        if not isinstance(value, dict) or len(value) > max_keys:
-            raise Invalid(path, f"must be an object of at most {max_keys} fields")
-        for key, item in value.items():
-            if not isinstance(item, str | int | float | bool) and item is not None:
-                raise Invalid(f"{path}.{key}", "must be a string, number, boolean or null")
-            if isinstance(item, str) and len(item) > 256:
-                raise Invalid(f"{path}.{key}", "must be at most 256 characters")
-        return value
-
-    return check
+def fields_of(body: Mapping[str, Any], schema: Mapping[str, Field]) -> dict[str, Any]:
+    """The body's fields checked against ``schema``; a bad one is a 422 naming it."""
+    try:
+        return validation.fields_of(body, schema)
+    except FieldError as exc:
+        raise Invalid(exc.field, exc.message) from None

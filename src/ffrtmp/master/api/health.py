@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import UTC, datetime
 
 from flask import Blueprint, Response, current_app, jsonify
 
+from ffrtmp.isotime import now_iso
+from ffrtmp.master.context import current
 from ffrtmp.master.store.errors import first_line
 from ffrtmp.master.store.protocol import Store
 
@@ -48,18 +49,14 @@ class WriteCheck:
         return "ok"
 
 
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
 @bp.get("/health")
-def health():
-    return jsonify({"status": "healthy", "timestamp": now_iso()})
+def health() -> Response:
+    return jsonify({"status": "healthy", "timestamp": now_iso("seconds")})
 
 
 @bp.get("/ready")
-def ready():
-    ext = current_app.extensions["ffrtmp"]
+def ready() -> Response:
+    ext = current()
     checks = {}
     try:
         ext.store.ping()
@@ -71,12 +68,12 @@ def ready():
     checks["shutdown"] = "shutting_down" if ext.shutdown.requested else "running"
     ok = checks["database"] == checks["database_writes"] == "ok" and not ext.shutdown.requested
     response = jsonify({"status": "ready" if ok else "not_ready", "checks": checks,
-                        "timestamp": now_iso()})
+                        "timestamp": now_iso("seconds")})
     response.status_code = 200 if ok else 503
     return response
 
 
 @bp.get("/metrics")
 def metrics() -> Response:
-    body, content_type = current_app.extensions["ffrtmp"].metrics.render()
+    body, content_type = current().metrics.render()
     return Response(body, content_type=content_type)

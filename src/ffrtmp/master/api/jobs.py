@@ -2,32 +2,29 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 
 from ffrtmp import jobspec
+from ffrtmp.contract import JobState, Queue
 from ffrtmp.master.auth import operator_required
+from ffrtmp.master.context import current
 from ffrtmp.master.errors import ApiError, Invalid
 from ffrtmp.master.validate import json_body, query_int, query_text
 
 bp = Blueprint("jobs", __name__, url_prefix="/api/v1/jobs")
 
-STATES = ("queued", "assigned", "running", "succeeded", "failed", "canceled", "lost")
 _LIST_PARAMS = {"state", "queue", "node", "limit", "cursor"}
-
-
-def _ext():
-    return current_app.extensions["ffrtmp"]
 
 
 @bp.post("")
 @operator_required
-def submit():
+def submit() -> Response:
     body = json_body()
     try:
-        spec = jobspec.parse(body, _ext().settings.media_roots)
+        spec = jobspec.parse(body, current().settings.media_roots)
     except jobspec.SpecError as exc:
         raise Invalid(exc.field, exc.message) from None
-    job = _ext().store.submit_job(spec.to_dict(), queue=spec.queue, priority=spec.priority,
+    job = current().store.submit_job(spec.to_dict(), queue=spec.queue, priority=spec.priority,
                                   capabilities=spec.capabilities(), intent=spec.intent)
     response = jsonify({"job": job})
     response.status_code = 201
@@ -37,20 +34,20 @@ def submit():
 
 @bp.get("")
 @operator_required
-def list_jobs():
+def list_jobs() -> Response:
     unknown = sorted(set(request.args) - _LIST_PARAMS)
     if unknown:
         raise Invalid(unknown[0], "unknown query parameter")
     states = [s for s in request.args.get("state", "").split(",") if s]
     for state in states:
-        if state not in STATES:
-            raise Invalid("state", f"must be one of {', '.join(STATES)}")
+        if state not in set(JobState):
+            raise Invalid("state", f"must be one of {', '.join(JobState)}")
     queue = request.args.get("queue")
-    if queue is not None and queue not in jobspec.QUEUES:
-        raise Invalid("queue", f"must be one of {', '.join(jobspec.QUEUES)}")
+    if queue is not None and queue not in set(Queue):
+        raise Invalid("queue", f"must be one of {', '.join(Queue)}")
     limit = query_int("limit", 100, 1, 500)
     cursor = query_int("cursor", None, 1, 2**62)
-    jobs, next_cursor = _ext().store.list_jobs(states=states, queue=queue,
+    jobs, next_cursor = current().store.list_jobs(states=states, queue=queue,
                                                node_id=query_text("node"),
                                                limit=limit, before=cursor)
     return jsonify({"jobs": jobs, "next_cursor": next_cursor})
@@ -58,29 +55,29 @@ def list_jobs():
 
 @bp.get("/<job:job_id>")
 @operator_required
-def show(job_id: str):
-    return jsonify({"job": _ext().store.get_job(job_id)})
+def show(job_id: str) -> Response:
+    return jsonify({"job": current().store.get_job(job_id)})
 
 
 @bp.post("/<job:job_id>/cancel")
 @operator_required
-def cancel(job_id: str):
+def cancel(job_id: str) -> Response:
     _empty_body()
-    return jsonify({"job": _ext().store.cancel_job(job_id)})
+    return jsonify({"job": current().store.cancel_job(job_id)})
 
 
 @bp.post("/<job:job_id>/retry")
 @operator_required
-def retry(job_id: str):
+def retry(job_id: str) -> Response:
     _empty_body()
-    job = _ext().store.retry_job(job_id)
+    job = current().store.retry_job(job_id)
     return jsonify({"job": job})
 
 
 @bp.get("/<job:job_id>/logs")
 @operator_required
-def logs(job_id: str):
-    return jsonify(_ext().store.job_log(job_id))
+def logs(job_id: str) -> Response:
+    return jsonify(current().store.job_log(job_id))
 
 
 def _empty_body() -> None:

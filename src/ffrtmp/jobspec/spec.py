@@ -1,0 +1,200 @@
+"""The job spec: typed sources and sinks, parsed once from untrusted JSON.
+
+``parse`` turns untrusted JSON into a frozen ``JobSpec`` or raises ``SpecError`` naming the
+field, so the master can refuse a bad job with a precise message and the agent can build
+FFmpeg's argv from the types without checking or parsing anything again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from ffrtmp.contract import DEFAULT_PRIORITY, DEFAULT_QUEUE, Priority, Queue
+from ffrtmp.jobspec import numbers
+from ffrtmp.jobspec.encoding import encoding
+from ffrtmp.jobspec.limits import Limits, parse_limits
+from ffrtmp.jobspec.paths import Containment, normalise_roots
+from ffrtmp.jobspec.presets import OVERRIDES, PRESETS
+from ffrtmp.jobspec.sinks import Sink, parse_sink
+from ffrtmp.jobspec.sources import GeneratedSource, Source, generated_source, parse_source
+from ffrtmp.validation import (
+    CAPABILITY,
+    FieldError,
+    known_fields,
+    name_list,
+    one_of,
+    string_keys,
+    text,
+)
+
+MAX_URL_CHARS = 2048
+MAX_INTENT_CHARS = 200
+MAX_REQUIRES = 32
+MAX_OUTPUTS = 16
+
+TOP_FIELDS = ("input", "outputs", "queue", "priority", "requires", "limits", "duration_s",
+              "intent")
+OUTPUT_FIELDS = ("url", "preset", *OVERRIDES)
+
+_url = text(MAX_URL_CHARS, strict=True)
+_intent = text(MAX_INTENT_CHARS, strict=True)
+_queue = one_of(*Queue)
+_priority = one_of(*Priority)
+_preset = one_of(*PRESETS)
+_requires = name_list(CAPABILITY, MAX_REQUIRES, what="capability names",
+                      too_many=f"must list at most {MAX_REQUIRES} capabilities")
+
+
+class SpecError(FieldError):
+    """A job spec is invalid; ``field`` is its path (``outputs[1].preset``)."""
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """A validated job; build one with ``parse`` so every invariant holds."""
+
+    source: Source
+    outputs: tuple[Sink, ...]
+    queue: str = DEFAULT_QUEUE.value
+    priority: str = DEFAULT_PRIORITY.value
+    requires: tuple[str, ...] = ()
+    limits: Limits = field(default_factory=Limits)
+    duration_s: float | None = None
+    intent: str | None = None
+
+    @property
+    def input(self) -> str:
+        """The input as the spec gave it."""
+        return self.source.url
+
+    @property
+    def input_kind(self) -> str:
+        return self.source.kind
+
+    @property
+    def is_live(self) -> bool:
+        """Live jobs run until the stream ends or a human cancels them."""
+        return self.source.is_live or self.pushes
+
+    @property
+    def pushes(self) -> bool:
+        """Whether any output is a live push (which must be fed in real time)."""
+        return any(out.pushes for out in self.outputs)
+
+    def capabilities(self) -> tuple[str, ...]:
+        """Everything a node must have reported to run this job, for the master's matching."""
+        needed = set(self.requires)
+        for out in self.outputs:
+            needed.update(s.codec for s in (out.video, out.audio) if not s.is_copy)
+        return tuple(sorted(needed))
+
+    def expected_duration_s(self) -> float | None:
+        """The output length when it is knowable without probing, for progress percentages."""
+        known = [d for d in (self.source.known_duration_s, self.duration_s) if d is not None]
+        return min(known) if known else None
+
+    def to_dict(self) -> dict[str, object]:
+        """The canonical JSON form: every field present, overrides only where they differ."""
+        return {
+            "input": self.input,
+            "outputs": [_output_to_dict(out) for out in self.outputs],
+            "queue": self.queue,
+            "priority": self.priority,
+            "requires": list(self.requires),
+            "limits": {"cpu_max": self.limits.cpu_max, "memory_max": self.limits.memory_max},
+            "duration_s": self.duration_s,
+            "intent": self.intent,
+        }
+
+
+def _output_to_dict(out: Sink) -> dict[str, object]:
+    doc: dict[str, object] = {"url": out.url, "preset": out.preset}
+    preset, settings = PRESETS[out.preset], out.settings
+    for key in OVERRIDES:
+        if key in settings and settings[key] != preset.get(key):
+            doc[key] = settings[key]
+    return doc
+
+
+@contextmanager
+def _as_spec_error() -> Iterator[None]:
+    try:
+        yield
+    except SpecError:
+        raise
+    except FieldError as exc:
+        raise SpecError(exc.field, exc.message) from None
+
+
+def testsrc_params(url: str) -> GeneratedSource:
+    """Parse ``testsrc://?duration=&size=&rate=&realtime=``; raises SpecError naming ``input``."""
+    with _as_spec_error():
+        return generated_source(url)
+
+
+def parse(obj: object, media_roots: Sequence[str], *, check_filesystem: bool = True) -> JobSpec:
+    """Validate untrusted JSON into a JobSpec, or raise SpecError naming the first bad field.
+
+    ``media_roots`` are absolute directories that every local input and output must stay
+    inside. With ``check_filesystem`` the path is also resolved through symlinks, for roots
+    that exist on this host; elsewhere only the lexical check applies.
+    """
+    containment = Containment(normalise_roots(media_roots), check_filesystem)
+    with _as_spec_error():
+        return _parse(obj, containment)
+
+
+def _parse(obj: object, containment: Containment) -> JobSpec:
+    spec = string_keys(obj, "spec")
+    known_fields(spec, TOP_FIELDS, "")
+    for name in ("input", "outputs"):
+        if name not in spec:
+            raise FieldError(name, "is required")
+    source = parse_source(_url(spec["input"], "input"), containment)
+    return JobSpec(
+        source=source,
+        outputs=_outputs(spec["outputs"], containment, source),
+        queue=_queue(spec.get("queue", DEFAULT_QUEUE.value), "queue"),
+        priority=_priority(spec.get("priority", DEFAULT_PRIORITY.value), "priority"),
+        requires=tuple(sorted(set(_requires(spec.get("requires", []), "requires")))),
+        limits=parse_limits(spec.get("limits")),
+        duration_s=numbers.optional_duration(spec.get("duration_s"), "duration_s"),
+        intent=None if spec.get("intent") is None else _intent(spec["intent"], "intent"),
+    )
+
+
+def _outputs(value: Any, containment: Containment, source: Source) -> tuple[Sink, ...]:
+    if not isinstance(value, list):
+        raise FieldError("outputs", "must be a list of outputs")
+    if not value:
+        raise FieldError("outputs", "must contain at least one output")
+    if len(value) > MAX_OUTPUTS:
+        raise FieldError("outputs", f"must contain at most {MAX_OUTPUTS} outputs")
+    targets: dict[str, int] = {}
+    outputs = []
+    for index, item in enumerate(value):
+        out = _output(item, f"outputs[{index}]", containment)
+        target = out.path or out.url
+        if target in targets:
+            raise FieldError(f"outputs[{index}].url", f"duplicates outputs[{targets[target]}].url")
+        if target == source.local_path:
+            raise FieldError(f"outputs[{index}].url", "is the input file; it would be overwritten")
+        targets[target] = index
+        outputs.append(out)
+    return tuple(outputs)
+
+
+def _output(value: Any, where: str, containment: Containment) -> Sink:
+    doc: Mapping[str, Any] = string_keys(value, where)
+    known_fields(doc, OUTPUT_FIELDS, f"{where}.")
+    if "url" not in doc:
+        raise FieldError(f"{where}.url", "is required")
+    if "preset" not in doc:
+        raise FieldError(f"{where}.preset", f"is required; one of {', '.join(PRESETS)}")
+    make = parse_sink(_url(doc["url"], f"{where}.url"), f"{where}.url", containment)
+    preset = _preset(doc["preset"], f"{where}.preset")
+    return make(preset, *encoding(preset, doc, where))
+
