@@ -24,10 +24,13 @@ def test_a_literal_question_mark_and_percent_sign_run_on_both_databases(database
             ("50%?", 9, "a?b%c", 3), ("why? 100% sure", 7, "a?b%c", 3)]
         assert store._read().execute("SELECT name FROM duties WHERE name LIKE ?",
                                      ("why?%",)).fetchall()[0]["name"] == "why? 100% sure"
+        row = store._read().execute("SELECT '100%?' AS text").fetchone()  # no parameters at all
+        assert row is not None and row["text"] == "100%?"
     finally:
         store.close()
 
 
 def test_placeholders_are_read_as_sql_not_as_text() -> None:
     sql = """SELECT '?', "a?%", ? -- ?%\n/* ? % */ WHERE x LIKE '%''?' AND y % 2 = ?"""
-    assert pyformat(sql) == """SELECT '?', "a?%%", %s -- ?%%\n/* ? %% */ WHERE x LIKE '%%''?' AND y %% 2 = %s"""
+    assert pyformat(sql) == ("""SELECT '?', "a?%%", %s -- ?%%\n/* ? %% */"""
+                             """ WHERE x LIKE '%%''?' AND y %% 2 = %s""")
