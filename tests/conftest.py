@@ -117,11 +117,21 @@ def settings(tmp_path: Path, database: str) -> config.Settings:
     return config.load("master", {}, master_env(tmp_path, FFRTMP_DATABASE=database))
 
 
+def make_app(settings: Any, store: Any = None) -> Any:
+    """The app as a master's worker builds it: over a store opened (unless given) and migrated
+    first. Its background threads stay off unless the test starts them
+    (``app.extensions["ffrtmp"].start()``)."""
+    from ffrtmp.master.app import create_app
+    from ffrtmp.master.store.factory import open_store
+
+    store = store or open_store(settings.database)
+    store.migrate()
+    return create_app(settings, store)
+
+
 @pytest.fixture
 def app(settings: config.Settings) -> Iterator[Any]:
-    from ffrtmp.master.app import create_app
-
-    application = create_app(settings, start_duties=False)
+    application = make_app(settings)
     yield application
     application.extensions["ffrtmp"].store.close()
 

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from ffrtmp import config
-from ffrtmp.master.store.errors import StateConflict
-from tests.conftest import ENROLL_TOKEN, Api, register
+from ffrtmp.master.store import Conflict
+from tests.conftest import ENROLL_TOKEN, Api, make_app, register
 from tests.helpers import wait_until
 from tests.unit.test_api_lifecycle import claim, result_body, submit
 
@@ -26,10 +26,7 @@ FACTS = {"slots": 2, "encoders": ["libx264", "aac"], "hwaccels": []}
 
 @pytest.fixture
 def api(settings: config.Settings) -> Iterator[Api]:
-    from ffrtmp.master.app import create_app
-
-    app = create_app(settings.replace(node_timeout=NODE_TIMEOUT_S, heartbeat_interval=HEARTBEAT_S),
-                     start_duties=False)
+    app = make_app(settings.replace(node_timeout=NODE_TIMEOUT_S, heartbeat_interval=HEARTBEAT_S))
     yield Api(app.test_client())
     app.extensions["ffrtmp"].store.close()
 
@@ -95,13 +92,11 @@ def test_the_name_of_a_silent_node_is_taken_over_and_its_old_credential_revoked(
 
 def test_after_a_master_restart_a_silent_nodes_name_is_kept_for_one_node_timeout(
         api: Api, settings: config.Settings) -> None:
-    from ffrtmp.master.app import create_app
-
     node_id, old = register(api, "node-a")
     started = time.monotonic()
     wait_until(lambda: time.monotonic() - started > NODE_TIMEOUT_S + 0.2, 10, "the node to fall silent")
-    restarted = create_app(settings.replace(node_timeout=NODE_TIMEOUT_S, heartbeat_interval=HEARTBEAT_S),
-                           start_duties=False)  # a master that just started: it heard nothing yet
+    restarted = make_app(settings.replace(node_timeout=NODE_TIMEOUT_S, heartbeat_interval=HEARTBEAT_S))
+    # a master that just started: it heard nothing yet
     try:
         again = Api(restarted.test_client())
         assert enroll(again, "node-a", 409).get_json()["error"]["code"] == "node_name_in_use"
@@ -141,7 +136,7 @@ def test_concurrent_registrations_of_one_name_make_one_node(api: Api) -> None:
             store.register_node(name="twin", **FACTS, labels={}, ffmpeg_version="", agent_version="",
                                 live_s=NODE_TIMEOUT_S)
             outcomes.append("registered")
-        except StateConflict as exc:
+        except Conflict as exc:
             outcomes.append(exc.code)
 
     threads = [threading.Thread(target=one) for _ in range(6)]

@@ -19,12 +19,11 @@ import psycopg
 import pytest
 
 from ffrtmp import config
-from ffrtmp.master.app import create_app
+from ffrtmp.master.postgres import PostgresStore
 from ffrtmp.master.scheduler import DutyLoop, run_duties
-from ffrtmp.master.store.postgres import PostgresStore
-from ffrtmp.master.store.sqlite import SqliteStore
-from ffrtmp.master.store.sqlstore import SqlStore
-from tests.conftest import Api, master_env, postgres_schema_url, register
+from ffrtmp.master.sqlite import SqliteStore
+from ffrtmp.master.sqlstore import SqlStore
+from tests.conftest import Api, make_app, master_env, postgres_schema_url, register
 from tests.helpers import wait_until
 from tests.integration.test_store_disk_full import fill
 from tests.unit.test_api_lifecycle import SPEC, claim, submit
@@ -68,7 +67,7 @@ def busy_store(settings: config.Settings) -> Iterator[SqlStore]:
 
 def test_a_locked_database_answers_503_store_busy_then_serves(settings: config.Settings,
                                                               busy_store: SqlStore) -> None:
-    api = Api(create_app(settings, store=busy_store, start_duties=False).test_client())
+    api = Api(make_app(settings, busy_store).test_client())
     with write_lock(settings.database):
         refused = api.post("/api/v1/jobs", json=SPEC, expect=503)
         assert error_code(refused) == "store_busy"
@@ -148,7 +147,7 @@ def test_a_read_only_database_answers_503_store_read_only(tmp_path: Path, databa
         settings = config.load("master", {}, master_env(tmp_path, FFRTMP_DATABASE=url))
         store_for(writable).migrate()
         store = store_for(url)
-        client = create_app(settings, store=store, start_duties=False).test_client()
+        client = make_app(settings, store).test_client()
         api = Api(client)
         if remount:  # a running master's connections stop working when its filesystem does
             store.close()
@@ -195,7 +194,7 @@ def test_a_full_postgres_disk_answers_503_store_full_then_serves(tmp_path: Path,
     url, disk = small_tablespace
     settings = config.load("master", {}, master_env(tmp_path, FFRTMP_DATABASE=url))
     store = store_for(url)
-    api = Api(create_app(settings, store=store, start_duties=False).test_client())
+    api = Api(make_app(settings, store).test_client())
     filler = fill(disk)
     # writes that fit in pages already allocated succeed; the first that needs a new one fails
     for _ in range(2000):
@@ -214,7 +213,7 @@ def test_a_lost_postgres_connection_answers_503_then_reconnects(postgres_server:
     """What a server restart or a failover does to the connections a master holds."""
     url = postgres_schema_url(postgres_server)
     settings = config.load("master", {}, master_env(tmp_path, FFRTMP_DATABASE=url))
-    app = create_app(settings, start_duties=False)
+    app = make_app(settings)
     api = Api(app.test_client())
     submit(api)
     with psycopg.connect(postgres_server, autocommit=True) as admin:

@@ -1,11 +1,10 @@
-"""The Flask application factory: given its settings, it builds the API and returns it."""
+"""The Flask application factory: given its settings and its store, it builds the API and returns it."""
 
 from __future__ import annotations
 
 import io
 import logging
 import re
-import threading
 import time
 from typing import Any
 
@@ -14,14 +13,12 @@ from gunicorn.http.errors import ParseException
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 from werkzeug.routing import BaseConverter
 
-from ffrtmp.config import Settings
 from ffrtmp.master import errors
 from ffrtmp.master.api import agents, health, jobs, nodes
-from ffrtmp.master.metrics import MasterMetrics
-from ffrtmp.master.scheduler import DutyLoop
-from ffrtmp.master.store.factory import open_store
+from ffrtmp.master.context import EXTENSION, MasterContext
 from ffrtmp.master.store.ids import ID_PREFIXES
-from ffrtmp.master.store.protocol import Assignment, Store
+from ffrtmp.master.store.protocol import Store
+from ffrtmp.settings import MasterSettings
 from ffrtmp.shutdown import Shutdown
 
 log = logging.getLogger(__name__)
@@ -37,45 +34,6 @@ def id_converter(prefix: str) -> type[BaseConverter]:
     """
     return type(f"{prefix.upper()}IdConverter", (BaseConverter,),
                 {"regex": re.escape(prefix) + r"-[0-9A-Za-z]{1,64}"})
-
-
-class MasterContext:
-    """Long-lived objects of one process, kept in ``app.extensions["ffrtmp"]``."""
-
-    def __init__(self, settings: Settings, store: Store, shutdown: Shutdown) -> None:
-        self.settings, self.store, self.shutdown = settings, store, shutdown
-        self.metrics = MasterMetrics(store)
-        self.duties = DutyLoop(store, settings)
-        self._waiters = threading.BoundedSemaphore(max(1, settings.threads - 4))
-
-    def timing(self) -> dict[str, float]:
-        return {"heartbeat_interval_s": self.settings.heartbeat_interval,
-                "node_timeout_s": self.settings.node_timeout}
-
-    def wait_and_claim(self, node_id: str, slots: int, deadline: float) -> list[Assignment]:
-        """Long-poll: claim again whenever the queue changes, until the deadline or shutdown.
-
-        Waiting holds a server thread, so at most ``threads - 4`` claims wait per process;
-        beyond that a claim answers at once and the agent simply asks again.
-        """
-        if not self._waiters.acquire(blocking=False):
-            return []
-        self.metrics.claims_waiting.inc()
-        try:
-            seen: tuple[int, int] | None = None  # claim once more straight away
-            while not self.shutdown.wait(0.02):
-                if time.monotonic() >= deadline:
-                    return []
-                marker = self.store.queue_marker()
-                if marker != seen:
-                    seen = marker
-                    found = self.store.claim(node_id, slots, lease_s=self.settings.lease)
-                    if found:
-                        return found
-            return []
-        finally:
-            self.metrics.claims_waiting.dec()
-            self._waiters.release()
 
 
 def _whole_streamed_body() -> None:
@@ -99,15 +57,17 @@ def _whole_streamed_body() -> None:
     environ["CONTENT_LENGTH"] = str(len(body))
 
 
-def create_app(settings: Settings, *, shutdown: Shutdown | None = None,
-               store: Store | None = None, start_duties: bool = True) -> Flask:
+def create_app(settings: MasterSettings, store: Store, *, shutdown: Shutdown | None = None) -> Flask:
+    """The API over ``store``, which the caller opened and migrated (and closes).
+
+    Nothing starts here: the caller runs ``app.extensions["ffrtmp"].start()`` where the app is
+    served (gunicorn's ``post_worker_init``) and ``stop()`` when it is done.
+    """
     app = Flask("ffrtmp.master")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    store = store or open_store(settings.database)
-    store.migrate()
     ctx = MasterContext(settings, store, shutdown or Shutdown())
-    app.extensions["ffrtmp"] = ctx
+    app.extensions[EXTENSION] = ctx
     errors.init_app(app)
     app.url_map.converters.update({kind: id_converter(p) for kind, p in ID_PREFIXES.items()})
     for blueprint in (health.bp, jobs.bp, nodes.bp, agents.bp):
@@ -129,6 +89,4 @@ def create_app(settings: Settings, *, shutdown: Shutdown | None = None,
         ctx.metrics.requests.labels(request.method, route, str(response.status_code)).inc()
         return response
 
-    if start_duties:
-        ctx.duties.start()
     return app

@@ -11,8 +11,9 @@ import hmac
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from flask import current_app, g, request
+from flask import g, request
 
+from ffrtmp.master.context import current
 from ffrtmp.master.errors import Forbidden, Unauthorized
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -27,12 +28,12 @@ def _bearer() -> str:
 
 
 def _is_operator(token: str) -> bool:
-    tokens = current_app.extensions["ffrtmp"].settings.api_tokens
+    tokens = current().settings.api_tokens
     return any(hmac.compare_digest(token.encode(), t.encode()) for t in tokens)
 
 
 def _node_of(token: str) -> str | None:
-    return current_app.extensions["ffrtmp"].store.node_for_credential(token)
+    return current().store.node_for_credential(token)
 
 
 def operator_required(view: F) -> F:
@@ -72,7 +73,7 @@ def enrollment_required(view: F) -> F:
     @functools.wraps(view)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
         token = _bearer()
-        expected = current_app.extensions["ffrtmp"].settings.enroll_token
+        expected = current().settings.enroll_token
         if not hmac.compare_digest(token.encode(), expected.encode()):
             raise Unauthorized("unauthorized", "invalid enrollment token")
         return view(*args, **kwargs)

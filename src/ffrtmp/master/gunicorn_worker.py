@@ -76,7 +76,7 @@ class BoundedSocket(socket.socket):
             super().setblocking(flag)
 
 
-class TimedConn(TConn):  # type: ignore[misc]
+class TimedConn(TConn):
     """A connection whose socket gives up after ``read_timeout`` of silence."""
 
     def __init__(self, cfg: Any, sock: socket.socket, client: Any, server: Any,
@@ -107,7 +107,7 @@ def write_json_error(sock: socket.socket, status: int, reason: str, message: str
     util.write_nonblock(sock, head.encode("latin-1") + body)
 
 
-class MasterWorker(ThreadWorker):  # type: ignore[misc]
+class MasterWorker(ThreadWorker):
     """gthread, with the read bounds, metrics pool and JSON errors of the module docstring."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -9,16 +9,15 @@ they use prometheus-client's multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``, se
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from ffrtmp.contract import JobState, NodeStatus
 from ffrtmp.master.store.protocol import BUCKETS, Store
 
-JOB_STATES = ("queued", "assigned", "running", "succeeded", "failed", "canceled", "lost")
-NODE_STATUSES = ("online", "offline", "draining")
 HISTOGRAMS = {
     "queue_wait": ("ffrtmp_job_queue_wait_seconds", "Seconds finished jobs waited from submit to start"),
     "run": ("ffrtmp_job_run_seconds", "Seconds finished jobs ran from start to result"),
@@ -33,19 +32,12 @@ class StoreCollector:
         counts = self.store.counts()
         jobs, nodes = counts["jobs"], counts["nodes"]
         yield GaugeMetricFamily("ffrtmp_jobs_pending", "Jobs queued and waiting for a node",
-                                value=jobs.get("queued", 0))
-        by_state = GaugeMetricFamily("ffrtmp_jobs_by_state", "Jobs in the store by state",
-                                     labels=["state"])
-        for state in JOB_STATES:
-            by_state.add_metric([state], jobs.get(state, 0))
-        yield by_state
+                                value=jobs.get(JobState.QUEUED, 0))
+        yield _by_label("ffrtmp_jobs_by_state", "Jobs in the store by state", "state", JobState, jobs)
         yield GaugeMetricFamily("ffrtmp_nodes_offline", "Registered nodes that stopped heartbeating",
-                                value=nodes.get("offline", 0))
-        by_status = GaugeMetricFamily("ffrtmp_nodes_by_status", "Registered nodes by status",
-                                      labels=["status"])
-        for status in NODE_STATUSES:
-            by_status.add_metric([status], nodes.get(status, 0))
-        yield by_status
+                                value=nodes.get(NodeStatus.OFFLINE, 0))
+        yield _by_label("ffrtmp_nodes_by_status", "Registered nodes by status", "status", NodeStatus,
+                        nodes)
         for key, (name, doc) in HISTOGRAMS.items():
             data = counts["histograms"].get(key, {"buckets": {}, "sum": 0.0, "count": 0})
             family = HistogramMetricFamily(name, doc)
@@ -53,9 +45,19 @@ class StoreCollector:
             yield family
 
 
+def _by_label(name: str, doc: str, label: str, values: Iterable[str],
+              counts: dict[str, int]) -> GaugeMetricFamily:
+    """One sample per value, zero where the store counted none, so every series always exists."""
+    family = GaugeMetricFamily(name, doc, labels=[label])
+    for value in values:
+        family.add_metric([str(value)], counts.get(value, 0))
+    return family
+
+
 def _cumulative(per_bucket: dict[float, int]) -> list[tuple[str, float]]:
     """Every bucket, counting all observations at or below its bound (the store keeps each alone)."""
-    buckets, running = [], 0
+    buckets: list[tuple[str, float]] = []
+    running = 0
     for bound in BUCKETS:
         stored = 1e308 if bound == float("inf") else float(bound)
         running += per_bucket.get(stored, 0)
@@ -78,7 +80,7 @@ class MasterMetrics:
         registry = CollectorRegistry()
         registry.register(self.store_collector)
         if self.multiprocess:
-            multiprocess.MultiProcessCollector(registry)
+            multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # unannotated upstream
         else:
             registry.register(self.requests)
             registry.register(self.claims_waiting)

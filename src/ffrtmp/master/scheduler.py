@@ -17,14 +17,14 @@ import logging
 import threading
 import time
 
-from ffrtmp.config import Settings
 from ffrtmp.master.store.errors import StoreUnavailable
 from ffrtmp.master.store.protocol import Store
+from ffrtmp.settings import MasterSettings
 
 log = logging.getLogger(__name__)
 
 
-def run_duties(store: Store, settings: Settings, now: float, *,
+def run_duties(store: Store, settings: MasterSettings, now: float, *,
                listening_since: float) -> dict[str, object]:
     """One sweep; returns what each duty did (for tests and the debug log)."""
     done: dict[str, object] = {}
@@ -39,7 +39,7 @@ def run_duties(store: Store, settings: Settings, now: float, *,
 
 
 class DutyLoop:
-    def __init__(self, store: Store, settings: Settings) -> None:
+    def __init__(self, store: Store, settings: MasterSettings) -> None:
         self.store, self.settings = store, settings
         self.listening_since = time.time()
         self._stop = threading.Event()
@@ -51,7 +51,8 @@ class DutyLoop:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=5)
+        if self._thread.is_alive():  # an app that was built but never served has no thread
+            self._thread.join(timeout=5)
 
     def _run(self) -> None:
         while not self._stop.wait(self.settings.duty_interval / 2):

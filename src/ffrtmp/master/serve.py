@@ -1,10 +1,11 @@
 """``ffrtmp master``: gunicorn runs in this process, so its arbiter is systemd's MAINPID.
 
-The arbiter binds the API and metrics addresses, sends READY=1 itself under ``Type=notify``,
-and drains in-flight requests for ``graceful_timeout`` on SIGTERM. Each worker
-(``gunicorn_worker.MasterWorker``) builds the app from the same settings, and runs its shutdown
-handlers (LIFO) as it exits. Workers come and go (SIGHUP, a crash); the arbiter alone owns what
-they share, such as the prometheus multiprocess directory.
+The arbiter migrates the database, binds the API and metrics addresses, sends READY=1 itself
+under ``Type=notify``, and drains in-flight requests for ``graceful_timeout`` on SIGTERM. Each
+worker (``gunicorn_worker.MasterWorker``) opens its own store and builds the app from the same
+settings, starts its background threads once it serves (``post_worker_init``), and runs its
+shutdown handlers (LIFO) as it exits. Workers come and go (SIGHUP, a crash); the arbiter alone
+owns what they share, such as the prometheus multiprocess directory.
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger
 
 from ffrtmp import logs
-from ffrtmp.config import Settings
 from ffrtmp.master.gunicorn_worker import block_stop_signals_at_fork
 from ffrtmp.master.store.factory import open_store
+from ffrtmp.settings import MasterSettings
 from ffrtmp.shutdown import Shutdown
 
 log = logging.getLogger("ffrtmp.master")
@@ -44,7 +45,7 @@ class RootLogger(Logger):
 
 
 class MasterApplication(BaseApplication):
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: MasterSettings) -> None:
         self.settings = settings
         super().__init__()
 
@@ -75,13 +76,16 @@ class MasterApplication(BaseApplication):
                 self.cfg.set(key, value)
 
     def load(self) -> Any:
+        """The worker's app, over its own store (``serve`` migrated it before the fork)."""
         from ffrtmp.master.app import create_app
 
         shutdown = Shutdown()
-        app = create_app(self.settings, shutdown=shutdown)
         shutdown.register("logging", logging.shutdown)  # registered first: runs last
-        shutdown.register("database", app.extensions["ffrtmp"].store.close)
-        shutdown.register("background duties", app.extensions["ffrtmp"].duties.stop)
+        store = open_store(self.settings.database)
+        shutdown.register("database", store.close)
+        app = create_app(self.settings, store, shutdown=shutdown)
+        # started by _post_worker_init, once the worker serves
+        shutdown.register("background duties", app.extensions["ffrtmp"].stop)
         return app
 
 
@@ -95,8 +99,10 @@ def _on_starting(server: Any) -> None:
 
 
 def _post_worker_init(worker: Any) -> None:
-    """Mark the app as shutting down (``/ready`` → 503, long-polls end) on the worker's SIGTERM."""
+    """Start the worker's background threads (duties, queue watch); mark the app as shutting
+    down (``/ready`` → 503, long-polls end) on the worker's SIGTERM."""
     ctx = worker.wsgi.extensions["ffrtmp"]
+    ctx.start()
     previous = signal.getsignal(signal.SIGTERM)
 
     def on_term(signum: int, frame: Any) -> None:
@@ -121,14 +127,14 @@ def _child_exit(server: Any, worker: Any) -> None:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import multiprocess
 
-        multiprocess.mark_process_dead(worker.pid)
+        multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]  # unannotated upstream
 
 
 def _on_exit(server: Any) -> None:
     log.info("master stopped")
 
 
-def serve(settings: Settings) -> int:
+def serve(settings: MasterSettings) -> int:
     """Migrate the database, then run gunicorn until it is stopped; return the exit status."""
     try:
         store = open_store(settings.database)
@@ -173,6 +179,6 @@ def _redact(url: str) -> str:
     return url
 
 
-def main(settings: Settings) -> int:
+def main(settings: MasterSettings) -> int:
     logs.setup("master", "master.log", log_dir=settings.log_dir, level=settings.log_level)
     return serve(settings)

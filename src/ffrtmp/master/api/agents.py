@@ -8,22 +8,20 @@ from __future__ import annotations
 
 import time
 
-from flask import Blueprint, Response, g, jsonify
+from flask import Blueprint, current_app, g, jsonify
 
-from ffrtmp.contract import Outcome
 from ffrtmp.master.auth import enrollment_required, node_required
-from ffrtmp.master.context import current
-from ffrtmp.master.validate import fields_of, json_body
-from ffrtmp.validation import (
-    CAPABILITY,
-    NODE_NAME,
+from ffrtmp.master.validate import (
     Field,
     boolean,
+    fields_of,
     free_object,
     integer,
+    json_body,
     labels,
     list_of,
-    name_list,
+    name,
+    names,
     number,
     obj,
     one_of,
@@ -33,16 +31,16 @@ from ffrtmp.validation import (
 bp = Blueprint("agents", __name__, url_prefix="/api/v1")
 
 REGISTER = {
-    "name": Field(NODE_NAME, required=True),
+    "name": Field(name, required=True),
     "slots": Field(integer(1, 256), required=True),
-    "encoders": Field(name_list(CAPABILITY, 1024), default=[]),
-    "hwaccels": Field(name_list(CAPABILITY, 64), default=[]),
+    "encoders": Field(names(1024), default=[]),
+    "hwaccels": Field(names(64), default=[]),
     "labels": Field(labels, default={}),
     "ffmpeg_version": Field(text(200), default=""),
     "agent_version": Field(text(64), default=""),
 }
 RUNNING = {
-    "job_id": Field(NODE_NAME, required=True),
+    "job_id": Field(name, required=True),
     "attempt": Field(integer(1, 1_000_000), required=True),
     "progress": Field(free_object(16)),
 }
@@ -57,7 +55,7 @@ CLAIM = {
 START = {"attempt_token": Field(text(256), required=True)}
 RESULT = {
     "attempt_token": Field(text(256), required=True),
-    "outcome": Field(one_of(*Outcome), required=True),
+    "outcome": Field(one_of("succeeded", "failed", "canceled"), required=True),
     "exit_code": Field(integer(-1, 255)),
     "signal": Field(text(16)),
     "platform_sla": Field(boolean, default=True),
@@ -70,11 +68,15 @@ RESULT = {
 }
 
 
+def _ext():
+    return current_app.extensions["ffrtmp"]
+
+
 @bp.post("/nodes/register")
 @enrollment_required
-def register() -> Response:
+def register():
     body = fields_of(json_body(), REGISTER)
-    ext = current()
+    ext = _ext()
     # a name is live while its node heartbeats, counting only silence this master could hear
     node, credential, created = ext.store.register_node(**body, live_s=ext.settings.node_timeout,
                                                         heard_since=ext.duties.listening_since)
@@ -86,35 +88,34 @@ def register() -> Response:
 
 @bp.put("/nodes/<node:node_id>/facts")
 @node_required
-def facts(node_id: str) -> Response:
+def facts(node_id: str):
     """Every agent start, with its saved credential: the node's facts are its latest start's."""
     body = fields_of(json_body(), REGISTER)
-    node = current().store.refresh_node(node_id, **body)
-    return jsonify({"node": node, "node_id": node_id, **current().timing()})
+    node = _ext().store.refresh_node(node_id, **body)
+    return jsonify({"node": node, "node_id": node_id, **_ext().timing()})
 
 
 @bp.post("/nodes/<node:node_id>/heartbeat")
 @node_required
-def heartbeat(node_id: str) -> Response:
+def heartbeat(node_id: str):
     body = fields_of(json_body(allow_empty=True), HEARTBEAT)
-    settings = current().settings
+    settings = _ext().settings
     # an attempt left out of the heartbeats for one interval plus the node timeout is lost
-    reply = current().store.heartbeat(node_id, body["running"],
-                                      unlisted_after_s=settings.heartbeat_interval
-                                      + settings.node_timeout)
-    return jsonify({**reply, **current().timing()})
+    reply = _ext().store.heartbeat(node_id, body["running"], unlisted_after_s=settings.heartbeat_interval
+                                   + settings.node_timeout)
+    return jsonify({**reply, **_ext().timing()})
 
 
 @bp.post("/nodes/<node:node_id>/claim")
 @node_required
-def claim(node_id: str) -> Response:
+def claim(node_id: str):
     body = fields_of(json_body(), CLAIM)
-    ext = current()
+    ext = _ext()
     wait_s = min(body["wait_s"], ext.settings.claim_wait_max)
     deadline = time.monotonic() + wait_s
     assignments = ext.store.claim(node_id, body["slots"], lease_s=ext.settings.lease)
     if not assignments and wait_s > 0:
-        assignments = ext.wait_and_claim(node_id, body["slots"], deadline)
+        assignments = ext.claims.wait_and_claim(node_id, body["slots"], deadline)
     return jsonify({"assignments": [
         {"job_id": a.job_id, "attempt": a.attempt, "attempt_token": a.attempt_token,
          "lease_s": ext.settings.lease, "spec": a.spec} for a in assignments]})
@@ -122,15 +123,15 @@ def claim(node_id: str) -> Response:
 
 @bp.post("/jobs/<job:job_id>/start")
 @node_required
-def start(job_id: str) -> Response:
+def start(job_id: str):
     body = fields_of(json_body(), START)
-    return jsonify(current().store.start(job_id, g.node_id, body["attempt_token"]))
+    return jsonify(_ext().store.start(job_id, g.node_id, body["attempt_token"]))
 
 
 @bp.post("/jobs/<job:job_id>/result")
 @node_required
-def result(job_id: str) -> Response:
+def result(job_id: str):
     body = fields_of(json_body(), RESULT)
     token = body.pop("attempt_token")
     log_tail = body.pop("log_tail")
-    return jsonify(current().store.record_result(job_id, g.node_id, token, body, log_tail=log_tail))
+    return jsonify(_ext().store.record_result(job_id, g.node_id, token, body, log_tail=log_tail))
