@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from ffrtmp import config
-from ffrtmp.master.store import Conflict
+from ffrtmp.master.store.errors import StateConflict
 from tests.conftest import ENROLL_TOKEN, Api, make_app, register
 from tests.helpers import wait_until
 from tests.unit.test_api_lifecycle import claim, result_body, submit
@@ -136,7 +136,7 @@ def test_concurrent_registrations_of_one_name_make_one_node(api: Api) -> None:
             store.register_node(name="twin", **FACTS, labels={}, ffmpeg_version="", agent_version="",
                                 live_s=NODE_TIMEOUT_S)
             outcomes.append("registered")
-        except Conflict as exc:
+        except StateConflict as exc:
             outcomes.append(exc.code)
 
     threads = [threading.Thread(target=one) for _ in range(6)]

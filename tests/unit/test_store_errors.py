@@ -19,10 +19,10 @@ import psycopg
 import pytest
 
 from ffrtmp import config
-from ffrtmp.master.postgres import PostgresStore
 from ffrtmp.master.scheduler import DutyLoop, run_duties
-from ffrtmp.master.sqlite import SqliteStore
-from ffrtmp.master.sqlstore import SqlStore
+from ffrtmp.master.store.postgres import PostgresStore
+from ffrtmp.master.store.sqlite import SqliteStore
+from ffrtmp.master.store.sqlstore import SqlStore
 from tests.conftest import Api, make_app, master_env, postgres_schema_url, register
 from tests.helpers import wait_until
 from tests.integration.test_store_disk_full import fill

@@ -8,20 +8,22 @@ from __future__ import annotations
 
 import time
 
-from flask import Blueprint, current_app, g, jsonify
+from flask import Blueprint, Response, g, jsonify
 
+from ffrtmp.contract import Outcome
 from ffrtmp.master.auth import enrollment_required, node_required
-from ffrtmp.master.validate import (
+from ffrtmp.master.context import current
+from ffrtmp.master.validate import fields_of, json_body
+from ffrtmp.validation import (
+    CAPABILITY,
+    NODE_NAME,
     Field,
     boolean,
-    fields_of,
     free_object,
     integer,
-    json_body,
     labels,
     list_of,
-    name,
-    names,
+    name_list,
     number,
     obj,
     one_of,
@@ -31,16 +33,16 @@ from ffrtmp.master.validate import (
 bp = Blueprint("agents", __name__, url_prefix="/api/v1")
 
 REGISTER = {
-    "name": Field(name, required=True),
+    "name": Field(NODE_NAME, required=True),
     "slots": Field(integer(1, 256), required=True),
-    "encoders": Field(names(1024), default=[]),
-    "hwaccels": Field(names(64), default=[]),
+    "encoders": Field(name_list(CAPABILITY, 1024), default=[]),
+    "hwaccels": Field(name_list(CAPABILITY, 64), default=[]),
     "labels": Field(labels, default={}),
     "ffmpeg_version": Field(text(200), default=""),
     "agent_version": Field(text(64), default=""),
 }
 RUNNING = {
-    "job_id": Field(name, required=True),
+    "job_id": Field(NODE_NAME, required=True),
     "attempt": Field(integer(1, 1_000_000), required=True),
     "progress": Field(free_object(16)),
 }
@@ -55,7 +57,7 @@ CLAIM = {
 START = {"attempt_token": Field(text(256), required=True)}
 RESULT = {
     "attempt_token": Field(text(256), required=True),
-    "outcome": Field(one_of("succeeded", "failed", "canceled"), required=True),
+    "outcome": Field(one_of(*Outcome), required=True),
     "exit_code": Field(integer(-1, 255)),
     "signal": Field(text(16)),
     "platform_sla": Field(boolean, default=True),
@@ -68,15 +70,11 @@ RESULT = {
 }
 
 
-def _ext():
-    return current_app.extensions["ffrtmp"]
-
-
 @bp.post("/nodes/register")
 @enrollment_required
-def register():
+def register() -> Response:
     body = fields_of(json_body(), REGISTER)
-    ext = _ext()
+    ext = current()
     # a name is live while its node heartbeats, counting only silence this master could hear
     node, credential, created = ext.store.register_node(**body, live_s=ext.settings.node_timeout,
                                                         heard_since=ext.duties.listening_since)
@@ -88,29 +86,30 @@ def register():
 
 @bp.put("/nodes/<node:node_id>/facts")
 @node_required
-def facts(node_id: str):
+def facts(node_id: str) -> Response:
     """Every agent start, with its saved credential: the node's facts are its latest start's."""
     body = fields_of(json_body(), REGISTER)
-    node = _ext().store.refresh_node(node_id, **body)
-    return jsonify({"node": node, "node_id": node_id, **_ext().timing()})
+    node = current().store.refresh_node(node_id, **body)
+    return jsonify({"node": node, "node_id": node_id, **current().timing()})
 
 
 @bp.post("/nodes/<node:node_id>/heartbeat")
 @node_required
-def heartbeat(node_id: str):
+def heartbeat(node_id: str) -> Response:
     body = fields_of(json_body(allow_empty=True), HEARTBEAT)
-    settings = _ext().settings
+    settings = current().settings
     # an attempt left out of the heartbeats for one interval plus the node timeout is lost
-    reply = _ext().store.heartbeat(node_id, body["running"], unlisted_after_s=settings.heartbeat_interval
-                                   + settings.node_timeout)
-    return jsonify({**reply, **_ext().timing()})
+    reply = current().store.heartbeat(node_id, body["running"],
+                                      unlisted_after_s=settings.heartbeat_interval
+                                      + settings.node_timeout)
+    return jsonify({**reply, **current().timing()})
 
 
 @bp.post("/nodes/<node:node_id>/claim")
 @node_required
-def claim(node_id: str):
+def claim(node_id: str) -> Response:
     body = fields_of(json_body(), CLAIM)
-    ext = _ext()
+    ext = current()
     wait_s = min(body["wait_s"], ext.settings.claim_wait_max)
     deadline = time.monotonic() + wait_s
     assignments = ext.store.claim(node_id, body["slots"], lease_s=ext.settings.lease)
@@ -123,15 +122,15 @@ def claim(node_id: str):
 
 @bp.post("/jobs/<job:job_id>/start")
 @node_required
-def start(job_id: str):
+def start(job_id: str) -> Response:
     body = fields_of(json_body(), START)
-    return jsonify(_ext().store.start(job_id, g.node_id, body["attempt_token"]))
+    return jsonify(current().store.start(job_id, g.node_id, body["attempt_token"]))
 
 
 @bp.post("/jobs/<job:job_id>/result")
 @node_required
-def result(job_id: str):
+def result(job_id: str) -> Response:
     body = fields_of(json_body(), RESULT)
     token = body.pop("attempt_token")
     log_tail = body.pop("log_tail")
-    return jsonify(_ext().store.record_result(job_id, g.node_id, token, body, log_tail=log_tail))
+    return jsonify(current().store.record_result(job_id, g.node_id, token, body, log_tail=log_tail))
