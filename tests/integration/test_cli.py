@@ -364,6 +364,17 @@ def test_a_missing_token_file_names_the_variable_that_pointed_at_it(tmp_path: Pa
     assert "FFRTMP_API_TOKEN_FILE" in run.err
 
 
+def test_the_operator_token_file_follows_the_masters_rules(tmp_path: Path) -> None:
+    short = tmp_path / "api-token"
+    short.write_text("# ops\nshort-token\n")
+    environ = {"FFRTMP_MASTER_URL": "http://127.0.0.1:1", "FFRTMP_CONFIG": str(tmp_path / "none"),
+               "FFRTMP_API_TOKEN_FILE": str(short)}
+    run = run_cli(["nodes", "list"], environ)
+    assert run.status == 78 and run.out == ""
+    assert run.err == (f"ffrtmp: FFRTMP_API_TOKEN_FILE={str(short)!r}: "
+                       "every token must be at least 16 characters\n")
+
+
 def test_unknown_job_or_node_exits_1(ops: Ops) -> None:
     assert ops("jobs", "show", "j-missing", expect=1).err == "ffrtmp: no job j-missing (HTTP 404)\n"
     assert ops("jobs", "cancel", "j-missing", expect=1).err == "ffrtmp: no job j-missing (HTTP 404)\n"
