@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from ffrtmp import config
 from ffrtmp.master.store.errors import StateConflict
+from ffrtmp.settings import MasterSettings
 from tests.conftest import ENROLL_TOKEN, Api, make_app, register
 from tests.helpers import wait_until
 from tests.unit.test_api_lifecycle import claim, result_body, submit
@@ -25,7 +25,7 @@ FACTS = {"slots": 2, "encoders": ["libx264", "aac"], "hwaccels": []}
 
 
 @pytest.fixture
-def api(settings: config.Settings) -> Iterator[Api]:
+def api(settings: MasterSettings) -> Iterator[Api]:
     app = make_app(settings.replace(node_timeout=NODE_TIMEOUT_S, heartbeat_interval=HEARTBEAT_S))
     yield Api(app.test_client())
     app.extensions["ffrtmp"].store.close()
@@ -91,7 +91,7 @@ def test_the_name_of_a_silent_node_is_taken_over_and_its_old_credential_revoked(
 
 
 def test_after_a_master_restart_a_silent_nodes_name_is_kept_for_one_node_timeout(
-        api: Api, settings: config.Settings) -> None:
+        api: Api, settings: MasterSettings) -> None:
     node_id, old = register(api, "node-a")
     started = time.monotonic()
     wait_until(lambda: time.monotonic() - started > NODE_TIMEOUT_S + 0.2, 10, "the node to fall silent")

@@ -23,6 +23,7 @@ from ffrtmp.master.scheduler import DutyLoop, run_duties
 from ffrtmp.master.store.postgres import PostgresStore
 from ffrtmp.master.store.sqlite import SqliteStore
 from ffrtmp.master.store.sqlstore import SqlStore
+from ffrtmp.settings import MasterSettings
 from tests.conftest import Api, make_app, master_env, postgres_schema_url, register
 from tests.helpers import wait_until
 from tests.integration.test_store_disk_full import fill
@@ -59,13 +60,13 @@ def error_code(reply: Any) -> str:
 
 
 @pytest.fixture
-def busy_store(settings: config.Settings) -> Iterator[SqlStore]:
+def busy_store(settings: MasterSettings) -> Iterator[SqlStore]:
     store = store_for(settings.database, busy_timeout_ms=300)
     yield store
     store.close()
 
 
-def test_a_locked_database_answers_503_store_busy_then_serves(settings: config.Settings,
+def test_a_locked_database_answers_503_store_busy_then_serves(settings: MasterSettings,
                                                               busy_store: SqlStore) -> None:
     api = Api(make_app(settings, busy_store).test_client())
     with write_lock(settings.database):
@@ -76,7 +77,7 @@ def test_a_locked_database_answers_503_store_busy_then_serves(settings: config.S
 
 
 def test_a_duty_pass_the_database_refuses_restarts_the_offline_grace(
-        settings: config.Settings, busy_store: SqlStore) -> None:
+        settings: MasterSettings, busy_store: SqlStore) -> None:
     busy_store.migrate()
     loop = DutyLoop(busy_store, settings)
     loop.start()
