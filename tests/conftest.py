@@ -2,58 +2,35 @@
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import secrets
 import shutil
-import signal
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
 from ffrtmp import config
-from tests.helpers import free_port, wait_until
+from tests.processes import (  # re-exported: the tests import the process helpers from here
+    ENROLL_TOKEN,
+    OPERATOR_TOKEN,
+    AgentProcess,
+    MasterProcess,
+    agent_env,
+    free_port,
+    kill_workloads,
+    master_env,
+    start_agent,
+    start_master,
+    stop_process,
+    write_tokens,
+)
 
-OPERATOR_TOKEN = "op-" + "a" * 29
-ENROLL_TOKEN = "enroll-" + "b" * 25
-
-
-def write_tokens(directory: Path) -> tuple[Path, Path]:
-    api = directory / "api-token"
-    enroll = directory / "enroll-token"
-    api.write_text(OPERATOR_TOKEN + "\n")
-    enroll.write_text(ENROLL_TOKEN + "\n")
-    api.chmod(0o600)
-    enroll.chmod(0o600)
-    return api, enroll
-
-
-def master_env(tmp: Path, **overrides: str) -> dict[str, str]:
-    """The FFRTMP_* environment of a master whose files all live under ``tmp``."""
-    api, enroll = write_tokens(tmp)
-    media = tmp / "media"
-    media.mkdir(exist_ok=True)
-    env = {
-        "FFRTMP_MASTER_BIND": f"127.0.0.1:{free_port()}",
-        "FFRTMP_METRICS_BIND": f"127.0.0.1:{free_port()}",
-        "FFRTMP_DATABASE": f"sqlite:///{tmp / 'master.db'}",
-        "FFRTMP_API_TOKEN_FILE": str(api),
-        "FFRTMP_ENROLL_TOKEN_FILE": str(enroll),
-        "FFRTMP_MEDIA_ROOTS": str(media),
-        "FFRTMP_LOG_DIR": str(tmp / "log"),
-        "FFRTMP_DUTY_INTERVAL": "0.2",
-        "FFRTMP_HEARTBEAT_INTERVAL": "1",
-    }
-    env.update(overrides)
-    return env
+__all__ = ["AgentProcess", "MasterProcess", "agent_env", "kill_workloads", "master_env", "start_agent",
+           "start_master", "stop_process", "write_tokens"]
 
 
 # --- databases: every store test runs on SQLite and on a real PostgreSQL ---
@@ -180,72 +157,6 @@ def register(api: Api, name: str = "node-a", **extra: Any) -> tuple[str, Api]:
 # --- a real master process ---
 
 
-@dataclass
-class MasterProcess:
-    env: dict[str, str]
-    proc: subprocess.Popen[bytes]
-    log_path: Path
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def url(self) -> str:
-        return "http://" + self.env["FFRTMP_MASTER_BIND"]
-
-    @property
-    def metrics_url(self) -> str:
-        return "http://" + self.env["FFRTMP_METRICS_BIND"]
-
-    def session(self, token: str = OPERATOR_TOKEN) -> requests.Session:
-        s = requests.Session()
-        s.headers["Authorization"] = f"Bearer {token}"
-        return s
-
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-
-def start_master(tmp: Path, env: dict[str, str] | None = None, *,
-                 wait_ready: bool = True, name: str = "master") -> MasterProcess:
-    env = env or master_env(tmp)
-    log_path = tmp / f"{name}.out"
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("FFRTMP_")}
-    full_env.pop("NOTIFY_SOCKET", None)
-    full_env.pop("JOURNAL_STREAM", None)
-    full_env.update(env)
-    with log_path.open("ab") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "ffrtmp", "master"], env=full_env,
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    master = MasterProcess(env, proc, log_path)
-    if wait_ready:
-        try:
-            wait_until(lambda: _ready(master), 30, "master /ready")
-        except AssertionError:
-            stop_process(proc)
-            raise AssertionError(f"master did not become ready:\n{master.output()}") from None
-    return master
-
-
-def _ready(master: MasterProcess) -> bool:
-    if master.proc.poll() is not None:
-        raise AssertionError(f"master exited with {master.proc.returncode}:\n{master.output()}")
-    try:
-        return requests.get(master.url + "/ready", timeout=1).status_code == 200
-    except requests.RequestException:
-        return False
-
-
-def stop_process(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 40) -> int:
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, sig)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
-    return proc.returncode
-
-
 @pytest.fixture
 def master_proc(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[MasterProcess]:
     master = start_master(tmp_path)
@@ -265,74 +176,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 # --- a real agent process ---
 
 
-@dataclass
-class AgentProcess:
-    env: dict[str, str]
-    proc: subprocess.Popen[bytes]
-    log_path: Path
-
-    @property
-    def url(self) -> str:
-        return "http://" + self.env["FFRTMP_AGENT_BIND"]
-
-    @property
-    def state_dir(self) -> Path:
-        return Path(self.env["FFRTMP_STATE_DIR"])
-
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def ready(self) -> bool:
-        if self.proc.poll() is not None:
-            raise AssertionError(f"agent exited with {self.proc.returncode}:\n{self.output()}")
-        try:
-            return requests.get(self.url + "/ready", timeout=2).status_code == 200
-        except requests.RequestException:
-            return False
-
-    def job_dirs(self) -> list[Path]:
-        root = self.state_dir / "jobs"
-        return sorted(root.iterdir()) if root.exists() else []
-
-
-def agent_env(tmp: Path, master: MasterProcess, name: str = "agent", **overrides: str) -> dict[str, str]:
-    state = tmp / name
-    env = {
-        "FFRTMP_MASTER_URL": master.url,
-        "FFRTMP_ENROLL_TOKEN_FILE": master.env["FFRTMP_ENROLL_TOKEN_FILE"],
-        "FFRTMP_MEDIA_ROOTS": master.env["FFRTMP_MEDIA_ROOTS"],
-        "FFRTMP_LOG_DIR": str(tmp / "log"),
-        "FFRTMP_STATE_DIR": str(state),
-        "FFRTMP_WORK_DIR": str(state / "work"),
-        "FFRTMP_AGENT_BIND": f"127.0.0.1:{free_port()}",
-        "FFRTMP_SLOTS": "2",
-        "FFRTMP_NODE_NAME": name,
-    }
-    env.update(overrides)
-    return env
-
-
-def start_agent(tmp: Path, master: MasterProcess, name: str = "agent", *, env: dict[str, str] | None = None,
-                wait_ready: bool = True, **overrides: str) -> AgentProcess:
-    env = env or agent_env(tmp, master, name, **overrides)
-    log_path = tmp / f"{name}.out"
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("FFRTMP_")}
-    for key in ("NOTIFY_SOCKET", "JOURNAL_STREAM", "WATCHDOG_USEC", "INVOCATION_ID"):
-        full_env.pop(key, None)
-    full_env.update(env)
-    with log_path.open("ab") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "ffrtmp", "agent"], env=full_env,
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    agent = AgentProcess(env, proc, log_path)
-    if wait_ready:
-        try:
-            wait_until(agent.ready, 30, f"agent {name} /ready")
-        except AssertionError as exc:
-            stop_process(proc)
-            raise AssertionError(f"{exc}\n{agent.output()}") from None
-    return agent
-
-
 @pytest.fixture
 def agent(tmp_path: Path, master_proc: MasterProcess) -> Iterator[AgentProcess]:
     """A real agent with 2 slots registered with ``master_proc``; its workloads end with it."""
@@ -340,22 +183,6 @@ def agent(tmp_path: Path, master_proc: MasterProcess) -> Iterator[AgentProcess]:
     yield agent
     stop_process(agent.proc)
     kill_workloads(agent.state_dir)
-
-
-def kill_workloads(state_dir: Path) -> None:
-    """Tests end every wrapper and workload they started: they outlive agents by design."""
-    from ffrtmp.wrapper import procinfo
-
-    for state_file in state_dir.glob("**/wrapper.json"):
-        try:
-            state = json.loads(state_file.read_text())
-        except (OSError, ValueError):
-            continue
-        for pid_key, ticks_key in (("wrapper_pid", "wrapper_start_ticks"), ("pid", "pid_start_ticks")):
-            pid = state.get(pid_key)
-            if pid and procinfo.alive(pid, state.get(ticks_key)):
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(pid, signal.SIGKILL) if pid_key == "pid" else os.kill(pid, signal.SIGKILL)
 
 
 def random_token() -> str:

@@ -7,31 +7,23 @@ against a real master, finishes, stops the master, and reports sane, complete re
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
-
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "master_bench.py"
+from bench import harness, master_bench
 
 
 @pytest.fixture(scope="module")
 def bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("master_bench", BENCH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
+    return master_bench
 
 
 def test_summarize_uses_nearest_rank(bench: ModuleType) -> None:
-    stats = bench.summarize([i / 1000 for i in range(1, 101)])
+    stats = harness.summarize([i / 1000 for i in range(1, 101)])
     assert (stats["count"], stats["p50_ms"], stats["p99_ms"], stats["max_ms"]) == (100, 50.0, 99.0, 100.0)
-    assert bench.summarize([])["count"] == 0
+    assert harness.summarize([])["count"] == 0
 
 
 def test_tiny_run_reports_every_figure_and_stops_its_masters(bench: ModuleType, tmp_path: Path) -> None:
@@ -63,7 +55,7 @@ def test_tiny_run_reports_every_figure_and_stops_its_masters(bench: ModuleType, 
 
     assert set(result["goals"]) == set(bench.GOALS)
     assert all(isinstance(g["met"], bool) for g in result["goals"].values())
-    assert not bench._LIVE  # every master was stopped
+    assert not harness.LIVE  # every master was stopped
     assert "dispatch, 2 agents" in bench.render(result)
-    saved = bench.write_result(result, tmp_path / "results")
+    saved = harness.write_result(result, tmp_path / "results")
     assert json.loads(saved.read_text())["goals"] == result["goals"]

@@ -7,31 +7,23 @@ processes to the end, reports a complete and sane result, and leaves nothing run
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
-
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "worker_bench.py"
+from bench import harness, worker_bench
 
 
 @pytest.fixture(scope="module")
 def bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("worker_bench", BENCH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
+    return worker_bench
 
 
 def test_standard_error_needs_two_samples(bench: ModuleType) -> None:
-    assert bench.standard_error([1.0]) is None
-    assert bench.standard_error([1.0, 1.0, 1.0]) == 0.0
-    assert bench.standard_error([0.9, 1.1], of_median=True) > bench.standard_error([0.9, 1.1]) > 0
+    assert harness.standard_error([1.0]) is None
+    assert harness.standard_error([1.0, 1.0, 1.0]) == 0.0
+    assert harness.standard_error([0.9, 1.1], of_median=True) > harness.standard_error([0.9, 1.1]) > 0
 
 
 def test_tiny_run_reports_every_figure_and_stops_everything(bench: ModuleType, tmp_path: Path) -> None:
@@ -70,7 +62,7 @@ def test_tiny_run_reports_every_figure_and_stops_everything(bench: ModuleType, t
     assert set(result["goals"]) == set(bench.GOALS)
     assert all(isinstance(g["met"], bool) and isinstance(g["conclusive"], bool)
                for g in result["goals"].values())
-    assert not bench._LIVE  # every process the benchmark started was stopped
+    assert not harness.LIVE  # every process the benchmark started was stopped
     assert "wrapper run vs bare ffmpeg" in bench.render(result)
-    saved = bench.write_result(result, tmp_path / "results")
+    saved = harness.write_result(result, tmp_path / "results")
     assert json.loads(saved.read_text())["goals"] == result["goals"]
