@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from ffrtmp import config
+from ffrtmp.settings import MasterSettings
 from tests.processes import (  # re-exported: the tests import the process helpers from here
     ENROLL_TOKEN,
     OPERATOR_TOKEN,
@@ -90,7 +91,7 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def settings(tmp_path: Path, database: str) -> config.Settings:
+def settings(tmp_path: Path, database: str) -> MasterSettings:
     return config.load("master", {}, master_env(tmp_path, FFRTMP_DATABASE=database))
 
 
@@ -107,7 +108,7 @@ def make_app(settings: Any, store: Any = None) -> Any:
 
 
 @pytest.fixture
-def app(settings: config.Settings) -> Iterator[Any]:
+def app(settings: MasterSettings) -> Iterator[Any]:
     application = make_app(settings)
     yield application
     application.extensions["ffrtmp"].store.close()
