@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry, Gauge
 
-from ffrtmp import config
 from ffrtmp.master.dispatch import TICK_S, ClaimWaiter, QueueWatch
 from ffrtmp.master.store.factory import open_store
 from ffrtmp.master.store.protocol import Store
+from ffrtmp.settings import MasterSettings
 from ffrtmp.shutdown import Shutdown
 from tests.conftest import Api, make_app, register
 from tests.helpers import wait_until
@@ -39,7 +39,7 @@ class CountingMarker:
 
 
 @pytest.fixture
-def served(settings: config.Settings) -> Iterator[Any]:
+def served(settings: MasterSettings) -> Iterator[Any]:
     """The app with its duties and queue watch running."""
     app = make_app(settings)
     ctx = app.extensions["ffrtmp"]
@@ -91,7 +91,7 @@ def test_shutdown_releases_every_waiting_claim_at_once(served: Any) -> None:
 
 
 @pytest.fixture
-def store(settings: config.Settings) -> Iterator[Store]:
+def store(settings: MasterSettings) -> Iterator[Store]:
     opened = open_store(settings.database)
     opened.migrate()
     yield opened
