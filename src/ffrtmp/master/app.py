@@ -60,8 +60,8 @@ def _whole_streamed_body() -> None:
 def create_app(settings: MasterSettings, store: Store, *, shutdown: Shutdown | None = None) -> Flask:
     """The API over ``store``, which the caller opened and migrated (and closes).
 
-    Nothing starts here: the caller runs ``app.extensions["ffrtmp"].start()`` where the app is
-    served (gunicorn's ``post_worker_init``) and ``stop()`` when it is done.
+    Nothing starts here: the caller runs ``context.of(app).start()`` where the app is served
+    (gunicorn's ``post_worker_init``) and ``stop()`` when it is done.
     """
     app = Flask("ffrtmp.master")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body

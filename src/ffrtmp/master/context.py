@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import cast
 
-from flask import current_app
+from flask import Flask, current_app
 
 from ffrtmp.master.dispatch import ClaimWaiter, QueueWatch
 from ffrtmp.master.metrics import MasterMetrics
@@ -46,6 +46,10 @@ class MasterContext:
         self.duties.stop()
 
 
+def of(app: Flask) -> MasterContext:
+    return cast(MasterContext, app.extensions[EXTENSION])
+
+
 def current() -> MasterContext:
     """The context of the app serving the current request."""
-    return cast(MasterContext, current_app.extensions[EXTENSION])
+    return of(current_app)

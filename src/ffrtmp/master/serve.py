@@ -16,7 +16,7 @@ import shutil
 import signal
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger
@@ -26,6 +26,9 @@ from ffrtmp.master.gunicorn_worker import block_stop_signals_at_fork
 from ffrtmp.master.store.factory import open_store
 from ffrtmp.settings import MasterSettings
 from ffrtmp.shutdown import Shutdown
+
+if TYPE_CHECKING:
+    from ffrtmp.master.context import MasterContext
 
 log = logging.getLogger("ffrtmp.master")
 
@@ -77,7 +80,7 @@ class MasterApplication(BaseApplication):
 
     def load(self) -> Any:
         """The worker's app, over its own store (``serve`` migrated it before the fork)."""
-        from ffrtmp.master.app import create_app
+        from ffrtmp.master.app import create_app  # in the worker: see _context_of
 
         shutdown = Shutdown()
         shutdown.register("logging", logging.shutdown)  # registered first: runs last
@@ -85,13 +88,21 @@ class MasterApplication(BaseApplication):
         shutdown.register("database", store.close)
         app = create_app(self.settings, store, shutdown=shutdown)
         # started by _post_worker_init, once the worker serves
-        shutdown.register("background duties", app.extensions["ffrtmp"].stop)
+        shutdown.register("background duties", _context_of(app).stop)
         return app
 
 
 def _bind(address: tuple[str, int]) -> str:
     host, port = address
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _context_of(app: Any) -> MasterContext:
+    """Imported in the worker, after serve() set PROMETHEUS_MULTIPROC_DIR: prometheus-client
+    picks its multiprocess mode when it is first imported."""
+    from ffrtmp.master import context
+
+    return context.of(app)
 
 
 def _on_starting(server: Any) -> None:
@@ -101,7 +112,7 @@ def _on_starting(server: Any) -> None:
 def _post_worker_init(worker: Any) -> None:
     """Start the worker's background threads (duties, queue watch); mark the app as shutting
     down (``/ready`` → 503, long-polls end) on the worker's SIGTERM."""
-    ctx = worker.wsgi.extensions["ffrtmp"]
+    ctx = _context_of(worker.wsgi)
     ctx.start()
     previous = signal.getsignal(signal.SIGTERM)
 
@@ -116,8 +127,8 @@ def _post_worker_init(worker: Any) -> None:
 def _worker_exit(server: Any, worker: Any) -> None:
     """Run the app's shutdown handlers; a worker that died while booting has no app yet."""
     app = getattr(worker, "wsgi", None)
-    ctx = getattr(app, "extensions", {}).get("ffrtmp")
-    if ctx is not None:
+    if app is not None:
+        ctx = _context_of(app)
         ctx.shutdown.request(ctx.shutdown.reason or "worker exit")
         log.info("worker %d stopping: running shutdown handlers", worker.pid)
         ctx.shutdown.run_handlers()
