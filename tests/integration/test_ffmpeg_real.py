@@ -14,7 +14,7 @@ from typing import Any
 import psutil
 import pytest
 
-from ffrtmp.agent import ffmpeg
+from ffrtmp.agent import argv as ffmpeg_argv
 from ffrtmp.agent.argv import build_argv
 from ffrtmp.agent.ffmpeg import (
     discover_capabilities,
@@ -189,7 +189,7 @@ def test_rtmp_push_is_paced_to_real_time(media: Path, tmp_path: Path,
 def test_dead_rtmp_input_ends_the_job(media: Path, tmp_path: Path,
                                       started: list[subprocess.Popen[bytes]],
                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ffmpeg, "RW_TIMEOUT_US", 1_000_000)
+    monkeypatch.setattr(ffmpeg_argv, "RW_TIMEOUT_US", 1_000_000)
     port = free_port()
     # Unpaced, so the job's stream probe fills at once; the stream lasts far longer than the test.
     publisher = subprocess.Popen(
