@@ -1,0 +1,67 @@
+"""Where the worker keeps things on disk: the state dir and its job directories.
+
+The agent creates a job directory per attempt and the wrapper fills it; the agent reads what
+the wrapper wrote, even across restarts of either. Both find every file through this one
+description, so they never disagree about a name.
+
+``<state_dir>/jobs/<job_id>.<attempt>/`` holds ``assignment.json`` (the agent, before anything
+runs), ``wrapper.json``, ``wrapper.out``, ``output.log``, ``progress.txt`` and ``result.json``
+(the wrapper), and ``delivered.json`` (the agent, once the master has the result).
+``<state_dir>/wrapper/`` holds the counters every wrapper shares; ``<state_dir>/quarantine/``
+the job directories nobody could read; ``<state_dir>/node.json`` the node's credential.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class _Entry:
+    """A fixed name under a directory object's ``path``: declared once, read as a Path."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, owner: _Directory, _type: type | None = None) -> Path:
+        return owner.path / self.name
+
+
+@dataclass(frozen=True)
+class _Directory:
+    path: Path
+
+
+class JobDir(_Directory):
+    """The files of one attempt's directory."""
+
+    assignment = _Entry("assignment.json")
+    wrapper_json = _Entry("wrapper.json")
+    wrapper_out = _Entry("wrapper.out")
+    output_log = _Entry("output.log")
+    progress = _Entry("progress.txt")
+    result_json = _Entry("result.json")
+    delivered = _Entry("delivered.json")
+
+
+class CountersDir(_Directory):
+    """``<state_dir>/wrapper/``: the counters every wrapper adds to, under one lock."""
+
+    counters = _Entry("counters.json")
+    lock = _Entry("counters.lock")
+    violations = _Entry("violations.json")
+
+
+class StateDir(_Directory):
+    """The worker's state dir (FFRTMP_STATE_DIR)."""
+
+    jobs = _Entry("jobs")
+    quarantine = _Entry("quarantine")
+    node_json = _Entry("node.json")
+
+    @property
+    def wrapper(self) -> CountersDir:
+        return CountersDir(self.path / "wrapper")
+
+    def job(self, job_id: str, attempt: int) -> JobDir:
+        return JobDir(self.jobs / f"{job_id}.{attempt}")
