@@ -37,7 +37,7 @@ def write_history(state_dir: Path, log_dir: str, roots: tuple[str, ...],
             table.mark_delivered(job, {"job": {"state": "succeeded"}})
             if i < AGED:
                 aged = time.time() - 48 * 3600
-                os.utime(job.file("delivered.json"), (aged, aged))
+                os.utime(job.files.delivered, (aged, aged))
 
 
 def delivered_dirs(state_dir: Path) -> list[Path]:

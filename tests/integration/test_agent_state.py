@@ -75,7 +75,7 @@ CORRUPTIONS: dict[str, tuple[Callable[[Path], None], str]] = {
 def test_unreadable_job_directories_are_quarantined_and_reported(master_proc: MasterProcess,
                                                                  tmp_path: Path) -> None:
     from ffrtmp.agent.jobs import JobTable
-    from ffrtmp.wrapper.common import iso, utc_now
+    from ffrtmp.isotime import iso, utc_now
     from ffrtmp.wrapper.result import COMPLETED, Result
 
     env = agent_env(tmp_path, master_proc, FFRTMP_SLOTS="8")

@@ -16,14 +16,10 @@ import pytest
 
 from ffrtmp.agent import argv as ffmpeg_argv
 from ffrtmp.agent.argv import build_argv
-from ffrtmp.agent.ffmpeg import (
-    discover_capabilities,
-    is_hardware_encoder,
-    probe_duration_s,
-    read_progress,
-)
+from ffrtmp.agent.ffmpeg import discover_capabilities, is_hardware_encoder, probe_duration_s
 from ffrtmp.agent.outputs import output_dirs
 from ffrtmp.jobspec import JobSpec, parse
+from ffrtmp.progress import read_progress
 from tests.helpers import free_port, wait_until
 
 pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None or shutil.which("ffprobe") is None,

@@ -21,12 +21,22 @@ from typing import Any
 
 import pytest
 
+from ffrtmp.layout import StateDir
 from ffrtmp.wrapper import cgroups, counters, procinfo
+from ffrtmp.wrapper.cmdline import Mode, WrapperCall, entry
 from tests.helpers import wait_until
 
 SUMMARY_RE = re.compile(r"JOB \S+.*sla=(COMPLIANT|VIOLATION).*reason=\S+.*runtime=[0-9.]+s"
                         r".*exit=[0-9]+")
 TIMEOUT = 20
+
+
+def run_call(job_id: str, *command: str, **options: Any) -> WrapperCall:
+    return WrapperCall(mode="run", job_id=job_id, command=command, **options)
+
+
+def attach_call(pid: int, job_id: str, **options: Any) -> WrapperCall:
+    return WrapperCall(mode="attach", job_id=job_id, pid=pid, **options)
 
 
 class Harness:
@@ -43,19 +53,24 @@ class Harness:
 
     # -- starting things ------------------------------------------------------------------
 
-    def _argv(self, sub: str, args: tuple[str, ...]) -> list[str]:
-        return [sys.executable, "-m", f"ffrtmp.wrapper.{sub}", *args]
+    def _argv(self, sub: Mode, args: tuple[str | WrapperCall, ...]) -> list[str]:
+        """A call as the agent builds it; raw words only where a test is about parsing them."""
+        if len(args) == 1 and isinstance(args[0], WrapperCall):
+            return args[0].argv()
+        return [*entry(sub), *(str(arg) for arg in args)]
 
-    def run(self, *args: str, timeout: float = TIMEOUT) -> subprocess.CompletedProcess[str]:
+    def run(self, *args: str | WrapperCall,
+            timeout: float = TIMEOUT) -> subprocess.CompletedProcess[str]:
         return subprocess.run(self._argv("run", args), env=self.env, cwd=self.tmp,
                               capture_output=True, text=True, timeout=timeout, check=False)
 
-    def attach(self, *args: str, timeout: float = TIMEOUT) -> subprocess.CompletedProcess[str]:
+    def attach(self, *args: str | WrapperCall,
+               timeout: float = TIMEOUT) -> subprocess.CompletedProcess[str]:
         return subprocess.run(self._argv("attach", args), env=self.env, cwd=self.tmp,
                               capture_output=True, text=True, timeout=timeout, check=False)
 
-    def start(self, sub: str, *args: str) -> subprocess.Popen[str]:
-        proc = subprocess.Popen(self._argv(sub, args), env=self.env, cwd=self.tmp, text=True,
+    def start(self, call: WrapperCall) -> subprocess.Popen[str]:
+        proc = subprocess.Popen(call.argv(), env=self.env, cwd=self.tmp, text=True,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self.procs.append(proc)
         return proc
@@ -70,7 +85,7 @@ class Harness:
     # -- reading what they wrote -----------------------------------------------------------
 
     def job_dir(self, job_id: str) -> Path:
-        return self.state / "wrapper" / "jobs" / job_id
+        return StateDir(self.state).job(job_id, 1).path
 
     def wrapper_json(self, job_id: str, timeout: float = TIMEOUT) -> dict[str, Any]:
         path = self.job_dir(job_id) / "wrapper.json"
@@ -98,7 +113,7 @@ class Harness:
     # -- cleanup ---------------------------------------------------------------------------
 
     def cleanup(self) -> None:
-        for path in self.state.glob("wrapper/jobs/*/wrapper.json"):
+        for path in StateDir(self.state).jobs.glob("*/wrapper.json"):
             data = json.loads(path.read_text())
             self.pids += [(data["pid"], data["pid_start_ticks"]),
                           (data["wrapper_pid"], data["wrapper_start_ticks"])]
@@ -136,7 +151,7 @@ def running(pid: int, ticks: int) -> bool:
 
 
 def test_basic_run(wr: Harness) -> None:
-    done = wr.run("--job-id", "basic", "--intent", "smoke", "--", "sleep", "0.2")
+    done = wr.run(run_call("basic", "sleep", "0.2", intent="smoke"))
     assert done.returncode == 0, done.stderr
     res = wr.result("basic")
     info = wr.wrapper_json("basic")
@@ -169,7 +184,7 @@ def test_basic_run(wr: Harness) -> None:
 
 
 def test_exit_code_propagates(wr: Harness) -> None:
-    done = wr.run("--job-id", "exit42", "--", "sh", "-c", "exit 42")
+    done = wr.run(run_call("exit42", "sh", "-c", "exit 42"))
     assert done.returncode == 42
     res = wr.result("exit42")
     assert (res["exit_code"], res["reason"], res["platform_sla"]) == (42, "workload_failed", True)
@@ -180,7 +195,7 @@ def test_exit_code_propagates(wr: Harness) -> None:
 
 
 def test_signal_exit(wr: Harness) -> None:
-    done = wr.run("--job-id", "sig", "--", "sh", "-c", "kill -9 $$")
+    done = wr.run(run_call("sig", "sh", "-c", "kill -9 $$"))
     assert done.returncode == 137
     res = wr.result("sig")
     assert (res["exit_code"], res["signal"], res["reason"], res["platform_sla"]) == (
@@ -190,7 +205,7 @@ def test_signal_exit(wr: Harness) -> None:
 
 def test_command_not_found(wr: Harness) -> None:
     for job in ("missing-1", "missing-2"):
-        done = wr.run("--job-id", job, "--", "ffrtmp-no-such-command", "-x")
+        done = wr.run(run_call(job, "ffrtmp-no-such-command", "-x"))
         assert done.returncode == 127
         res = wr.result(job)
         assert (res["reason"], res["platform_sla"], res["pid"], res["exit_code"]) == (
@@ -208,13 +223,13 @@ def test_usage_errors_start_nothing(wr: Harness) -> None:
     assert wr.run("--job-id", "u2", "--").returncode == 2
     assert wr.run("--job-id", "../up", "--", "true").returncode == 2
     assert wr.run("--job-id", "u3", "--cpu-max", "half", "--", "true").returncode == 2
-    assert not (wr.state / "wrapper" / "jobs").exists()
+    assert not StateDir(wr.state).jobs.exists()
 
 
 def test_result_is_immutable(wr: Harness) -> None:
-    assert wr.run("--job-id", "once", "--", "true").returncode == 0
+    assert wr.run(run_call("once", "true")).returncode == 0
     before = (wr.job_dir("once") / "result.json").read_bytes()
-    again = wr.run("--job-id", "once", "--", "sh", "-c", "exit 3")
+    again = wr.run(run_call("once", "sh", "-c", "exit 3"))
     assert again.returncode == 2
     assert "exists" in again.stdout
     assert (wr.job_dir("once") / "result.json").read_bytes() == before
@@ -222,7 +237,7 @@ def test_result_is_immutable(wr: Harness) -> None:
 
 
 def test_three_concurrent_runs(wr: Harness) -> None:
-    procs = [wr.start("run", "--job-id", f"c{i}", "--", "sleep", "0.5") for i in range(3)]
+    procs = [wr.start(run_call(f"c{i}", "sleep", "0.5")) for i in range(3)]
     for proc in procs:
         assert proc.wait(timeout=TIMEOUT) == 0
     for i in range(3):
@@ -235,15 +250,14 @@ def test_three_concurrent_runs(wr: Harness) -> None:
 
 
 def test_workload_survives_kill_9_of_the_wrapper(wr: Harness) -> None:
-    proc = wr.start("run", "--job-id", "k9", "--", "sleep", "2")
+    proc = wr.start(run_call("k9", "sleep", "2"))
     info = wr.wrapper_json("k9")
     proc.kill()
     assert proc.wait(timeout=TIMEOUT) == -signal.SIGKILL
     assert running(info["pid"], info["pid_start_ticks"])
     assert not (wr.job_dir("k9") / "result.json").exists()
 
-    done = wr.attach("--pid", str(info["pid"]), "--start-ticks", str(info["pid_start_ticks"]),
-                     "--job-id", "k9")
+    done = wr.attach(attach_call(info["pid"], "k9", start_ticks=info["pid_start_ticks"]))
     assert done.returncode == 0, done.stderr
     res = wr.result("k9")
     assert (res["mode"], res["reason"], res["platform_sla"], res["exit_code"]) == (
@@ -257,7 +271,7 @@ def test_workload_survives_kill_9_of_the_wrapper(wr: Harness) -> None:
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_sigterm_and_sigint_detach(wr: Harness, sig: signal.Signals) -> None:
-    proc = wr.start("run", "--job-id", "det", "--", "sleep", "30")
+    proc = wr.start(run_call("det", "sleep", "30"))
     info = wr.wrapper_json("det")
     proc.send_signal(sig)
     assert proc.wait(timeout=TIMEOUT) == 0
@@ -267,14 +281,13 @@ def test_sigterm_and_sigint_detach(wr: Harness, sig: signal.Signals) -> None:
     assert not (wr.job_dir("det") / "result.json").exists()
     assert "detached; workload continues" in wr.log_text()
     assert wr.counters()["jobs_total"] == 0
-    again = wr.run("--job-id", "det", "--", "true")  # never a second workload for a job dir
+    again = wr.run(run_call("det", "true"))  # never a second workload for a job dir
     assert again.returncode == 2 and "still running" in again.stdout
 
 
 def test_sighup_is_ignored(wr: Harness) -> None:
     go = wr.tmp / "go"
-    proc = wr.start("run", "--job-id", "hup", "--", "sh", "-c",
-                    f"while [ ! -e {go} ]; do sleep 0.05; done")
+    proc = wr.start(run_call("hup", "sh", "-c", f"while [ ! -e {go} ]; do sleep 0.05; done"))
     info = wr.wrapper_json("hup")
     proc.send_signal(signal.SIGHUP)
     wait_until(lambda: "SIGHUP ignored" in wr.log_text(), TIMEOUT, "the SIGHUP log line")
@@ -289,7 +302,7 @@ def test_sighup_is_ignored(wr: Harness) -> None:
 
 
 def test_cancel_sends_sigterm(wr: Harness) -> None:
-    proc = wr.start("run", "--job-id", "cancel", "--", "sleep", "60")
+    proc = wr.start(run_call("cancel", "sleep", "60"))
     wr.wrapper_json("cancel")
     proc.send_signal(signal.SIGUSR1)
     assert proc.wait(timeout=TIMEOUT) == 143
@@ -302,8 +315,8 @@ def test_cancel_sends_sigterm(wr: Harness) -> None:
 
 def test_cancel_escalates_to_sigkill(wr: Harness) -> None:
     ready = wr.tmp / "ready"
-    proc = wr.start("run", "--job-id", "stubborn", "--cancel-grace", "0.5", "--", "sh", "-c",
-                    f'trap "" TERM; : > {ready}; exec sleep 60')
+    proc = wr.start(run_call("stubborn", "sh", "-c", f'trap "" TERM; : > {ready}; exec sleep 60',
+                             cancel_grace_s=0.5))
     wr.wrapper_json("stubborn")
     wait_until(ready.exists, TIMEOUT, "the workload to trap SIGTERM")
     proc.send_signal(signal.SIGUSR1)
@@ -318,7 +331,7 @@ def test_cancel_escalates_to_sigkill(wr: Harness) -> None:
 
 def test_attach_to_a_background_process(wr: Harness) -> None:
     sleeper = wr.background("sleep", "1")
-    done = wr.attach("--pid", str(sleeper.pid), "--job-id", "adopt", "--intent", "adopted")
+    done = wr.attach(attach_call(sleeper.pid, "adopt", intent="adopted"))
     assert done.returncode == 0, done.stderr
     res = wr.result("adopt")
     assert (res["mode"], res["reason"], res["platform_sla"], res["exit_code"]) == (
@@ -332,7 +345,7 @@ def test_attach_to_a_background_process(wr: Harness) -> None:
 
 
 def test_attach_to_a_missing_pid(wr: Harness) -> None:
-    done = wr.attach("--pid", "99999999", "--job-id", "ghost")
+    done = wr.attach(attach_call(99999999, "ghost"))
     assert done.returncode == 1
     assert "process 99999999 does not exist" in done.stderr
     assert not wr.state.exists()
@@ -341,7 +354,7 @@ def test_attach_to_a_missing_pid(wr: Harness) -> None:
 def test_attach_to_an_already_reaped_pid(wr: Harness) -> None:
     gone = subprocess.Popen(["true"])
     gone.wait(timeout=TIMEOUT)
-    done = wr.attach("--pid", str(gone.pid), "--job-id", "reaped")
+    done = wr.attach(attach_call(gone.pid, "reaped"))
     assert done.returncode == 1
     assert f"process {gone.pid} does not exist" in done.stderr
     assert not wr.state.exists()
@@ -350,8 +363,7 @@ def test_attach_to_an_already_reaped_pid(wr: Harness) -> None:
 def test_attach_refuses_a_reused_pid(wr: Harness) -> None:
     sleeper = wr.background("sleep", "30")
     ticks = wait_until(lambda: procinfo.start_ticks(sleeper.pid), TIMEOUT, "start ticks")
-    done = wr.attach("--pid", str(sleeper.pid), "--start-ticks", str(ticks + 1),
-                     "--job-id", "reused")
+    done = wr.attach(attach_call(sleeper.pid, "reused", start_ticks=ticks + 1))
     assert done.returncode == 1
     assert "does not exist" in done.stderr
 
@@ -359,15 +371,15 @@ def test_attach_refuses_a_reused_pid(wr: Harness) -> None:
 def test_attach_detaches_and_cancels(wr: Harness) -> None:
     sleeper = wr.background("sleep", "60")
     ticks = wait_until(lambda: procinfo.start_ticks(sleeper.pid), TIMEOUT, "start ticks")
-    first = wr.start("attach", "--pid", str(sleeper.pid), "--job-id", "adopt2")
+    first = wr.start(attach_call(sleeper.pid, "adopt2"))
     wr.wrapper_json("adopt2")
-    twice = wr.attach("--pid", str(sleeper.pid), "--job-id", "adopt2")
+    twice = wr.attach(attach_call(sleeper.pid, "adopt2"))
     assert twice.returncode == 2 and "not attaching twice" in twice.stdout
     first.send_signal(signal.SIGTERM)
     assert first.wait(timeout=TIMEOUT) == 0
     assert running(sleeper.pid, ticks)
 
-    second = wr.start("attach", "--pid", str(sleeper.pid), "--job-id", "adopt2")
+    second = wr.start(attach_call(sleeper.pid, "adopt2"))
     wait_until(lambda: wr.wrapper_json("adopt2")["wrapper_pid"] == second.pid, TIMEOUT,
                "the second attach to write wrapper.json")
     second.send_signal(signal.SIGUSR1)
@@ -383,10 +395,10 @@ def test_attach_detaches_and_cancels(wr: Harness) -> None:
 @pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed")
 def test_ffmpeg_progress_end(wr: Harness) -> None:
     progress = wr.job_dir("ff") / "progress.txt"
-    done = wr.run("--job-id", "ff", "--intent", "testsrc", "--",
-                  "ffmpeg", "-hide_banner", "-nostdin", "-f", "lavfi",
+    done = wr.run(run_call("ff", "ffmpeg", "-hide_banner", "-nostdin", "-f", "lavfi",
                   "-i", "testsrc2=duration=1:size=320x240:rate=25",
-                  "-progress", str(progress), "-f", "null", "-", timeout=60)
+                  "-progress", str(progress), "-f", "null", "-", intent="testsrc"),
+                  timeout=60)
     assert done.returncode == 0, (wr.job_dir("ff") / "output.log").read_text()
     res = wr.result("ff")
     assert res["progress_end"] is True and res["reason"] == "completed_successfully"
@@ -397,8 +409,8 @@ def test_ffmpeg_progress_end(wr: Harness) -> None:
 def test_requested_limits_not_applied(wr: Harness) -> None:
     if cgroups.delegated_parent() is not None:
         pytest.skip("cgroup v2 is delegated here, so the limits would be applied")
-    done = wr.run("--job-id", "lim", "--cpu-max", "50000 100000", "--memory-max", "268435456",
-                  "--", "sh", "-c", "exit 0")
+    done = wr.run(run_call("lim", "sh", "-c", "exit 0", cpu_max="50000 100000",
+                           memory_max=268435456))
     assert done.returncode == 0
     res = wr.result("lim")
     assert (res["platform_sla"], res["reason"], res["exit_code"], res["cgroup"]) == (

@@ -11,9 +11,10 @@ import pytest
 
 from ffrtmp.agent import ffmpeg, outputs
 from ffrtmp.agent.argv import build_argv
-from ffrtmp.agent.ffmpeg import Capabilities, Progress, discover_capabilities, read_progress
+from ffrtmp.agent.ffmpeg import Capabilities, discover_capabilities
 from ffrtmp.agent.outputs import output_dirs
 from ffrtmp.jobspec import parse
+from ffrtmp.progress import PROGRESS_TAIL_BYTES, Progress, read_progress
 
 ROOTS = ["/srv/media"]
 PROGRESS = "/var/lib/ffrtmp/worker/jobs/j1/progress"
@@ -229,7 +230,7 @@ def test_progress_falls_back_to_out_time(tmp_path: Path) -> None:
 def test_progress_reads_only_the_tail_of_a_long_file(tmp_path: Path) -> None:
     blocks = [block(str(second * 1_000_000)) for second in range(1, 2000)]
     text = "".join(blocks) + block("2000000000", progress="end")
-    assert len(text) > 4 * ffmpeg.PROGRESS_TAIL_BYTES
+    assert len(text) > 4 * PROGRESS_TAIL_BYTES
     progress = read_progress(write(tmp_path, text), 4000)
     assert progress is not None
     assert (progress.out_time_s, progress.percent, progress.ended) == (2000.0, 50.0, True)

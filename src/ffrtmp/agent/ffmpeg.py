@@ -1,111 +1,19 @@
-"""FFmpeg as the farm uses it: progress from a file, node capabilities, input durations.
+"""FFmpeg as the farm uses it: node capabilities and input durations.
 
-FFmpeg writes ``-progress`` to a file, never a pipe: the workload must not die of SIGPIPE
-when the wrapper or agent that watches it goes away. The argv comes from
-``ffrtmp.agent.argv``, staged outputs from ``ffrtmp.agent.outputs``.
+The argv comes from ``ffrtmp.agent.argv``, staged outputs from ``ffrtmp.agent.outputs``, and
+``ffrtmp.progress`` reads the ``-progress`` file.
 """
 
 from __future__ import annotations
 
-import math
-import os
 import re
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 
-PROGRESS_TAIL_BYTES = 64 * 1024
+from ffrtmp.progress import finite_float
+
 HARDWARE_MARKERS = ("nvenc", "qsv", "vaapi", "amf", "v4l2m2m", "videotoolbox", "mediacodec")
-
-
-# --- progress ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Progress:
-    """The latest complete report FFmpeg wrote to its ``-progress`` file."""
-
-    out_time_s: float | None
-    fps: float | None
-    speed: float | None
-    frame: int | None
-    percent: float | None
-    ended: bool
-
-
-def read_progress(path: str, expected_duration_s: float | None) -> Progress | None:
-    """Parse the last complete block of a ``-progress`` file; None until there is one.
-
-    Only the file's tail is read, so polling a day-long job stays cheap.
-    """
-    try:
-        with Path(path).open("rb") as handle:
-            size = handle.seek(0, os.SEEK_END)
-            start = max(0, size - PROGRESS_TAIL_BYTES)
-            handle.seek(start)
-            tail = handle.read().decode("utf-8", errors="replace")
-    except FileNotFoundError:
-        return None
-    lines = tail.split("\n")[:-1]  # the last element is an unterminated (or empty) line
-    if start > 0 and lines:
-        lines = lines[1:]  # the first line may be cut in half
-    block = _last_block(lines)
-    if block is None:
-        return None
-    return _progress(block, expected_duration_s)
-
-
-def _last_block(lines: list[str]) -> dict[str, str] | None:
-    ends = [i for i, line in enumerate(lines) if line.startswith("progress=")]
-    if not ends:
-        return None
-    first = ends[-2] + 1 if len(ends) > 1 else 0
-    block: dict[str, str] = {}
-    for line in lines[first:ends[-1] + 1]:
-        key, sep, value = line.partition("=")
-        if sep:
-            block[key.strip()] = value.strip()
-    return block
-
-
-def _progress(block: dict[str, str], expected_duration_s: float | None) -> Progress:
-    out_time_s = _out_time_s(block)
-    percent = None
-    if out_time_s is not None and expected_duration_s:
-        percent = round(min(100.0, 100.0 * out_time_s / expected_duration_s), 1)
-    frame = _float(block.get("frame"))
-    return Progress(
-        out_time_s=out_time_s,
-        fps=_float(block.get("fps")),
-        speed=_float(block.get("speed", "").removesuffix("x")),
-        frame=int(frame) if frame is not None else None,
-        percent=percent,
-        ended=block.get("progress") == "end",
-    )
-
-
-def _out_time_s(block: dict[str, str]) -> float | None:
-    # out_time_ms is microseconds too (a long-standing FFmpeg quirk), so prefer out_time_us.
-    micros = _float(block.get("out_time_us", block.get("out_time_ms")))
-    if micros is not None:
-        return micros / 1e6 if micros >= 0 else None
-    match = re.fullmatch(r"(\d+):(\d{2}):(\d{2}(?:\.\d+)?)", block.get("out_time", ""))
-    if match is None:
-        return None
-    hours, minutes, seconds = match.groups()
-    return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
-
-
-def _float(value: str | None) -> float | None:
-    """FFmpeg writes N/A (and once in a while garbage) where it has no value yet."""
-    if value is None:
-        return None
-    try:
-        number = float(value)
-    except ValueError:
-        return None
-    return number if math.isfinite(number) else None
 
 
 # --- capabilities ----------------------------------------------------------------------------
@@ -221,5 +129,5 @@ def probe_duration_s(path: str, ffprobe: str = "ffprobe", *, timeout_s: float = 
         return None
     if done.returncode != 0:
         return None
-    duration = _float(done.stdout.strip())
+    duration = finite_float(done.stdout.strip())
     return duration if duration is not None and duration > 0 else None

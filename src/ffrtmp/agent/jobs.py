@@ -1,13 +1,12 @@
 """The agent's jobs on disk: one directory per attempt, one detached wrapper per job.
 
-``<state_dir>/jobs/<job_id>.<attempt>/`` holds ``assignment.json`` (written by the agent
-before anything runs), the wrapper's ``wrapper.json``, ``progress.txt``, ``output.log`` and
-``result.json``, and ``delivered.json`` once the master has the result. Everything the agent
+Each attempt has a job directory (``ffrtmp.layout``): the agent writes its assignment before
+anything runs, the wrapper its state and result, the agent the delivery. Everything the agent
 knows survives its own restart: at start it re-reads every directory, keeps following live
 wrappers, re-attaches to workloads whose wrapper died, and delivers results not yet delivered.
 
 A directory whose files cannot be understood (torn, not JSON, missing keys) is moved to
-``<state_dir>/quarantine/`` for the operator, never trusted and never fatal: when its job,
+the state dir's quarantine for the operator, never trusted and never fatal: when its job,
 attempt and token can still be read, a fresh directory records the attempt as a platform
 failure (``job_dir_unreadable: <file>: <problem>``) and the ordinary spool delivers it.
 
@@ -35,13 +34,16 @@ from typing import Any
 
 from ffrtmp import jobspec
 from ffrtmp.agent.argv import build_argv
-from ffrtmp.agent.ffmpeg import probe_duration_s, read_progress
+from ffrtmp.agent.ffmpeg import probe_duration_s
 from ffrtmp.agent.outputs import output_dirs, settle_outputs
+from ffrtmp.files import PRIVATE, read_json, tail, write_json_atomic
+from ffrtmp.isotime import iso, utc_now
 from ffrtmp.jobspec import JobSpec
+from ffrtmp.layout import JobDir, StateDir
 from ffrtmp.logs import fields
+from ffrtmp.progress import read_progress
 from ffrtmp.wrapper import procinfo
 from ffrtmp.wrapper.cmdline import WrapperCall
-from ffrtmp.wrapper.common import PRIVATE, iso, read_json, utc_now, write_json_atomic
 from ffrtmp.wrapper.result import OUTPUT_NOT_PUBLISHED, Result, lost_track
 
 log = logging.getLogger(__name__)
@@ -49,7 +51,6 @@ log = logging.getLogger(__name__)
 LOG_TAIL_BYTES = 16384
 # A wrapper writes wrapper.json within milliseconds; past this, a missing one means it died.
 WRAPPER_START_GRACE_S = 30.0
-QUARANTINE_DIR = "quarantine"
 UNREADABLE = "job_dir_unreadable"
 REASON_CHARS = 200  # the longest reason the master accepts in a result
 PRUNE_BATCH = 500  # directories removed per pass at most, so that a pass stays short
@@ -101,20 +102,21 @@ class LocalJob:
     def key(self) -> tuple[str, int]:
         return self.job_id, self.attempt
 
-    def file(self, name: str) -> Path:
-        return self.dir / name
+    @property
+    def files(self) -> JobDir:
+        return JobDir(self.dir)
 
     @property
     def finished(self) -> bool:
-        return self.file("result.json").exists()
+        return self.files.result_json.exists()
 
     @property
     def delivered(self) -> bool:
-        return self.file("delivered.json").exists()
+        return self.files.delivered.exists()
 
     def wrapper_state(self) -> dict[str, Any] | None:
         """None until the wrapper has written wrapper.json; Unreadable when it is corrupt."""
-        path = self.file("wrapper.json")
+        path = self.files.wrapper_json
         return read_object(path, WRAPPER_KEYS) if path.exists() else None
 
 
@@ -130,7 +132,8 @@ class JobTable:
     def __init__(self, state_dir: str, *, log_dir: str, log_level: str, cancel_grace_s: float,
                  media_roots: tuple[str, ...], keep_delivered: int, keep_delivered_s: float,
                  node: Callable[[], str | None] = lambda: None) -> None:
-        self.root = Path(state_dir) / "jobs"
+        self.state = StateDir(Path(state_dir))
+        self.root = self.state.jobs
         self.root.mkdir(parents=True, exist_ok=True)
         self.node = node  # this node's id once registered, for log lines
         self.state_dir, self.log_dir, self.log_level = state_dir, log_dir, log_level
@@ -157,10 +160,10 @@ class JobTable:
     def prepare(self, assignment: dict[str, Any], spec: JobSpec | None) -> LocalJob:
         """Record the assignment on disk before anything runs, so a restart knows about it."""
         job = LocalJob(assignment["job_id"], assignment["attempt"], assignment["attempt_token"],
-                       assignment["spec"], self.root / f"{assignment['job_id']}.{assignment['attempt']}")
+                       assignment["spec"], self.state.job(assignment["job_id"], assignment["attempt"]).path)
         job.dir.mkdir(parents=True, exist_ok=True)
         job.expected_duration_s = expected_duration_s(spec) if spec else None
-        write_json_atomic(job.file("assignment.json"), {
+        write_json_atomic(job.files.assignment, {
             "job_id": job.job_id, "attempt": job.attempt, "attempt_token": job.attempt_token,
             "spec": job.spec, "expected_duration_s": job.expected_duration_s,
             "claimed_at": iso(utc_now())}, mode=PRIVATE)  # the attempt token is a secret
@@ -171,7 +174,7 @@ class JobTable:
         """Start ``ffrtmp wrapper run`` in its own session; it outlives this agent."""
         for directory in output_dirs(spec):
             Path(directory).mkdir(parents=True, exist_ok=True)
-        argv = build_argv(spec, progress_path=str(job.file("progress.txt")), stage=job.dir.name)
+        argv = build_argv(spec, progress_path=str(job.files.progress), stage=job.dir.name)
         memory = spec.limits.memory_max
         job.child = self._spawn(job, mode="run", intent=spec.intent, cpu_max=spec.limits.cpu_max,
                                 memory_max=int(memory) if memory and memory != "max" else None,
@@ -208,13 +211,16 @@ class JobTable:
                            state_dir=self.state_dir, log_dir=self.log_dir,
                            log_level=self.log_level, cancel_grace_s=self.cancel_grace_s,
                            **{"node": self.node(), **call}).argv()
-        with job.file("wrapper.out").open("ab") as out:
+        with job.files.wrapper_out.open("ab") as out:
             child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
                                      stderr=subprocess.STDOUT, start_new_session=True,
                                      close_fds=True)
-        # wake the loop the moment the wrapper exits, so the result goes out and the slot refills
-        threading.Thread(target=lambda: (child.wait(), self.changed.set()), daemon=True,
-                         name=f"wrapper-{job.job_id}").start()
+        def wake_when_done() -> None:
+            # wake the loop the moment the wrapper exits, so the result goes out and the slot refills
+            child.wait()
+            self.changed.set()
+
+        threading.Thread(target=wake_when_done, daemon=True, name=f"wrapper-{job.job_id}").start()
         return child
 
     def reject(self, job: LocalJob, reason: str, *, platform_sla: bool = True) -> None:
@@ -231,7 +237,7 @@ class JobTable:
     def _count(self, result: Result) -> None:
         from ffrtmp.wrapper import counters  # only when needed: it is slow to import
 
-        counters.record(Path(self.state_dir), result)
+        counters.record(self.state.path, result)
 
     def forget(self, job: LocalJob) -> None:
         """Drop an assignment that never ran (the master refused its start)."""
@@ -245,12 +251,12 @@ class JobTable:
         delivered: list[tuple[float, Path]] = []
         for directory in sorted(self.root.iterdir()):
             try:
-                delivered.append(((directory / "delivered.json").stat().st_mtime, directory))
+                delivered.append((JobDir(directory).delivered.stat().st_mtime, directory))
                 continue
             except OSError:
                 pass
             try:
-                data = read_object(directory / "assignment.json", ASSIGNMENT_KEYS)
+                data = read_object(JobDir(directory).assignment, ASSIGNMENT_KEYS)
             except Unreadable as exc:
                 self.quarantine(directory, exc)
                 continue
@@ -268,11 +274,11 @@ class JobTable:
         for key in [k for k, j in self.jobs.items() if j.dir == directory]:
             del self.jobs[key]
         try:
-            ids: dict[str, Any] | None = read_object(directory / "assignment.json", IDS)
+            ids: dict[str, Any] | None = read_object(JobDir(directory).assignment, IDS)
         except Unreadable:
             ids = None
         extra = fields(job=ids and ids["job_id"], attempt=ids and ids["attempt"], node=self.node())
-        aside = Path(self.state_dir) / QUARANTINE_DIR
+        aside = self.state.quarantine
         target = aside / directory.name
         if target.exists():
             target = aside / f"{directory.name}.{utc_now():%Y%m%dT%H%M%S.%f}"
@@ -310,7 +316,7 @@ class JobTable:
             return
         if procinfo.alive(state["wrapper_pid"], state.get("wrapper_start_ticks")):
             return  # a wrapper from an earlier agent is still following its workload
-        if job.finished:  # it wrote the result and exited between the two checks
+        if job.files.result_json.exists():  # it wrote the result and exited between the checks
             return
         if procinfo.alive(state["pid"], state.get("pid_start_ticks")):
             self._attach(job, state)
@@ -358,7 +364,7 @@ class JobTable:
         return True
 
     def progress(self, job: LocalJob) -> dict[str, Any] | None:
-        p = read_progress(str(job.file("progress.txt")), job.expected_duration_s)
+        p = read_progress(str(job.files.progress), job.expected_duration_s)
         if p is None:
             return None
         return {k: v for k, v in (("percent", p.percent), ("out_time_s", p.out_time_s),
@@ -367,7 +373,7 @@ class JobTable:
 
     def result_body(self, job: LocalJob) -> dict[str, Any]:
         """The result call's body; Unreadable when result.json is not a result."""
-        data = read_object(job.file("result.json"), RESULT_KEYS)
+        data = read_object(job.files.result_json, RESULT_KEYS)
         try:
             return self._body(job, self.settled(job, Result.from_dict(data)))
         except (TypeError, ValueError, AttributeError) as exc:
@@ -389,17 +395,11 @@ class JobTable:
 
     @staticmethod
     def _log_tail(job: LocalJob) -> str:
-        try:
-            with job.file("output.log").open("rb") as handle:
-                size = handle.seek(0, 2)
-                handle.seek(max(0, size - LOG_TAIL_BYTES))
-                return handle.read().decode(errors="replace")
-        except FileNotFoundError:
-            return ""
+        return tail(job.files.output_log, LOG_TAIL_BYTES) or ""
 
     def mark_delivered(self, job: LocalJob, reply: dict[str, Any]) -> None:
         """The master has the result: the job leaves the table and joins the history."""
-        write_json_atomic(job.file("delivered.json"), {"at": iso(utc_now()), "reply": reply})
+        write_json_atomic(job.files.delivered, {"at": iso(utc_now()), "reply": reply})
         self.jobs.pop(job.key, None)
         self.history.append((time.time(), job.dir))
 
@@ -411,7 +411,7 @@ class JobTable:
         while self.history and removed < PRUNE_BATCH and (
                 len(self.history) > self.keep_delivered or self.history[0][0] < cutoff):
             _, directory = self.history.popleft()
-            if (directory / "delivered.json").exists():
+            if JobDir(directory).delivered.exists():
                 shutil.rmtree(directory, ignore_errors=True)
                 removed += 1
         if removed:

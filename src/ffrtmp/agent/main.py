@@ -29,10 +29,11 @@ from ffrtmp.agent.metrics import WorkerMetrics
 from ffrtmp.agent.probes import Readiness
 from ffrtmp.agent.server import AgentApp, start_server
 from ffrtmp.config import EX_CONFIG
+from ffrtmp.files import PRIVATE, write_json_atomic
+from ffrtmp.layout import StateDir
 from ffrtmp.logs import fields
 from ffrtmp.settings import AgentSettings
 from ffrtmp.shutdown import Shutdown, Watchdog, sd_notify
-from ffrtmp.wrapper.common import PRIVATE, write_json_atomic
 
 log = logging.getLogger("ffrtmp.agent")
 
@@ -46,7 +47,7 @@ class Identity:
     """
 
     def __init__(self, state_dir: str) -> None:
-        self.path = Path(state_dir) / "node.json"
+        self.path = StateDir(Path(state_dir)).node_json
         self.registered = False
 
     def load(self, client: MasterClient) -> None:
@@ -97,7 +98,8 @@ class PromisingAdapter(HTTPAdapter):
         self.watchdog = watchdog
 
     def send(self, request: requests.PreparedRequest, stream: bool = False,
-             timeout: float | tuple[float, float | None] | None = None, verify: bool | str = True,
+             timeout: float | tuple[float, float] | tuple[float, None] | None = None,
+             verify: bool | str = True,
              cert: Any = None, proxies: Any = None) -> requests.Response:
         connect, read = timeout if isinstance(timeout, tuple) else (timeout, timeout)
         self.watchdog.expect((connect or 0.0) + (read or 0.0))
@@ -236,8 +238,13 @@ def main(settings: AgentSettings) -> int:
     agent = Agent(settings, shutdown)
     server, thread = start_server(settings.agent_bind, AgentApp(agent.readiness, agent.metrics,
                                                                settings.state_dir))
-    shutdown.register("metrics server", lambda: (server.shutdown(), server.server_close(),
-                                                  thread.join(5)))
+
+    def stop_server() -> None:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+    shutdown.register("metrics server", stop_server)
     log.info("serving /health /ready /metrics on %s:%d; cgroup=%s", *server.server_address[:2],
              cgroup or "-")
     return agent.run()

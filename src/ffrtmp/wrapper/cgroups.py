@@ -1,8 +1,9 @@
 """A cgroup v2 leaf per job, inside the subtree systemd delegated to the worker unit.
 
 Layout (``Delegate=yes`` on ffrtmp-worker.service): the agent moves itself into
-``<unit>/agent`` so the unit cgroup has no processes of its own and may enable controllers
-for its children. Wrappers inherit ``<unit>/agent``; each creates ``<unit>/job-<id>-<attempt>``
+``<unit>/agent`` (``enter_agent_leaf``) so the unit cgroup has no processes of its own and may
+enable controllers for its children: cgroup v2 forbids processes in a cgroup whose children
+have controllers enabled. Wrappers inherit ``<unit>/agent``; each creates ``<unit>/job-<id>-<attempt>``
 beside it, writes cpu.max / memory.max there, and starts the workload inside it.
 
 We never touch a cgroup we were not given: without v2 at /sys/fs/cgroup, or when we are not
@@ -44,6 +45,40 @@ def own_cgroup(root: Path = ROOT, self_cgroup: Path = SELF_CGROUP) -> Path | Non
         if line.startswith("0::"):
             return root / line[3:].strip().lstrip("/")
     return None
+
+
+@dataclass(frozen=True)
+class AgentLeaf:
+    """Where ``enter_agent_leaf`` left the agent: in ``leaf``, or in ``unit`` and why."""
+
+    leaf: Path | None
+    moved: bool = False
+    unit: Path | None = None  # set when v2 is there but the leaf could not be entered
+    error: OSError | None = None
+
+
+def enter_agent_leaf(root: Path = ROOT, self_cgroup: Path = SELF_CGROUP) -> AgentLeaf:
+    """Move this process into ``<unit>/agent`` when the unit's cgroup was delegated to us."""
+    own = own_cgroup(root, self_cgroup)
+    if own is None:
+        return AgentLeaf(None)
+    if own.name == AGENT_LEAF:
+        return AgentLeaf(own)
+    if not os.access(own / "cgroup.procs", os.W_OK) or not os.access(own, os.W_OK):
+        return AgentLeaf(None, unit=own)
+    leaf = own / AGENT_LEAF
+    try:
+        leaf.mkdir(exist_ok=True)
+        _write(leaf / "cgroup.procs", str(os.getpid()))
+    except OSError as exc:
+        return AgentLeaf(None, unit=own, error=exc)
+    return AgentLeaf(leaf, moved=True)
+
+
+def cgroup_name(path: Path, root: Path = ROOT) -> str:
+    """A cgroup directory as /proc/<pid>/cgroup names it: ``/system.slice/…``."""
+    relative = path.relative_to(root).as_posix()
+    return "/" if relative == "." else "/" + relative
 
 
 def delegated_parent(root: Path = ROOT, self_cgroup: Path = SELF_CGROUP) -> Path | None:

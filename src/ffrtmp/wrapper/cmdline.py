@@ -11,15 +11,18 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
+
+from ffrtmp.config import BY_NAME, Setting
 
 Mode = Literal["run", "attach"]
+N = TypeVar("N", int, float)
 
-DEFAULT_STATE_DIR = "/var/lib/ffrtmp/worker"
-DEFAULT_LOG_DIR = "/var/log/ffrtmp"
-DEFAULT_CANCEL_GRACE_S = 10.0
+# The agent's settings of the same names: a hand-started wrapper behaves as the agent's would.
+STATE_DIR, LOG_DIR, LOG_LEVEL = BY_NAME["state_dir"], BY_NAME["log_dir"], BY_NAME["log_level"]
+DEFAULT_CANCEL_GRACE_S: float = BY_NAME["cancel_grace"].parse(BY_NAME["cancel_grace"].default or "")
 EX_SETUP = 2  # refused before anything started or was written (argparse uses 2 as well)
 
 _JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
@@ -36,24 +39,25 @@ def job_id_arg(raw: str) -> str:
     return raw
 
 
-def positive_int(raw: str) -> int:
+def _checked(raw: str, convert: Callable[[str], N], ok: Callable[[N], bool], not_a_number: str,
+             out_of_range: str) -> N:
     try:
-        value = int(raw)
+        value = convert(raw)
     except ValueError:
-        raise argparse.ArgumentTypeError("expected a positive integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("expected a positive integer")
+        raise argparse.ArgumentTypeError(not_a_number) from None
+    if not ok(value):
+        raise argparse.ArgumentTypeError(out_of_range)
     return value
+
+
+def positive_int(raw: str) -> int:
+    message = "expected a positive integer"
+    return _checked(raw, int, lambda value: value >= 1, message, message)
 
 
 def seconds_arg(raw: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError("expected a number of seconds") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError("expected a number of seconds >= 0")
-    return value
+    return _checked(raw, float, lambda value: value >= 0, "expected a number of seconds",
+                    "expected a number of seconds >= 0")
 
 
 def cpu_max_arg(raw: str) -> str:
@@ -83,6 +87,15 @@ class Option:
         return "--" + self.field.removesuffix("_s").replace("_", "-")
 
 
+def _default_help(setting: Setting) -> str:
+    return f"default: ${setting.env} or {setting.default}"
+
+
+def setting_value(flag: str | None, setting: Setting, environ: Mapping[str, str]) -> str:
+    """The flag, else the setting's environment variable, else its default (as the agent)."""
+    return flag or environ.get(setting.env) or setting.default or ""
+
+
 BOTH: tuple[Mode, ...] = ("run", "attach")
 OPTIONS: tuple[Option, ...] = (
     Option("pid", positive_int, ("attach",), "the workload to follow (required)"),
@@ -93,12 +106,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("attempt", positive_int, BOTH, "the attempt number (default 1)"),
     Option("intent", str, BOTH, "free-text label carried into the result"),
     Option("node", str, BOTH, "node id added to log lines (node=)"),
-    Option("job_dir", str, BOTH, "default: <state-dir>/wrapper/jobs/<job-id>"),
-    Option("state_dir", str, BOTH, "default: $FFRTMP_STATE_DIR or " + DEFAULT_STATE_DIR),
-    Option("log_dir", str, BOTH, "default: $FFRTMP_LOG_DIR or " + DEFAULT_LOG_DIR),
-    Option("log_level", str, BOTH, "default: $FFRTMP_LOG_LEVEL or info"),
+    Option("job_dir", str, BOTH, "default: <state-dir>/jobs/<job-id>.<attempt>, as the agent's"),
+    Option("state_dir", str, BOTH, _default_help(STATE_DIR)),
+    Option("log_dir", str, BOTH, _default_help(LOG_DIR)),
+    Option("log_level", str, BOTH, _default_help(LOG_LEVEL)),
     Option("cancel_grace_s", seconds_arg, BOTH,
-           "seconds between SIGTERM and SIGKILL on cancel (default 10)"),
+           f"seconds between SIGTERM and SIGKILL on cancel (default {BY_NAME['cancel_grace'].default})"),
     Option("cpu_max", cpu_max_arg, ("run",), 'cgroup v2 cpu.max, e.g. "50000 100000"'),
     Option("memory_max", positive_int, ("run",), "cgroup v2 memory.max in bytes"),
 )
@@ -126,12 +139,17 @@ class WrapperCall:
 
     def argv(self, python: str = sys.executable) -> list[str]:
         """The full command; each value in one ``--name=value`` word, the workload after ``--``."""
-        words = [python, "-m", "ffrtmp", "wrapper", self.mode]
+        words = entry(self.mode, python)
         for option in OPTIONS:
             value = getattr(self, option.field)
             if self.mode in option.modes and value is not None:
                 words.append(f"{option.flag}={value}")
         return [*words, "--", *self.command] if self.mode == "run" else words
+
+
+def entry(mode: Mode, python: str = sys.executable) -> list[str]:
+    """The command that starts a wrapper, before its options."""
+    return [python, "-m", "ffrtmp", "wrapper", mode]
 
 
 # --- parsing ------------------------------------------------------------------------------

@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from ffrtmp import logs
-from ffrtmp.wrapper.common import iso, read_json, utc_now, write_json_atomic
+from ffrtmp.files import read_json, write_json_atomic
+from ffrtmp.isotime import iso, utc_now
+from ffrtmp.layout import StateDir
 from ffrtmp.wrapper.result import Result
 
 log = logging.getLogger("ffrtmp.wrapper")
@@ -35,23 +37,19 @@ _HELP = {
 }
 
 
-def _dir(state_dir: Path) -> Path:
-    return Path(state_dir) / "wrapper"
-
-
 def counters_path(state_dir: Path) -> Path:
-    return _dir(state_dir) / "counters.json"
+    return StateDir(Path(state_dir)).wrapper.counters
 
 
 def violations_path(state_dir: Path) -> Path:
-    return _dir(state_dir) / "violations.json"
+    return StateDir(Path(state_dir)).wrapper.violations
 
 
 @contextmanager
 def _locked(state_dir: Path) -> Iterator[None]:
-    directory = _dir(state_dir)
-    directory.mkdir(parents=True, exist_ok=True)
-    fd = os.open(directory / "counters.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    directory = StateDir(Path(state_dir)).wrapper
+    directory.path.mkdir(parents=True, exist_ok=True)
+    fd = os.open(directory.lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield

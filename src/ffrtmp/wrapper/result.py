@@ -15,11 +15,13 @@ import re
 import signal
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from ffrtmp.wrapper.common import JobPaths, read_json, signal_name, write_json_atomic
-
-Mode = Literal["run", "attach"]
+from ffrtmp.files import read_json, tail, write_json_atomic
+from ffrtmp.layout import JobDir
+from ffrtmp.progress import reached_end
+from ffrtmp.wrapper.cmdline import Mode
+from ffrtmp.wrapper.signals import signal_name
 
 COMPLETED = "completed_successfully"
 WORKLOAD_FAILED = "workload_failed"
@@ -92,11 +94,11 @@ class Result:
 
     @classmethod
     def read(cls, job_dir: Path) -> Result:
-        return cls.from_dict(read_json(JobPaths(job_dir).result_json))
+        return cls.from_dict(read_json(JobDir(job_dir).result_json))
 
     def write(self, job_dir: Path) -> Path:
         """Atomically create ``<job_dir>/result.json``; ResultExists if it is already there."""
-        path = JobPaths(job_dir).result_json
+        path = JobDir(job_dir).result_json
         try:
             write_json_atomic(path, self.to_dict(), exclusive=True)
         except FileExistsError:
@@ -168,37 +170,15 @@ def exit_fields(wait_status: int | None) -> tuple[int | None, str | None]:
     return (code, None) if code >= 0 else (None, signal_name(-code))
 
 
-def _tail(path: Path, size: int) -> str | None:
-    """The last ``size`` bytes of a file as text; None when there is no such file."""
-    try:
-        with path.open("rb") as handle:
-            end = handle.seek(0, 2)
-            handle.seek(max(0, end - size))
-            return handle.read().decode(errors="replace")
-    except FileNotFoundError:
-        return None
-
-
 def reports_disk_full(job_dir: Path) -> bool:
     """Whether the end of the workload's output says a write failed for lack of space."""
-    tail = _tail(JobPaths(job_dir).output_log, _ERROR_TAIL_BYTES)
-    return tail is not None and _ENOSPC_LINE.search(tail) is not None
+    text = tail(JobDir(job_dir).output_log, _ERROR_TAIL_BYTES)
+    return text is not None and _ENOSPC_LINE.search(text) is not None
 
 
 def progress_end(job_dir: Path) -> bool | None:
-    """Whether ffmpeg's ``-progress`` file ends with ``progress=end`` (None: no such file).
-
-    Only the tail is read: a long encode appends a block every half second.
-    """
-    tail = _tail(JobPaths(job_dir).progress, 4096)
-    if tail is None:
-        return None
-    last = None
-    for line in tail.splitlines():
-        key, _, value = line.strip().partition("=")
-        if key == "progress":
-            last = value
-    return last == "end"
+    """Whether ffmpeg's ``-progress`` file ends with ``progress=end`` (None: no such file)."""
+    return reached_end(JobDir(job_dir).progress)
 
 
 def lost_track(*, job_id: str, attempt: int, pid: int | None, start_time: str, end_time: str,
