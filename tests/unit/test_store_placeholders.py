@@ -4,8 +4,8 @@
 from __future__ import annotations
 
 from ffrtmp.master.store.factory import open_store
-from ffrtmp.master.store.placeholders import pyformat
 from ffrtmp.master.store.sqlstore import SqlStore
+from ffrtmp.master.store.sqltext import pyformat, statements
 
 
 def test_a_literal_question_mark_and_percent_sign_run_on_both_databases(database: str) -> None:
@@ -34,3 +34,9 @@ def test_placeholders_are_read_as_sql_not_as_text() -> None:
     sql = """SELECT '?', "a?%", ? -- ?%\n/* ? % */ WHERE x LIKE '%''?' AND y % 2 = ?"""
     assert pyformat(sql) == ("""SELECT '?', "a?%%", %s -- ?%%\n/* ? %% */"""
                              """ WHERE x LIKE '%%''?' AND y %% 2 = %s""")
+
+
+def test_a_script_splits_only_where_a_statement_ends() -> None:
+    script = "INSERT INTO t VALUES ('a;b'); -- c;d\n SELECT \";\" ;\n /* e;f */ ;"
+    assert [s.strip() for s in statements(script)] == [
+        "INSERT INTO t VALUES ('a;b')", '-- c;d\n SELECT ";"', "/* e;f */"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from ffrtmp.master.store.rows import Conn
+from ffrtmp.master.store.sqltext import statements
 from ffrtmp.master.store.transactions import SqlCore, log
 
 
@@ -28,9 +29,8 @@ class SchemaMixin(SqlCore):
                 raise RuntimeError(f"database schema {current} is newer than this ffrtmp ({latest}); "
                                    "upgrade ffrtmp")
             for version in range(current + 1, latest + 1):
-                for statement in self.MIGRATIONS[version - 1].split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
+                for statement in statements(self.MIGRATIONS[version - 1]):
+                    conn.execute(statement)
                 log.info("applied schema migration %d", version)
             if row is None:
                 conn.execute("INSERT INTO schema_version (version) VALUES (?)", (latest,))

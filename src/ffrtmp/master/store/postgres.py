@@ -15,10 +15,10 @@ from typing import Any
 import psycopg
 
 from ffrtmp.master.store.connections import ConnectionCache
-from ffrtmp.master.store.placeholders import pyformat
 from ffrtmp.master.store.rows import Conn
 from ffrtmp.master.store.schema import migrations
 from ffrtmp.master.store.sqlstore import SqlStore
+from ffrtmp.master.store.sqltext import pyformat
 
 # Any constant unique to ffrtmp: the advisory lock that serialises migrations across masters.
 MIGRATION_LOCK = 0x66667274
@@ -63,7 +63,7 @@ def _rows(cursor: psycopg.Cursor[Any]) -> Callable[[Sequence[Any]], PgRow]:
 
 
 class PgConn:
-    """Runs the store's ``?`` statements as psycopg's ``%s`` (see ``placeholders``).
+    """Runs the store's ``?`` statements as psycopg's ``%s`` (see ``sqltext``).
 
     Every statement, reads included, goes through the store's error translation: a connection
     the server dropped (a restart, a failover) answers 503 once, and the next use reconnects.
