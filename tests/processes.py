@@ -205,6 +205,9 @@ def await_ready(daemon: Daemon, timeout: float, what: str) -> None:
     except AssertionError as exc:
         stop_process(daemon.proc)
         raise AssertionError(f"{what} did not become ready: {exc}\n{daemon.output()}") from None
+    except BaseException:  # Ctrl-C or SIGTERM while waiting: the caller never got it to stop
+        stop_process(daemon.proc)
+        raise
 
 
 def write_tokens(directory: Path, operator: str = OPERATOR_TOKEN,
