@@ -27,6 +27,13 @@ class JobState(StrEnum):
     LOST = "lost"
 
 
+class AttemptEnd(StrEnum):
+    """How an attempt ends without a result of its own; the job moves on without it."""
+
+    SUPERSEDED = "superseded"  # an operator's retry replaced it
+    EXPIRED = "expired"  # its lease ran out before the node confirmed the start
+
+
 class Outcome(StrEnum):
     """How an attempt ended, as the agent reports it; each is also the job's final state."""
 
@@ -72,6 +79,8 @@ FINAL: frozenset[JobState] = frozenset(JobState(o.value) for o in Outcome)
 AT_REST: frozenset[JobState] = FINAL | {JobState.LOST}
 # An operator may retry a job in these states; it runs again as a new attempt.
 RETRYABLE: frozenset[JobState] = frozenset({JobState.FAILED, JobState.CANCELED, JobState.LOST})
+# A job here holds one of its node's slots.
+BUSY: frozenset[JobState] = frozenset({JobState.ASSIGNED, JobState.RUNNING})
 # A job here has no live attempt, so a cancel settles it at once.
 UNSTARTED: frozenset[JobState] = frozenset({JobState.QUEUED, JobState.ASSIGNED})
 # Attempt states in which a node's late result is still accepted.

@@ -9,12 +9,13 @@ from __future__ import annotations
 import logging
 import time
 
-from ffrtmp.contract import FINAL, JobState, NodeStatus
+from ffrtmp.contract import FINAL, AttemptEnd, JobState, NodeStatus
 from ffrtmp.logs import fields
 from ffrtmp.master.store.records import end_lost, transition
+from ffrtmp.master.store.sqltext import in_list
 from ffrtmp.master.store.transactions import SqlCore, after_commit, log
 
-_FINAL_STATES = "(" + ", ".join(f"'{state}'" for state in sorted(FINAL)) + ")"
+_FINAL_STATES = in_list(FINAL)
 
 
 class DutiesMixin(SqlCore):
@@ -45,8 +46,8 @@ class DutiesMixin(SqlCore):
                     (queued, now, row["job_id"], assigned, row["attempt"]))
                 if requeued.rowcount != 1:  # started or canceled meanwhile
                     continue
-                conn.execute("UPDATE attempts SET state = 'expired' WHERE job_id = ? AND attempt = ?",
-                             (row["job_id"], row["attempt"]))
+                conn.execute("UPDATE attempts SET state = ? WHERE job_id = ? AND attempt = ?",
+                             (AttemptEnd.EXPIRED.value, row["job_id"], row["attempt"]))
                 transition(conn, row["job_id"], now, assigned, queued, row["attempt"],
                            row["node_id"], "lease expired before the node confirmed start")
                 expired.append(row["job_id"])

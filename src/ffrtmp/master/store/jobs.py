@@ -8,16 +8,26 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from ffrtmp.contract import FINAL, PRIORITY_RANK, QUEUE_RANK, RETRYABLE, UNSTARTED, JobState
+from ffrtmp.contract import (
+    FINAL,
+    PRIORITY_RANK,
+    QUEUE_RANK,
+    RETRYABLE,
+    SETTLES_LATE,
+    UNSTARTED,
+    AttemptEnd,
+    JobState,
+)
 from ffrtmp.logs import fields
 from ffrtmp.master.store.errors import StateConflict
 from ffrtmp.master.store.ids import ID_PREFIXES, new_id
 from ffrtmp.master.store.records import job_row, transition
 from ffrtmp.master.store.rows import attempt_dict, job_dict, transition_dict
+from ffrtmp.master.store.sqltext import in_list
 from ffrtmp.master.store.transactions import SqlCore, after_commit
 
 # An attempt a retry fences off: its token then gets 409 (stale).
-_LIVE_ATTEMPTS = f"('{JobState.ASSIGNED}', '{JobState.RUNNING}', '{JobState.LOST}')"
+_LIVE_ATTEMPTS = in_list(SETTLES_LATE)
 
 
 class JobsMixin(SqlCore):
@@ -105,8 +115,9 @@ class JobsMixin(SqlCore):
                 raise StateConflict("not_retryable",
                                     f"job {job_id} is {job['state']}; only failed, canceled or lost "
                                     "jobs can be retried")
-            conn.execute("UPDATE attempts SET state = 'superseded' WHERE job_id = ? AND attempt = ?"
-                         f" AND state IN {_LIVE_ATTEMPTS}", (job_id, job["attempt"]))
+            conn.execute("UPDATE attempts SET state = ? WHERE job_id = ? AND attempt = ?"
+                         f" AND state IN {_LIVE_ATTEMPTS}",
+                         (AttemptEnd.SUPERSEDED.value, job_id, job["attempt"]))
             conn.execute("UPDATE jobs SET state = ?, node_id = NULL, cancel_requested = 0,"
                          " progress = NULL, finished_at = NULL, updated_at = ? WHERE id = ?",
                          (JobState.QUEUED.value, now, job_id))

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import logging
 
-from ffrtmp.contract import JobState
+from ffrtmp.contract import BUSY, JobState
 from ffrtmp.logs import fields
 from ffrtmp.master.store.errors import RecordNotFound
 from ffrtmp.master.store.rows import Conn, Row
+from ffrtmp.master.store.sqltext import in_list
 from ffrtmp.master.store.transactions import after_commit
 
 # A node's slot is taken from assignment until the attempt ends.
-BUSY_STATES = f"('{JobState.ASSIGNED}', '{JobState.RUNNING}')"
+BUSY_STATES = in_list(BUSY)
 
 
 def job_row(conn: Conn, job_id: str, *, lock: str = "") -> Row:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Iterable
+from enum import StrEnum
 
 _TOKEN = re.compile(r"""'(?:[^']|'')*'|"(?:[^"]|"")*"|--[^\n]*|/\*.*?\*/|[?%;]""", re.DOTALL)
 
@@ -18,6 +20,11 @@ def _render(match: re.Match[str]) -> str:
     if text == "?":
         return "%s"
     return text.replace("%", "%%")
+
+
+def in_list(states: Iterable[StrEnum]) -> str:
+    """A contract set as an SQL ``IN`` list; its members are fixed names, never client text."""
+    return "(" + ", ".join(f"'{state.value}'" for state in sorted(states)) + ")"
 
 
 @functools.lru_cache(maxsize=512)
