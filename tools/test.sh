@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# Set up this machine and run every test ffrtmp has: lint, the Molecule scenario on real
-# systemd guests, and the unit and integration suites. Run as root on a fresh Debian 12
-# machine (or with the packages tools/bootstrap.sh names). Arguments go to pytest; with
-# FFRTMP_SKIP_MOLECULE=1 the Molecule scenario is left out (for quick local runs).
+# Set up this machine and run every test ffrtmp has: lint, the strict type check, the Molecule
+# scenario on real systemd guests, and the unit and integration suites. Run as root on a fresh
+# Debian 12 machine (or with the packages tools/bootstrap.sh names). Arguments go to pytest;
+# with FFRTMP_SKIP_MOLECULE=1 the Molecule scenario is left out (for quick local runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 tools/bootstrap.sh --test
 echo "== ruff"
 .venv/bin/ruff check
+echo "== mypy --strict (src/)"
+.venv/bin/mypy
 if [[ "${FFRTMP_SKIP_MOLECULE:-0}" != 1 ]]; then
     echo "== molecule (roles and playbooks on systemd-nspawn guests)"
     tools/molecule/run.sh default
