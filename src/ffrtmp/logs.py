@@ -18,9 +18,10 @@ import logging.handlers
 import os
 import re
 import sys
-import time
 from pathlib import Path
 from typing import Any, TextIO
+
+from ffrtmp.isotime import iso_from_ts
 
 _PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3,
              logging.CRITICAL: 2}
@@ -77,8 +78,7 @@ class Formatter(logging.Formatter):
         text = one_line(text)
         if self.journal:
             return f"<{_PRIORITY.get(record.levelno, 6)}>{text}"
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-        return f"{stamp}.{int(record.msecs):03d}Z {text}"
+        return f"{iso_from_ts(record.created)} {text}"
 
 
 def log_path(log_dir: str, component: str, filename: str) -> Path:

@@ -36,6 +36,7 @@ from ffrtmp import jobspec
 from ffrtmp.agent.argv import build_argv
 from ffrtmp.agent.ffmpeg import probe_duration_s
 from ffrtmp.agent.outputs import output_dirs, settle_outputs
+from ffrtmp.contract import Outcome
 from ffrtmp.files import PRIVATE, read_json, tail, write_json_atomic
 from ffrtmp.isotime import iso, utc_now
 from ffrtmp.jobspec import JobSpec
@@ -381,12 +382,12 @@ class JobTable:
 
     def _body(self, job: LocalJob, result: Result) -> dict[str, Any]:
         if result.canceled:
-            outcome = "canceled"
+            outcome = Outcome.CANCELED
         elif result.success:
-            outcome = "succeeded"
+            outcome = Outcome.SUCCEEDED
         else:
-            outcome = "failed"
-        return {"attempt_token": job.attempt_token, "outcome": outcome,
+            outcome = Outcome.FAILED
+        return {"attempt_token": job.attempt_token, "outcome": outcome.value,
                 "exit_code": result.exit_code if result.exit_code is None or 0 <= result.exit_code < 256
                 else 255, "signal": result.signal, "platform_sla": result.platform_sla,
                 "reason": result.reason, "runtime_s": round(result.runtime_s, 3),
