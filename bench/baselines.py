@@ -11,7 +11,6 @@ import re
 import resource
 import statistics
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -22,7 +21,7 @@ from tests.processes import clean_env, kill_workloads
 from bench.harness import LIVE, BenchError, stop
 from ffrtmp import jobspec
 from ffrtmp.agent.argv import build_argv
-from ffrtmp.wrapper.cmdline import WrapperCall
+from ffrtmp.wrapper.cmdline import WrapperCall, entry
 
 # --- bounded runs ---
 
@@ -138,7 +137,8 @@ def wrapper_command(job_id: str, state: Path, logs: Path, argv: list[str]) -> li
 
 def import_time_ms() -> dict[str, float]:
     """Interpreter start-up and the wrapper's imports, from ``-X importtime`` (microseconds in)."""
-    out = subprocess.run([sys.executable, "-X", "importtime", "-m", "ffrtmp", "wrapper", "run", "--help"],
+    python, *command = entry("run")
+    out = subprocess.run([python, "-X", "importtime", *command, "--help"],
                          capture_output=True, text=True, timeout=60, check=False, env=clean_env())
     top: dict[str, float] = {}
     for line in out.stderr.splitlines():
