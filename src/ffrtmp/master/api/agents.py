@@ -112,9 +112,10 @@ def claim(node_id: str) -> Response:
     ext = current()
     wait_s = min(body["wait_s"], ext.settings.claim_wait_max)
     deadline = time.monotonic() + wait_s
-    assignments = ext.store.claim(node_id, body["slots"], lease_s=ext.settings.lease)
-    if not assignments and wait_s > 0:
+    if wait_s > 0:
         assignments = ext.claims.wait_and_claim(node_id, body["slots"], deadline)
+    else:
+        assignments = ext.store.claim(node_id, body["slots"], lease_s=ext.settings.lease)
     return jsonify({"assignments": [
         {"job_id": a.job_id, "attempt": a.attempt, "attempt_token": a.attempt_token,
          "lease_s": ext.settings.lease, "spec": a.spec} for a in assignments]})

@@ -24,8 +24,10 @@ def submit() -> Response:
         spec = jobspec.parse(body, current().settings.media_roots)
     except jobspec.SpecError as exc:
         raise Invalid(exc.field, exc.message) from None
-    job = current().store.submit_job(spec.to_dict(), queue=spec.queue, priority=spec.priority,
-                                  capabilities=spec.capabilities(), intent=spec.intent)
+    ext = current()
+    job = ext.store.submit_job(spec.to_dict(), queue=spec.queue, priority=spec.priority,
+                               capabilities=spec.capabilities(), intent=spec.intent)
+    ext.queue_watch.poke()
     response = jsonify({"job": job})
     response.status_code = 201
     response.headers["Location"] = f"/api/v1/jobs/{job['id']}"
@@ -70,7 +72,9 @@ def cancel(job_id: str) -> Response:
 @operator_required
 def retry(job_id: str) -> Response:
     _empty_body()
-    job = current().store.retry_job(job_id)
+    ext = current()
+    job = ext.store.retry_job(job_id)
+    ext.queue_watch.poke()
     return jsonify({"job": job})
 
 
