@@ -65,7 +65,7 @@ def create_app(settings: MasterSettings, store: Store, *, shutdown: Shutdown | N
     """
     app = Flask("ffrtmp.master")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body
-    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # DefaultJSONProvider has it; the base type does not
     ctx = MasterContext(settings, store, shutdown or Shutdown())
     app.extensions[EXTENSION] = ctx
     errors.init_app(app)

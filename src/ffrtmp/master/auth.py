@@ -9,14 +9,15 @@ from __future__ import annotations
 import functools
 import hmac
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import ParamSpec, TypeVar
 
 from flask import g, request
 
 from ffrtmp.master.context import current
 from ffrtmp.master.errors import Forbidden, Unauthorized
 
-F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def _bearer() -> str:
@@ -36,9 +37,9 @@ def _node_of(token: str) -> str | None:
     return current().store.node_for_credential(token)
 
 
-def operator_required(view: F) -> F:
+def operator_required(view: Callable[P, R]) -> Callable[P, R]:
     @functools.wraps(view)
-    def wrapped(*args: Any, **kwargs: Any) -> Any:
+    def wrapped(*args: P.args, **kwargs: P.kwargs) -> R:
         token = _bearer()
         if _is_operator(token):
             g.caller = "operator"
@@ -47,14 +48,14 @@ def operator_required(view: F) -> F:
             raise Forbidden("forbidden", "node credentials cannot use operator routes")
         raise Unauthorized("unauthorized", "invalid token")
 
-    return wrapped  # type: ignore[return-value]
+    return wrapped
 
 
-def node_required(view: F) -> F:
+def node_required(view: Callable[P, R]) -> Callable[P, R]:
     """The caller is a node; ``g.node_id`` is who it is. A ``node_id`` URL part must match."""
 
     @functools.wraps(view)
-    def wrapped(*args: Any, **kwargs: Any) -> Any:
+    def wrapped(*args: P.args, **kwargs: P.kwargs) -> R:
         token = _bearer()
         node_id = _node_of(token)
         if node_id is None:
@@ -66,16 +67,16 @@ def node_required(view: F) -> F:
         g.node_id = node_id
         return view(*args, **kwargs)
 
-    return wrapped  # type: ignore[return-value]
+    return wrapped
 
 
-def enrollment_required(view: F) -> F:
+def enrollment_required(view: Callable[P, R]) -> Callable[P, R]:
     @functools.wraps(view)
-    def wrapped(*args: Any, **kwargs: Any) -> Any:
+    def wrapped(*args: P.args, **kwargs: P.kwargs) -> R:
         token = _bearer()
         expected = current().settings.enroll_token
         if not hmac.compare_digest(token.encode(), expected.encode()):
             raise Unauthorized("unauthorized", "invalid enrollment token")
         return view(*args, **kwargs)
 
-    return wrapped  # type: ignore[return-value]
+    return wrapped
