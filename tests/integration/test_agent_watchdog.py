@@ -17,12 +17,17 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import MasterProcess, agent_env, start_agent, stop_process
+from tests.helpers import wait_until
 
 WATCHDOG_S = 10.0  # WatchdogSec of the test's unit: WATCHDOG=1 must come every 5 s at most
 
 
 class Proxy:
-    """Forwards to the master until told to black-hole or trickle; every connection follows."""
+    """Forwards to the master until told to black-hole or trickle; every connection follows.
+
+    A request forwarded before the switch still gets its answer, so the request that never
+    ends is always one sent after the switch (the tests' deadlines count from the switch).
+    """
 
     def __init__(self, target: str) -> None:
         host, port = target.rsplit(":", 1)
@@ -31,6 +36,7 @@ class Proxy:
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
         self.held: list[socket.socket] = []
+        self.forwards = 0  # request writes sent upstream so far
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
@@ -46,20 +52,26 @@ class Proxy:
         with contextlib.suppress(OSError):
             upstream = socket.create_connection(self.target)
             self.held.append(upstream)
-            threading.Thread(target=self._back, args=(upstream, client), daemon=True).start()
+            forwarded = threading.Event()  # set while this connection's last request went upstream
+            threading.Thread(target=self._back, args=(upstream, client, forwarded), daemon=True).start()
             while data := client.recv(65536):
                 if self.mode == "forward":
+                    forwarded.set()
                     upstream.sendall(data)
-                elif self.mode == "trickle":
+                    self.forwards += 1
+                    continue
+                forwarded.clear()
+                if self.mode == "trickle":
                     for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 10_000:
                         client.sendall(bytes([byte]))
                         time.sleep(2)
                 # black-holed: read and dropped, never answered
 
-    def _back(self, upstream: socket.socket, client: socket.socket) -> None:
+    def _back(self, upstream: socket.socket, client: socket.socket,
+              forwarded: threading.Event) -> None:
         with contextlib.suppress(OSError):
             while data := upstream.recv(65536):
-                if self.mode == "forward":
+                if forwarded.is_set():
                     client.sendall(data)
 
     def close(self) -> None:
@@ -145,6 +157,9 @@ def test_watchdog_stops_when_the_loop_is_stuck(master_proc: MasterProcess,
     agent = start(master_proc, proxy, tmp_path)
     try:
         assert notify.ready.wait(60), agent.output()
+        sent = proxy.forwards
+        # switch while a request is on its way: it is answered, and the next one never ends
+        wait_until(lambda: proxy.forwards > sent, 30, "a request to the master")
         proxy.mode = "trickle"  # each byte comes before the read timeout: one request never ends
         stuck = time.monotonic()
         # the request began at most one claim timeout (10 s + a 1 s long-poll) before, and it
