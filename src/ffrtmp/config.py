@@ -88,6 +88,10 @@ def _url(raw: str) -> str:
     return raw.rstrip("/")
 
 
+def _optional_url(raw: str) -> str | None:
+    return _url(raw) if raw else None
+
+
 def _database(raw: str) -> str:
     if not (raw.startswith("sqlite:///") or raw.startswith(("postgresql://", "postgres://"))):
         raise ValueError("expected sqlite:////path/to/file.db or postgresql://…")
@@ -173,6 +177,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("master_url", _url, "http://127.0.0.1:8080", "the master API's URL", (AGENT, CLI)),
     Setting("ca_file", _optional_path, "",
             "CA bundle that verifies the master (default: the system store)", (AGENT, CLI)),
+    Setting("media_store_url", _optional_url, "",
+            "the farm's media store: store:///path in a job spec means this URL plus the path",
+            (AGENT, CLI)),
+    Setting("media_credentials_file", _optional_path, "",
+            "netrc file with a login and password per media store host (sent only to that host)",
+            (AGENT, CLI)),
     Setting("agent_bind", _bind, "0.0.0.0:9091",
             "address of the agent's /health /ready /metrics /wrapper/metrics /violations", (AGENT,)),
     Setting("state_dir", _path, "/var/lib/ffrtmp/worker",

@@ -6,7 +6,10 @@ description, so they never disagree about a name.
 
 ``<state_dir>/jobs/<job_id>.<attempt>/`` holds ``assignment.json`` (the agent, before anything
 runs), ``wrapper.json``, ``wrapper.out``, ``output.log``, ``progress.txt`` and ``result.json``
-(the wrapper), and ``delivered.json`` (the agent, once the master has the result).
+(the wrapper), and ``delivered.json`` (the agent, once the master has the result). For the
+media plane the agent adds ``inbox/`` (a remote input staged before the encode, complete once
+``fetched.json`` exists), ``outbox/`` (what FFmpeg writes for remote outputs) and
+``uploads.json`` (the outputs delivered so far, so an upload resumes where it stopped).
 ``<state_dir>/wrapper/`` holds the counters every wrapper shares; ``<state_dir>/quarantine/``
 the job directories nobody could read; ``<state_dir>/node.json`` the node's credential.
 """
@@ -42,6 +45,10 @@ class JobDir(_Directory):
     progress = _Entry("progress.txt")
     result_json = _Entry("result.json")
     delivered = _Entry("delivered.json")
+    inbox = _Entry("inbox")
+    fetched = _Entry("fetched.json")
+    outbox = _Entry("outbox")
+    uploads = _Entry("uploads.json")
 
 
 class CountersDir(_Directory):

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ffrtmp.isotime import iso_from_ts
+from ffrtmp.urls import redact_text
 
 _PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3,
              logging.CRITICAL: 2}
@@ -75,7 +76,7 @@ class Formatter(logging.Formatter):
             text += "\n" + self.formatException(record.exc_info)
         if record.stack_info:
             text += "\n" + self.formatStack(record.stack_info)
-        text = one_line(text)
+        text = one_line(redact_text(text))
         if self.journal:
             return f"<{_PRIORITY.get(record.levelno, 6)}>{text}"
         return f"{iso_from_ts(record.created)} {text}"

@@ -55,6 +55,8 @@ class AgentConfig(SettingsBase):
     log_level: str
     master_url: str
     ca_file: str | None
+    media_store_url: str | None
+    media_credentials_file: str | None
     agent_bind: tuple[str, int]
     state_dir: str
     work_dir: str
@@ -80,6 +82,8 @@ class CliConfig(SettingsBase):
     api_token_file: str
     master_url: str
     ca_file: str | None
+    media_store_url: str | None
+    media_credentials_file: str | None
 
 
 @settings_class
