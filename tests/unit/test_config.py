@@ -86,6 +86,7 @@ BAD_VALUES: dict[str, list[str]] = {
     "duty_interval": ["0"],
     "max_body": ["1MB"],
     "master_url": ["127.0.0.1:8080", "ftp://master", "http://", ""],
+    "media_store_url": ["127.0.0.1:8088", "ftp://store", "http://"],
     "agent_bind": ["9091"],
     "state_dir": [""],
     "work_dir": [""],
@@ -95,7 +96,7 @@ BAD_VALUES: dict[str, list[str]] = {
     "job_history": ["0", "many"],
     "job_history_hours": ["0", "1.5"],
 }
-ANY_VALUE_IS_FINE = {"tls_cert_file", "tls_key_file", "ca_file", "node_name"}
+ANY_VALUE_IS_FINE = {"tls_cert_file", "tls_key_file", "ca_file", "node_name", "media_credentials_file"}
 
 
 def test_every_setting_has_rejection_cases_or_is_declared_free_form() -> None:
