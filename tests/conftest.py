@@ -186,5 +186,15 @@ def agent(tmp_path: Path, master_proc: MasterProcess) -> Iterator[AgentProcess]:
     kill_workloads(agent.state_dir)
 
 
+@pytest.fixture
+def webdav_store(tmp_path: Path) -> Iterator[Any]:
+    """A real nginx WebDAV media store on loopback (``tests/webdav.py``), stopped after the test."""
+    from tests.webdav import start_webdav
+
+    store = start_webdav(tmp_path)
+    yield store
+    store.stop()
+
+
 def random_token() -> str:
     return secrets.token_urlsafe(24)
