@@ -134,6 +134,11 @@ class WebDavStore:
         log = self.dir / "access.log"
         return log.read_text().splitlines() if log.exists() else []
 
+    def logged(self, line: str, timeout: float = 10) -> list[str]:
+        """The access log once it holds ``line`` (nginx logs a request just after answering it)."""
+        return wait_until(lambda: self.requests_log() if line in self.requests_log() else None, timeout,
+                          f"{line!r} in the store's access log")
+
     def error_log(self) -> str:
         log = self.dir / "error.log"
         return log.read_text() if log.exists() else ""

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import threading
+from pathlib import Path
 
+import pytest
 import requests
 
-from tests.webdav import WebDavStore
+from ffrtmp.media.credentials import Credentials, load_credentials
+from ffrtmp.media.errors import Canceled, Refused, Unavailable
+from ffrtmp.media.webdav import WebDav
+from tests.helpers import wait_until
+from tests.webdav import WebDavStore, start_webdav
 
 
 def test_the_fixture_is_nginx_webdav_with_auth_and_a_json_listing(webdav_store: WebDavStore) -> None:
@@ -23,7 +32,7 @@ def test_the_fixture_is_nginx_webdav_with_auth_and_a_json_listing(webdav_store: 
     assert requests.put(f"{url}/forbidden/x", data=b"1", auth=auth, timeout=10).status_code == 403
     assert requests.get(f"{url}/d/e.bin", timeout=10).status_code == 401
     assert requests.delete(f"{url}/d/e.bin", auth=auth, timeout=10).status_code == 204
-    assert "DELETE /d/e.bin 204" in webdav_store.requests_log()
+    webdav_store.logged("DELETE /d/e.bin 204")
 
 
 def test_the_fixture_stops_and_restarts_on_the_same_port(webdav_store: WebDavStore) -> None:
@@ -35,3 +44,191 @@ def test_the_fixture_stops_and_restarts_on_the_same_port(webdav_store: WebDavSto
         pass
     webdav_store.start()
     assert requests.head(webdav_store.url + "/", auth=webdav_store.auth(), timeout=5).status_code == 200
+
+
+# --- the transport library against the real store ---
+
+
+def client(store: WebDavStore | None = None) -> WebDav:
+    return WebDav(load_credentials(str(store.netrc)) if store else Credentials(), timeout_s=10)
+
+
+def source(tmp_path: Path, size: int, name: str = "source.bin") -> Path:
+    path = tmp_path / name
+    path.write_bytes(os.urandom(size))
+    return path
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_upload_makes_the_parents_puts_a_temporary_moves_it_and_verifies(webdav_store: WebDavStore,
+                                                                         tmp_path: Path) -> None:
+    local = source(tmp_path, 3 * 1024 * 1024 + 17)
+    moved: list[int] = []
+    assert client(webdav_store).upload(local, f"{webdav_store.url}/out/a/b.mp4", tag="t1",
+                                       progress=moved.append) == local.stat().st_size
+    assert sha256(webdav_store.path("/out/a/b.mp4")) == sha256(local)
+    assert moved[-1] == local.stat().st_size and moved == sorted(moved)
+    log = webdav_store.logged("HEAD /out/a/b.mp4 200")
+    assert log[log.index("MKCOL /out/ 201"):] == [
+        "MKCOL /out/ 201", "MKCOL /out/a/ 201", "PUT /out/a/.b.mp4.t1.part 201",
+        "HEAD /out/a/.b.mp4.t1.part 200", "MOVE /out/a/.b.mp4.t1.part 204", "HEAD /out/a/b.mp4 200"]
+    assert sorted(p.name for p in webdav_store.path("/out/a").iterdir()) == ["b.mp4"]
+
+
+def test_a_second_upload_overwrites_and_existing_parents_are_fine(webdav_store: WebDavStore,
+                                                                  tmp_path: Path) -> None:
+    webdav_store.path("/out").mkdir()
+    first, second = source(tmp_path, 1000, "1.bin"), source(tmp_path, 2000, "2.bin")
+    client(webdav_store).upload(first, f"{webdav_store.url}/out/x.bin", tag="a")
+    client(webdav_store).upload(second, f"{webdav_store.url}/out/x.bin", tag="b")
+    assert sha256(webdav_store.path("/out/x.bin")) == sha256(second)
+    webdav_store.logged("MKCOL /out/ 405")
+
+
+def test_the_final_url_is_absent_until_the_upload_is_complete(tmp_path: Path) -> None:
+    store = start_webdav(tmp_path, throttle_bytes_per_s=2 * 1024 * 1024)
+    try:
+        local = source(tmp_path, 6 * 1024 * 1024)
+        final = f"{store.url}/out/slow.mp4"
+        moved: list[int] = []
+        worker = threading.Thread(target=client(store).upload, args=(local, final),
+                                  kwargs={"tag": "slow", "progress": moved.append})
+        worker.start()
+        wait_until(lambda: moved, 10, "the upload to be under way")
+        assert worker.is_alive()
+        assert client(store).size(final) is None  # HEAD final -> 404 mid-upload
+        assert not store.path("/out/slow.mp4").exists()
+        worker.join(30)
+        assert sha256(store.path("/out/slow.mp4")) == sha256(local)
+        store.logged("HEAD /out/slow.mp4 404")
+    finally:
+        store.stop()
+
+
+def test_a_refused_upload_names_method_url_and_status(webdav_store: WebDavStore, tmp_path: Path) -> None:
+    local = source(tmp_path, 100)
+    url = f"{webdav_store.url}/forbidden/x.mp4"
+    with pytest.raises(Refused) as refused:
+        client(webdav_store).upload(local, url, tag="t")
+    assert str(refused.value) == f"PUT {webdav_store.url}/forbidden/.x.mp4.t.part -> 403 Forbidden"
+    assert refused.value.status == 403 and refused.value.method == "PUT"
+
+
+def test_a_stopped_store_is_unavailable(webdav_store: WebDavStore, tmp_path: Path) -> None:
+    local = source(tmp_path, 100)
+    webdav_store.stop()
+    with pytest.raises(Unavailable, match=r"MKCOL .*/out/: connection refused"):
+        client(webdav_store).upload(local, f"{webdav_store.url}/out/x.mp4", tag="t")
+    with pytest.raises(Unavailable, match="connection refused"):
+        client(webdav_store).download(f"{webdav_store.url}/in/x.mp4", tmp_path / "x.mp4")
+    assert client(webdav_store).check(webdav_store.url) == "unreachable: connection refused"
+
+
+def test_download_resumes_a_part_with_a_range_request(webdav_store: WebDavStore, tmp_path: Path) -> None:
+    remote = webdav_store.path("/in/big.bin")
+    remote.parent.mkdir()
+    remote.write_bytes(os.urandom(5 * 1024 * 1024 + 3))
+    local = tmp_path / "got" / "big.bin"
+    local.parent.mkdir()
+    (local.parent / "big.bin.part").write_bytes(remote.read_bytes()[:1234567])  # an earlier try, cut
+    moved: list[int] = []
+    size = client(webdav_store).download(f"{webdav_store.url}/in/big.bin", local, progress=moved.append)
+    assert size == remote.stat().st_size and sha256(local) == sha256(remote)
+    assert moved[0] > 1234567 and moved[-1] == size
+    assert not (local.parent / "big.bin.part").exists()
+    assert webdav_store.logged("GET /in/big.bin 206")[-1] == "GET /in/big.bin 206"
+
+
+def test_download_of_a_complete_part_or_a_stale_one(webdav_store: WebDavStore, tmp_path: Path) -> None:
+    remote = webdav_store.path("/in/a.bin")
+    remote.parent.mkdir()
+    remote.write_bytes(os.urandom(4000))
+    local = tmp_path / "a.bin"
+    (tmp_path / "a.bin.part").write_bytes(remote.read_bytes())  # complete, not yet renamed
+    assert client(webdav_store).download(f"{webdav_store.url}/in/a.bin", local) == 4000
+    assert webdav_store.logged("GET /in/a.bin 416")[-1] == "GET /in/a.bin 416"
+    assert sha256(local) == sha256(remote)
+    local.unlink()
+    (tmp_path / "a.bin.part").write_bytes(os.urandom(5000))  # longer than the object: not its prefix
+    with pytest.raises(Unavailable, match="not satisfiable"):
+        client(webdav_store).download(f"{webdav_store.url}/in/a.bin", local)
+    assert client(webdav_store).download(f"{webdav_store.url}/in/a.bin", local) == 4000
+    assert sha256(local) == sha256(remote)
+
+
+def test_a_missing_input_is_refused(webdav_store: WebDavStore, tmp_path: Path) -> None:
+    with pytest.raises(Refused) as refused:
+        client(webdav_store).download(f"{webdav_store.url}/in/none.mp4?sig=s3cr3t", tmp_path / "x")
+    assert str(refused.value) == f"GET {webdav_store.url}/in/none.mp4?REDACTED -> 404 Not Found"
+    assert not (tmp_path / "x").exists()
+
+
+def test_logins_go_only_to_the_host_the_netrc_names(webdav_store: WebDavStore, tmp_path: Path) -> None:
+    local = source(tmp_path, 10)
+    with pytest.raises(Refused, match="401 Unauthorized"):
+        client().upload(local, f"{webdav_store.url}/out/x.bin", tag="t")
+    assert client().check(webdav_store.url) == "refused: 401"
+    other_name = webdav_store.url.replace("127.0.0.1", "localhost")  # same server, a host not named
+    with pytest.raises(Refused, match="401"):
+        client(webdav_store).download(f"{other_name}/", tmp_path / "listing")
+    assert client(webdav_store).check(webdav_store.url) == "reachable"
+
+
+def test_cancel_mid_upload_leaves_no_object(tmp_path: Path) -> None:
+    store = start_webdav(tmp_path, throttle_bytes_per_s=1024 * 1024)
+    try:
+        local = source(tmp_path, 8 * 1024 * 1024)
+        cancel, moved = threading.Event(), []
+        errors: list[BaseException] = []
+
+        def upload() -> None:
+            try:
+                client(store).upload(local, f"{store.url}/out/c.mp4", tag="c", progress=moved.append,
+                                     cancel=cancel)
+            except BaseException as exc:
+                errors.append(exc)
+
+        worker = threading.Thread(target=upload)
+        worker.start()
+        wait_until(lambda: moved, 10, "the upload to be under way")
+        cancel.set()
+        worker.join(30)
+        assert errors and isinstance(errors[0], Canceled), errors
+        wait_until(lambda: not any(store.path("/out").iterdir()) and not any(store.path("/.tmp").iterdir()),
+                   10, "no object left in the store")
+    finally:
+        store.stop()
+
+
+def test_list_reads_the_json_index(webdav_store: WebDavStore) -> None:
+    webdav_store.path("/in/sub").mkdir(parents=True)
+    webdav_store.path("/in/a.mp4").write_bytes(b"12345")
+    entries = {e.name: e for e in client(webdav_store).list(f"{webdav_store.url}/in")}
+    assert entries["sub"].is_dir and entries["sub"].size is None
+    assert not entries["a.mp4"].is_dir and entries["a.mp4"].size == 5 and entries["a.mp4"].mtime
+    with pytest.raises(Refused, match="404"):
+        client(webdav_store).list(f"{webdav_store.url}/none/")
+
+
+def test_size_and_delete(webdav_store: WebDavStore) -> None:
+    webdav_store.path("/a.bin").write_bytes(b"abc")
+    media = client(webdav_store)
+    assert media.size(f"{webdav_store.url}/a.bin") == 3
+    media.delete(f"{webdav_store.url}/a.bin")
+    media.delete(f"{webdav_store.url}/a.bin")
+    assert media.size(f"{webdav_store.url}/a.bin") is None
+
+
+def test_a_presigned_url_gets_one_put_with_content_md5(webdav_store: WebDavStore, tmp_path: Path) -> None:
+    local = source(tmp_path, 300_000)
+    url = f"{webdav_store.url}/out/p/x.mp4?X-Amz-Signature=s3cr3t&X-Amz-Expires=60"
+    before = len(webdav_store.requests_log())
+    assert client(webdav_store).upload(local, url, tag="unused") == 300_000
+    assert webdav_store.logged("PUT /out/p/x.mp4 201")[before:] == ["PUT /out/p/x.mp4 201"]
+    assert sha256(webdav_store.path("/out/p/x.mp4")) == sha256(local)
+    with pytest.raises(Refused) as refused:
+        client(webdav_store).upload(local, f"{webdav_store.url}/forbidden/x.mp4?sig=s3cr3t", tag="t")
+    assert "s3cr3t" not in str(refused.value) and str(refused.value).endswith("?REDACTED -> 403 Forbidden")
