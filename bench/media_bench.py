@@ -3,9 +3,9 @@
 Every figure is a ratio against a baseline measured in the same run, interleaved with it:
 
 1. transfer: download the source from a real nginx WebDAV store with the agent's own client
-   (``ffrtmp.media``: ranged GET into a ``.part`` file, length verified, renamed) and upload
-   it back (MKCOL, PUT under a temporary name, HEAD, MOVE, HEAD), in MB/s, against ``cp`` of
-   the same file on local disk;
+   (``ffrtmp.media``: ranged GET into a ``.part`` file, fsync, length verified, renamed) and
+   upload it back (MKCOL, PUT under a temporary name, HEAD, MOVE, HEAD), in MB/s, against
+   ``cp`` of the same file on local disk followed by an fsync of the copy;
 2. encode wall: the same FFmpeg command run (a) on the local file (the baseline), (b) staged
    (download into the work dir, then encode the local copy: ``input_fetch: stage``) and
    (c) streamed (FFmpeg reads the store's URL itself with its reconnect options:
@@ -29,6 +29,7 @@ import base64
 import contextlib
 import dataclasses
 import math
+import os
 import shutil
 import subprocess
 import sys
@@ -43,6 +44,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script:
 from tests.webdav import WebDavStore, start_webdav
 
 from bench import harness
+from ffrtmp.media.credentials import load_credentials
+from ffrtmp.media.webdav import WebDav
 
 MIB = 1024 * 1024
 SCENARIOS = ("transfer", "encode")
@@ -102,17 +105,16 @@ def make_source(profile: Profile, cache: Path) -> Path:
 
 # FFmpeg's options for reading an HTTP input itself (the agent's ``input_fetch: stream``)
 STREAM_OPTIONS = ["-reconnect", "1", "-reconnect_streamed", "1", "-reconnect_on_network_error", "1",
-                  "-reconnect_delay_max", "30", "-rw_timeout", "30000000"]
+                  "-reconnect_delay_max", "30", "-rw_timeout", "10000000"]
 
 
 class Store:
     """The store under test, reached through ``ffrtmp.media`` as an agent reaches it."""
 
     def __init__(self, server: WebDavStore) -> None:
-        from ffrtmp.media.webdav import WebDav  # the library under test
-
         self.server = server
-        self.client = WebDav.from_netrc(server.netrc)
+        self.client = WebDav(load_credentials(str(server.netrc)))
+        self.tries = 0
 
     def url(self, remote: str) -> str:
         return self.server.url + remote
@@ -121,7 +123,8 @@ class Store:
         self.client.download(self.url(remote), local)
 
     def upload(self, local: Path, remote: str) -> None:
-        self.client.upload(local, self.url(remote))
+        self.tries += 1
+        self.client.upload(local, self.url(remote), tag=f"bench{self.tries}")
 
     def stream_input_args(self, remote: str) -> list[str]:
         """FFmpeg reading the URL. The store wants Basic auth; a header stands in for a presigned URL."""
@@ -155,6 +158,13 @@ def fresh(path: Path) -> Path:
     return path
 
 
+def copy(source: Path, target: Path) -> None:
+    """The baseline: ``cp``, then fsync the copy, as the store's download does before its rename."""
+    subprocess.run(["cp", str(source), str(target)], check=True, timeout=600)
+    with target.open("rb") as file:
+        os.fsync(file.fileno())
+
+
 def rounds(profile: Profile, run: harness.Run) -> Iterator[int]:
     for i in range(profile.rounds):
         run.check_deadline()
@@ -172,7 +182,7 @@ def bench_transfer(profile: Profile, run: harness.Run, store: Store, source: Pat
     store.upload(source, remote)  # the store's copy the downloads read
     times: dict[str, list[float]] = {"cp": [], "download": [], "upload": []}
     for i in rounds(profile, run):
-        times["cp"].append(timed(shutil.copyfile, source, fresh(work / "copy.mp4")))
+        times["cp"].append(timed(copy, source, fresh(work / "copy.mp4")))
         times["download"].append(timed(store.download, remote, fresh(work / "download.mp4")))
         if (work / "download.mp4").stat().st_size != size:
             raise harness.BenchError("the downloaded copy has the wrong size")
@@ -268,7 +278,7 @@ def render(result: dict[str, Any]) -> str:
     if "transfer" in result:
         t = result["transfer"]
         lines += [f"{'transfer':<28}{'seconds':>10}{'MB/s':>10}{'vs cp':>8}"]
-        for name, label in (("cp", "cp on local disk (baseline)"), ("download", "store download (GET)"),
+        for name, label in (("cp", "cp + fsync (baseline)"), ("download", "store download (GET)"),
                             ("upload", "store upload (PUT, MOVE)")):
             ratio = f"{t[name]['vs_cp']:.2f}" if "vs_cp" in t[name] else "1.00"
             lines.append(f"{label:<28}{t[name]['median_s']:>10.2f}{t[name]['mb_per_s']:>10.1f}{ratio:>8}")
