@@ -17,6 +17,11 @@ class NoStore(ValueError):
     """A ``store:`` URL where no store is configured (FFRTMP_MEDIA_STORE_URL is empty)."""
 
 
+def is_presigned(url: str) -> bool:
+    """A URL with a query string carries its own authorization (an S3-style signature)."""
+    return bool(urlsplit(url).query)
+
+
 def is_store_url(url: str) -> bool:
     return url.lower().startswith(_PREFIX)
 

@@ -24,10 +24,6 @@ from ffrtmp.media.transport import Transport
 CREATED = (200, 201, 204)
 
 
-def is_presigned(url: str) -> bool:
-    return bool(urlsplit(url).query)
-
-
 def temporary_url(url: str, tag: str) -> str:
     """``…/dir/.NAME.TAG.part``: hidden from listings, in the same collection as ``url``."""
     parts = urlsplit(url)

@@ -18,6 +18,7 @@ from ffrtmp.media import download as downloads
 from ffrtmp.media import upload as uploads
 from ffrtmp.media.credentials import Credentials
 from ffrtmp.media.errors import Refused, TransferError, Unavailable
+from ffrtmp.media.locations import is_presigned
 from ffrtmp.media.transport import Transport
 
 
@@ -44,7 +45,7 @@ class WebDav:
 
         ``tag`` names this try's temporary object (``.NAME.TAG.part``); make it unique per try.
         """
-        if uploads.is_presigned(url):
+        if is_presigned(url):
             return uploads.upload_presigned(self.transport, local, url, progress, cancel)
         return uploads.upload_webdav(self.transport, local, url, tag, self._collections, progress, cancel)
 
