@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from ffrtmp import logs
+from tests.conftest import Api, register
 
 
 @pytest.fixture
@@ -213,3 +214,24 @@ def test_stdout_only_logging_escapes_too(root_logger: logging.Logger,
     logging.getLogger("w").warning("x\ny")
     [line] = out.getvalue().splitlines()
     assert line.endswith("WARNING w: x\\ny") and len(root_logger.handlers) == 1
+
+
+def test_a_master_line_naming_a_presigned_url_is_redacted_in_the_log_file(
+        tmp_path: Path, root_logger: logging.Logger, api: Api) -> None:
+    """The master's own transition line carries the agent's reason; the file never shows a signature."""
+    out = io.StringIO()
+    path = logs.setup("master", "master.log", log_dir=str(tmp_path), level="info", stream=out)
+    spec = {"input": "https://bucket.example/in.mp4?X-Amz-Signature=sekrit",
+            "outputs": [{"url": "rtmp://user:sekrit@127.0.0.1/live/x", "preset": "h264-480p"}]}
+    job_id = api.post("/api/v1/jobs", json=spec, expect=201).get_json()["job"]["id"]
+    node_id, node = register(api)
+    [a] = node.post(f"/api/v1/nodes/{node_id}/claim", json={"slots": 1}).get_json()["assignments"]
+    reason = "input_refused: GET https://bucket.example/in.mp4?X-Amz-Signature=sekrit -> 404 Not Found"
+    node.post(f"/api/v1/jobs/{job_id}/result", json={"attempt_token": a["attempt_token"],
+                                                     "outcome": "failed", "reason": reason})
+    logging.getLogger("ffrtmp.master.test").info("claimed %s for %s", spec["outputs"][0]["url"], job_id)
+    text = path.read_text(encoding="utf-8")
+    assert f"job {job_id}: assigned -> failed (input_refused: GET https://bucket.example/in.mp4?REDACTED"\
+           " -> 404 Not Found)" in text
+    assert "claimed rtmp://user:REDACTED@127.0.0.1/live/x" in text
+    assert "sekrit" not in text and "sekrit" not in out.getvalue()

@@ -189,7 +189,8 @@ def test_jobspec_schema_mirrors_the_jobspec_module() -> None:
 @pytest.mark.parametrize(("schema", "fields"), [
     ("RegisterRequest", agents.REGISTER), ("HeartbeatRequest", agents.HEARTBEAT),
     ("RunningAttempt", agents.RUNNING), ("ClaimRequest", agents.CLAIM),
-    ("StartRequest", agents.START), ("ResultRequest", agents.RESULT)])
+    ("StartRequest", agents.START), ("ResultRequest", agents.RESULT),
+    ("DeliveredOutputReport", agents.DELIVERED)])
 def test_agent_request_schemas_mirror_the_server_field_tables(schema: str, fields: dict) -> None:
     doc = SPEC_DOC["components"]["schemas"][schema]
     assert list(doc["properties"]) == list(fields)
@@ -245,7 +246,8 @@ def test_full_lifecycle_requests_and_responses_match_the_spec(checked: Checked, 
     result = {"attempt_token": a["attempt_token"], "outcome": "canceled", "exit_code": None,
               "signal": "SIGTERM", "platform_sla": True, "reason": "canceled by operator",
               "runtime_s": 1.25, "started_at": "2025-01-01T00:00:00Z", "ended_at": "2025-01-01T00:00:01Z",
-              "log_tail": "frame=10\n", "outputs": [{"url": "rtmp://127.0.0.1/live/hi", "bytes": 10}]}
+              "log_tail": "frame=10\n", "outputs": [{"url": "store:///out/hi.mp4", "bytes": 10,
+                                                       "sha256": "0" * 64, "size": "640x360"}]}
     assert node.post(f"/api/v1/jobs/{job_id}/result", json=result)["state"] == "canceled"
     assert ops.get(f"/api/v1/jobs/{job_id}/logs")["log"] == "frame=10\n"
     retried = ops.post(f"/api/v1/jobs/{job_id}/retry", json={})["job"]

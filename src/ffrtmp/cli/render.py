@@ -13,6 +13,7 @@ from typing import Any
 
 from ffrtmp.cli.context import Env
 from ffrtmp.contract import AT_REST
+from ffrtmp.jobview import operator_job
 
 
 def emit(env: Env, args: argparse.Namespace, data: Any, table: Callable[[], str]) -> None:
@@ -47,15 +48,52 @@ def job_rows(jobs: Sequence[Mapping[str, Any]]) -> str:
 
 
 def job_detail(job: Mapping[str, Any]) -> str:
+    """A job, its delivered outputs and its history; every URL redacted (``jobview``), also when
+    the master that answered did not redact them."""
+    job = operator_job(job)
     lines = [f"job {job['id']}: {job['state']}"
              + (" (cancel requested)" if job.get("cancel_requested") else ""),
              f"  input     {job['spec']['input']}"]
     lines += [f"  output    {o['url']} ({o['preset']})" for o in job["spec"]["outputs"]]
     lines += [f"  queue     {job['queue']} / {job['priority']}", f"  node      {job['node_id'] or '-'}",
-              f"  progress  {progress_text(job)}", "  history:"]
+              f"  progress  {progress_text(job)}"]
+    lines += delivered_lines(job) + failure_lines(job) + ["  history:"]
     lines += [f"    {h['at']}  {h['from'] or '-'} -> {h['to']}  attempt={h['attempt']}  "
               f"{h['reason']}" for h in job.get("history", [])]
     return "\n".join(lines) + "\n"
+
+
+def size_text(n: int) -> str:
+    """Bytes in decimal units with one decimal (``12.3 MB``), as storage is sold and shown."""
+    if n < 1000:
+        return f"{n} B"
+    value = float(n)
+    for unit in ("kB", "MB", "GB", "TB"):
+        value /= 1000
+        if value < 999.95 or unit == "TB":
+            break
+    return f"{value:.1f} {unit}"
+
+
+def delivered_lines(job: Mapping[str, Any]) -> list[str]:
+    """The outputs of the latest attempt whose result lists any: what is in the store now."""
+    results = [a["result"] for a in job.get("attempts", []) if a.get("result")]
+    outputs: list[Mapping[str, Any]] = next(
+        (r["outputs"] for r in reversed(results) if r.get("outputs")), [])
+    return [f"  delivered {o['url']}  {size_text(o['bytes'])}  sha256 {o['sha256'][:8]}…  "
+            + ("-" if o.get("duration_s") is None else f"{o['duration_s']:.1f} s")
+            + f"  {o.get('size') or '-'}" for o in outputs]
+
+
+def failure_lines(job: Mapping[str, Any]) -> list[str]:
+    """The latest attempt's failure reason, unless the history already shows it."""
+    attempts = [a for a in job.get("attempts", []) if a.get("result")]
+    if not attempts or attempts[-1]["result"].get("outcome") != "failed":
+        return []
+    reason = attempts[-1]["result"].get("reason") or ""
+    if not reason or any(reason in (h.get("reason") or "") for h in job.get("history", [])):
+        return []
+    return [f"  failed    attempt {attempts[-1]['attempt']}: {reason}"]
 
 
 def job_state(job: Mapping[str, Any]) -> str:

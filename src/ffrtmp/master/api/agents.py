@@ -6,6 +6,7 @@ and the store checks that an attempt token belongs to the calling node.
 
 from __future__ import annotations
 
+import re
 import time
 
 from flask import Blueprint, Response, g, jsonify
@@ -18,6 +19,7 @@ from ffrtmp.validation import (
     CAPABILITY,
     NODE_NAME,
     Field,
+    NameRule,
     boolean,
     free_object,
     integer,
@@ -54,6 +56,18 @@ CLAIM = {
     "slots": Field(integer(1, 256), required=True),
     "wait_s": Field(number(0, 3600), default=0.0),
 }
+# One delivered output, as the agent verified it in the store (ffprobe's figures for media).
+SHA256 = NameRule(re.compile(r"[0-9a-f]{64}"), "must be a SHA-256 as 64 lowercase hex digits")
+VIDEO_SIZE = NameRule(re.compile(r"[1-9][0-9]{0,5}x[1-9][0-9]{0,5}"),
+                      "must be the video size as WIDTHxHEIGHT, e.g. 1280x720, or null")
+DELIVERED = {
+    "url": Field(text(2048, strict=True), required=True),
+    "bytes": Field(integer(0, 1 << 53), required=True),
+    "sha256": Field(SHA256, required=True),
+    "duration_s": Field(number(0, 10**9)),
+    "size": Field(VIDEO_SIZE),
+}
+MAX_OUTPUTS = 64  # a ladder of HLS renditions, each its own playlist
 START = {"attempt_token": Field(text(256), required=True)}
 RESULT = {
     "attempt_token": Field(text(256), required=True),
@@ -66,7 +80,7 @@ RESULT = {
     "started_at": Field(text(40)),
     "ended_at": Field(text(40)),
     "log_tail": Field(text(65536), default=""),
-    "outputs": Field(list_of(free_object(16), 16), default=[]),
+    "outputs": Field(list_of(obj(DELIVERED), MAX_OUTPUTS), default=[]),
 }
 
 

@@ -1,4 +1,8 @@
-"""Operator routes for jobs: submit, list, show, cancel, retry, logs."""
+"""Operator routes for jobs: submit, list, show, cancel, retry, logs.
+
+Every job leaves through ``operator_job`` and every log through ``operator_log``: URLs shown
+without password or query string (a presigned signature); the store and the claim keep them exact.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from ffrtmp import jobspec
 from ffrtmp.contract import JobState, Queue
+from ffrtmp.jobview import operator_job, operator_log
 from ffrtmp.master.auth import operator_required
 from ffrtmp.master.context import current
 from ffrtmp.master.errors import ApiError, Invalid
@@ -28,7 +33,7 @@ def submit() -> Response:
     job = ext.store.submit_job(spec.to_dict(), queue=spec.queue, priority=spec.priority,
                                capabilities=spec.capabilities(), intent=spec.intent)
     ext.queue_watch.poke()
-    response = jsonify({"job": job})
+    response = jsonify({"job": operator_job(job)})
     response.status_code = 201
     response.headers["Location"] = f"/api/v1/jobs/{job['id']}"
     return response
@@ -52,20 +57,20 @@ def list_jobs() -> Response:
     jobs, next_cursor = current().store.list_jobs(states=states, queue=queue,
                                                node_id=query_text("node"),
                                                limit=limit, before=cursor)
-    return jsonify({"jobs": jobs, "next_cursor": next_cursor})
+    return jsonify({"jobs": [operator_job(j) for j in jobs], "next_cursor": next_cursor})
 
 
 @bp.get("/<job:job_id>")
 @operator_required
 def show(job_id: str) -> Response:
-    return jsonify({"job": current().store.get_job(job_id)})
+    return jsonify({"job": operator_job(current().store.get_job(job_id))})
 
 
 @bp.post("/<job:job_id>/cancel")
 @operator_required
 def cancel(job_id: str) -> Response:
     _empty_body()
-    return jsonify({"job": current().store.cancel_job(job_id)})
+    return jsonify({"job": operator_job(current().store.cancel_job(job_id))})
 
 
 @bp.post("/<job:job_id>/retry")
@@ -75,13 +80,14 @@ def retry(job_id: str) -> Response:
     ext = current()
     job = ext.store.retry_job(job_id)
     ext.queue_watch.poke()
-    return jsonify({"job": job})
+    return jsonify({"job": operator_job(job)})
 
 
 @bp.get("/<job:job_id>/logs")
 @operator_required
 def logs(job_id: str) -> Response:
-    return jsonify(current().store.job_log(job_id))
+    log = current().store.job_log(job_id)
+    return jsonify({**log, "log": operator_log(log["log"])})
 
 
 def _empty_body() -> None:
