@@ -190,8 +190,20 @@ class _Relay:
             server.settimeout(None)
             with self.lock:
                 self.sockets += [client, server]
-            threading.Thread(target=self._pump, args=(client, server, self.rate), daemon=True).start()
-            threading.Thread(target=self._pump, args=(server, client, None), daemon=True).start()
+            pumps = [threading.Thread(target=self._pump, args=(client, server, self.rate), daemon=True),
+                     threading.Thread(target=self._pump, args=(server, client, None), daemon=True)]
+            for pump in pumps:
+                pump.start()
+            threading.Thread(target=self._close_after, args=(pumps, client, server), daemon=True).start()
+
+    def _close_after(self, pumps: list[threading.Thread], *sockets: socket.socket) -> None:
+        for pump in pumps:
+            pump.join()
+        with self.lock:
+            for sock in sockets:
+                if sock in self.sockets:
+                    self.sockets.remove(sock)
+                sock.close()
 
     def _pump(self, source: socket.socket, sink: socket.socket, rate: int | None) -> None:
         chunk = max(1024, min(65536, (rate or 65536 * 20) // 20))

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import http.server
 import json
 import os
 import threading
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 import requests
@@ -232,3 +235,49 @@ def test_a_presigned_url_gets_one_put_with_content_md5(webdav_store: WebDavStore
     with pytest.raises(Refused) as refused:
         client(webdav_store).upload(local, f"{webdav_store.url}/forbidden/x.mp4?sig=s3cr3t", tag="t")
     assert "s3cr3t" not in str(refused.value) and str(refused.value).endswith("?REDACTED -> 403 Forbidden")
+
+
+def test_an_empty_file_uploads_and_downloads(webdav_store: WebDavStore, tmp_path: Path) -> None:
+    empty = tmp_path / "empty.bin"
+    empty.write_bytes(b"")
+    media = client(webdav_store)
+    assert media.upload(empty, f"{webdav_store.url}/out/empty.bin", tag="e") == 0
+    assert media.upload(empty, f"{webdav_store.url}/out/e2.bin?sig=1", tag="e") == 0
+    assert webdav_store.path("/out/empty.bin").read_bytes() == b""
+    assert media.download(f"{webdav_store.url}/out/empty.bin", tmp_path / "back.bin") == 0
+    assert (tmp_path / "back.bin").read_bytes() == b""
+
+
+class _S3Like(http.server.BaseHTTPRequestHandler):
+    """Stands in for S3, which cannot run here: answers a PUT with an md5 ETag, wrong the first time."""
+
+    received: ClassVar[list[tuple[str, bytes]]] = []
+
+    def do_PUT(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.received.append((self.headers.get("Content-MD5", ""), body))
+        etag = hashlib.md5(body if len(self.received) > 1 else b"other").hexdigest()  # noqa: S324
+        self.send_response(200)
+        self.send_header("ETag", f'"{etag}"')
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:  # quiet
+        pass
+
+
+def test_a_presigned_put_whose_etag_differs_is_sent_again(tmp_path: Path) -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _S3Like)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        local = source(tmp_path, 70_000)
+        url = f"http://127.0.0.1:{server.server_address[1]}/bucket/x.mp4?X-Amz-Signature=s3cr3t"
+        with pytest.raises(Unavailable, match="is not the md5") as mismatch:
+            client().upload(local, url, tag="t")
+        assert "s3cr3t" not in str(mismatch.value)
+        assert client().upload(local, url, tag="t") == 70_000
+        md5 = base64.b64encode(hashlib.md5(local.read_bytes()).digest()).decode()  # noqa: S324
+        assert _S3Like.received == [(md5, local.read_bytes())] * 2
+    finally:
+        server.shutdown()
+        server.server_close()

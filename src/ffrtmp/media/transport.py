@@ -61,7 +61,8 @@ def describe(exc: BaseException) -> str:
             return os.strerror(current.errno).lower()
         if isinstance(current, TimeoutError | requests.Timeout):
             return "timed out"
-        nested = [a for a in getattr(current, "args", ()) if isinstance(a, BaseException)]
+        nested = [a for a in (getattr(current, "reason", None), *getattr(current, "args", ()))
+                  if isinstance(a, BaseException)]
         current = current.__cause__ or current.__context__ or (nested[0] if nested else None)
     if isinstance(exc, requests.ConnectionError):
         return os.strerror(errno.ECONNABORTED).lower()
