@@ -30,6 +30,7 @@ import contextlib
 import dataclasses
 import math
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -150,6 +151,20 @@ def timed(action: Any, *args: Any) -> float:
     return time.monotonic() - started
 
 
+def measured(action: Any, *args: Any) -> tuple[float, float, Any]:
+    """Wall seconds, CPU seconds of the child processes (FFmpeg), and what ``action`` returned.
+
+    On a busy machine the wall time swings with the load; the CPU time of the same encode
+    does not, so the two together tell a slower transfer from a starved encode.
+    """
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.monotonic()
+    value = action(*args)
+    wall = time.monotonic() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), value
+
+
 def fresh(path: Path) -> Path:
     """``path``, removed if it exists, so every round writes a new file."""
     if path.is_dir():
@@ -205,11 +220,13 @@ def encode_local(workload: str, source: Path, work: Path) -> None:
     ffmpeg("-i", str(source), *WORKLOADS[workload], str(fresh(work / f"{workload}-local.mp4")))
 
 
-def encode_staged(workload: str, store: Store, remote: str, work: Path) -> None:
+def encode_staged(workload: str, store: Store, remote: str, work: Path) -> float:
+    """Download into the inbox, then encode the copy; returns the download's seconds."""
     staged = fresh(work / "inbox" / "input.mp4")
     staged.parent.mkdir(parents=True, exist_ok=True)
-    store.download(remote, staged)
+    download_s = timed(store.download, remote, staged)
     ffmpeg("-i", str(staged), *WORKLOADS[workload], str(fresh(work / f"{workload}-staged.mp4")))
+    return download_s
 
 
 def encode_streamed(workload: str, store: Store, remote: str, work: Path) -> None:
@@ -224,19 +241,28 @@ def bench_encode(profile: Profile, run: harness.Run, store: Store, source: Path,
     store.upload(source, remote)
     result: dict[str, Any] = {}
     for workload, argv in WORKLOADS.items():
-        modes: dict[str, list[float]] = {"local": [], "staged": [], "streamed": []}
+        runs: dict[str, list[tuple[float, float, Any]]] = {"local": [], "staged": [], "streamed": []}
         for i in rounds(profile, run):
-            modes["local"].append(timed(encode_local, workload, source, work))
-            modes["staged"].append(timed(encode_staged, workload, store, remote, work))
-            modes["streamed"].append(timed(encode_streamed, workload, store, remote, work))
-            log(f"{workload} round {i + 1}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in modes.items()))
-        local = harness.median(modes["local"])
-        result[workload] = {
-            mode: {"seconds": [round(s, 3) for s in seconds], "median_s": round(harness.median(seconds), 3),
-                   "ratio": round(harness.median(seconds) / local, 3)}
-            for mode, seconds in modes.items()}
+            runs["local"].append(measured(encode_local, workload, source, work))
+            runs["staged"].append(measured(encode_staged, workload, store, remote, work))
+            runs["streamed"].append(measured(encode_streamed, workload, store, remote, work))
+            log(f"{workload} round {i + 1}: " + ", ".join(f"{k} {v[-1][0]:.2f} s" for k, v in runs.items()))
+        result[workload] = summarize_modes(runs)
         result[workload]["argv"] = argv
     return result
+
+
+def summarize_modes(runs: dict[str, list[tuple[float, float, Any]]]) -> dict[str, Any]:
+    """Per mode: wall seconds, their median and ratio to local, FFmpeg's CPU seconds."""
+    local = harness.median([wall for wall, _, _ in runs["local"]])
+    summary: dict[str, Any] = {}
+    for mode, samples in runs.items():
+        walls = [wall for wall, _, _ in samples]
+        summary[mode] = {"seconds": [round(w, 3) for w in walls], "median_s": round(harness.median(walls), 3),
+                         "ratio": round(harness.median(walls) / local, 3),
+                         "ffmpeg_cpu_s": round(harness.median([cpu for _, cpu, _ in samples]), 3)}
+    summary["staged"]["download_s"] = round(harness.median([d for _, _, d in runs["staged"]]), 3)
+    return summary
 
 
 # --- the run ---
@@ -284,10 +310,12 @@ def render(result: dict[str, Any]) -> str:
             lines.append(f"{label:<28}{t[name]['median_s']:>10.2f}{t[name]['mb_per_s']:>10.1f}{ratio:>8}")
         lines.append("")
     for workload, modes in result.get("encode", {}).items():
-        lines += [f"{workload:<28}{'seconds':>10}{'vs local':>10}"]
+        lines += [f"{workload:<28}{'seconds':>10}{'vs local':>10}{'ffmpeg CPU s':>14}"]
         for mode, label in (("local", "local file (baseline)"), ("staged", "staged (download, encode)"),
                             ("streamed", "streamed (ffmpeg reads URL)")):
-            lines.append(f"{label:<28}{modes[mode]['median_s']:>10.2f}{modes[mode]['ratio']:>10.2f}")
+            one = modes[mode]
+            lines.append(f"{label:<28}{one['median_s']:>10.2f}{one['ratio']:>10.2f}{one['ffmpeg_cpu_s']:>14.2f}")
+        lines.append(f"{'  of which the download':<28}{modes['staged']['download_s']:>10.2f}")
         lines.append("")
     lines.append(harness.load_line(m, "the figures are pessimistic"))
     return "\n".join(lines)

@@ -42,6 +42,8 @@ def test_tiny_run_reports_every_figure(bench: ModuleType, tmp_path: Path) -> Non
     for modes in result["encode"].values():
         assert modes["local"]["ratio"] == 1.0
         assert modes["staged"]["median_s"] > 0 and modes["streamed"]["median_s"] > 0
+        assert 0 < modes["staged"]["download_s"] < modes["staged"]["median_s"]
+        assert all(modes[mode]["ffmpeg_cpu_s"] > 0 for mode in ("local", "staged", "streamed"))
 
     table = bench.render(result)
     assert "store download (GET)" in table and "streamed (ffmpeg reads URL)" in table
