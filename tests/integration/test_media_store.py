@@ -281,3 +281,36 @@ def test_a_presigned_put_whose_etag_differs_is_sent_again(tmp_path: Path) -> Non
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_part_of_an_object_that_changed_since_is_not_spliced(webdav_store: WebDavStore,
+                                                                tmp_path: Path) -> None:
+    remote = webdav_store.path("/in/v.bin")
+    remote.parent.mkdir()
+    remote.write_bytes(os.urandom(3 * 1024 * 1024))
+    local = tmp_path / "v.bin"
+    cancel = threading.Event()
+    with pytest.raises(Canceled):  # a first try stops after its first MiB, keeping the part
+        client(webdav_store).download(f"{webdav_store.url}/in/v.bin", local,
+                                      progress=lambda n: cancel.set(), cancel=cancel)
+    assert 0 < (tmp_path / "v.bin.part").stat().st_size < remote.stat().st_size
+    assert (tmp_path / "v.bin.part.validator").read_text().startswith('"')  # nginx's strong ETag
+    remote.write_bytes(os.urandom(3 * 1024 * 1024))  # same size, new content and mtime
+    os.utime(remote, (remote.stat().st_atime, remote.stat().st_mtime + 5))
+    client(webdav_store).download(f"{webdav_store.url}/in/v.bin", local)
+    assert sha256(local) == sha256(remote)
+    assert webdav_store.logged("GET /in/v.bin 200")[-1] == "GET /in/v.bin 200"  # If-Range: all of it again
+    assert not (tmp_path / "v.bin.part.validator").exists()
+
+
+def test_a_cut_download_resumes_under_its_validator(webdav_store: WebDavStore, tmp_path: Path) -> None:
+    remote = webdav_store.path("/in/w.bin")
+    remote.parent.mkdir()
+    remote.write_bytes(os.urandom(3 * 1024 * 1024))
+    local, cancel = tmp_path / "w.bin", threading.Event()
+    with pytest.raises(Canceled):
+        client(webdav_store).download(f"{webdav_store.url}/in/w.bin", local,
+                                      progress=lambda n: cancel.set(), cancel=cancel)
+    client(webdav_store).download(f"{webdav_store.url}/in/w.bin", local)
+    assert sha256(local) == sha256(remote)
+    assert webdav_store.logged("GET /in/w.bin 206")[-1] == "GET /in/w.bin 206"

@@ -3,6 +3,10 @@
 The bytes go to ``LOCAL.part``; a later try asks for the rest with ``Range: bytes=N-``
 (206: append; 200: the server starts again, so do we; 416 with a complete part: done). The
 total length is checked before the part is renamed to LOCAL, so LOCAL exists only complete.
+
+The object's validator (a strong ETag, else Last-Modified) is kept beside the part in
+``LOCAL.part.validator`` and sent as ``If-Range``: if the object changed since the part was
+begun, the server sends all of the new one (200) instead of splicing two versions together.
 """
 
 from __future__ import annotations
@@ -27,6 +31,27 @@ def part_of(local: Path) -> Path:
     return local.with_name(local.name + ".part")
 
 
+def validator_of(local: Path) -> Path:
+    return local.with_name(local.name + ".part.validator")
+
+
+def read_validator(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="ascii").strip() or None
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def keep_validator(response: requests.Response, path: Path) -> None:
+    """Remember what identifies this version of the object (for ``If-Range`` on a later try)."""
+    etag = response.headers.get("ETag", "")
+    validator = etag if etag and not etag.startswith("W/") else response.headers.get("Last-Modified", "")
+    if validator and validator.isascii() and "\n" not in validator:
+        path.write_text(validator + "\n", encoding="ascii")
+    else:
+        path.unlink(missing_ok=True)
+
+
 def content_range(response: requests.Response) -> tuple[int | None, int | None]:
     """(first byte, total length) of a Content-Range header; None where it does not say."""
     match = _CONTENT_RANGE.match(response.headers.get("Content-Range", ""))
@@ -36,12 +61,14 @@ def content_range(response: requests.Response) -> tuple[int | None, int | None]:
     return (int(first) if first else None), (int(total) if total and total != "*" else None)
 
 
-def request_rest(transport: Transport, url: str, offset: int,
+def request_rest(transport: Transport, url: str, offset: int, validator: str | None,
                  cancel: threading.Event | None) -> tuple[requests.Response, int, int | None]:
     """GET what is missing: (response, the offset it starts at, the total length if known)."""
     headers = {"Accept-Encoding": "identity"}
     if offset:
         headers["Range"] = f"bytes={offset}-"
+        if validator:
+            headers["If-Range"] = validator
     response = transport.send("GET", url, (200, 206, 416), headers=headers, stream=True, cancel=cancel)
     if response.status_code == 206:
         first, total = content_range(response)
@@ -82,9 +109,11 @@ def receive(response: requests.Response, part: Path, offset: int, url: str,
 def download(transport: Transport, url: str, local: Path, progress: Callable[[int], None] | None,
              cancel: threading.Event | None) -> int:
     """One try (module docstring); returns LOCAL's size."""
-    part = part_of(local)
+    part, validator = part_of(local), validator_of(local)
     offset = part.stat().st_size if part.exists() else 0
-    response, offset, total = request_rest(transport, url, offset, cancel)
+    response, offset, total = request_rest(transport, url, offset, read_validator(validator), cancel)
+    if response.status_code == 200:
+        keep_validator(response, validator)
     if response.status_code == 416:
         response.close()
         if total is None or total != offset:
@@ -96,5 +125,6 @@ def download(transport: Transport, url: str, local: Path, progress: Callable[[in
     if total is not None and size != total:
         raise Unavailable("GET", url, f"got {size} of {total} bytes")
     part.replace(local)
+    validator.unlink(missing_ok=True)
     fsync_dir(local.parent)
     return size
