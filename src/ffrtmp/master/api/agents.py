@@ -58,10 +58,12 @@ CLAIM = {
 }
 # One delivered output, as the agent verified it in the store (ffprobe's figures for media).
 SHA256 = NameRule(re.compile(r"[0-9a-f]{64}"), "must be a SHA-256 as 64 lowercase hex digits")
-VIDEO_SIZE = NameRule(re.compile(r"[1-9][0-9]{0,5}x[1-9][0-9]{0,5}"),
+VIDEO_SIZE = NameRule(re.compile(r"[0-9]{1,6}x[0-9]{1,6}"),  # as ffprobe prints it, 0x0 too
                       "must be the video size as WIDTHxHEIGHT, e.g. 1280x720, or null")
+# The spec's URL (at most 2048) redacted: a one-letter password or query becomes REDACTED.
+DELIVERED_URL_CHARS = 2048 + 16
 DELIVERED = {
-    "url": Field(text(2048, strict=True), required=True),
+    "url": Field(text(DELIVERED_URL_CHARS, strict=True), required=True),
     "bytes": Field(integer(0, 1 << 53), required=True),
     "sha256": Field(SHA256, required=True),
     "duration_s": Field(number(0, 10**9)),
