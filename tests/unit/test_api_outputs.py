@@ -169,3 +169,18 @@ def test_cancel_and_retry_answer_with_redacted_views_and_the_retry_claims_the_ex
 def test_local_urls_and_test_patterns_are_shown_as_given(api: Api) -> None:
     job_id = api.post("/api/v1/jobs", json=SPEC, expect=201).get_json()["job"]["id"]
     assert api.get(f"/api/v1/jobs/{job_id}").get_json()["job"]["spec"]["input"] == SPEC["input"]
+
+
+def test_presigned_upload_and_store_outputs_are_redacted_and_claimed_exact(api: Api) -> None:
+    put = f"https://bucket.example/out/a.mp4?X-Amz-Credential=AKIA&X-Amz-Signature={SECRET}"
+    spec = {"input": "store:///in/a.mp4", "outputs": [{"url": put, "preset": "h264-480p"},
+                                                     {"url": "store:///out/a.mp4", "preset": "copy"}]}
+    job_id = api.post("/api/v1/jobs", json=spec, expect=201).get_json()["job"]["id"]
+    for view in all_views(api, job_id):
+        assert SECRET not in view and "AKIA" not in view, view
+    shown = api.get(f"/api/v1/jobs/{job_id}").get_json()["job"]["spec"]
+    assert (shown["input"], [o["url"] for o in shown["outputs"]]) == (
+        "store:///in/a.mp4", ["https://bucket.example/out/a.mp4?REDACTED", "store:///out/a.mp4"])
+    node_id, node = register(api)
+    [a] = node.post(f"/api/v1/nodes/{node_id}/claim", json={"slots": 1}).get_json()["assignments"]
+    assert [o["url"] for o in a["spec"]["outputs"]] == [put, "store:///out/a.mp4"]
