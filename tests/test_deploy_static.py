@@ -23,7 +23,7 @@ from ffrtmp import config  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 ROLES = ROOT / "roles"
-ROLE_NAMES = ("ffrtmp_common", "ffrtmp_master", "ffrtmp_worker")
+ROLE_NAMES = ("ffrtmp_common", "ffrtmp_master", "ffrtmp_worker", "ffrtmp_media")
 TOOLS_VENV = Path(os.environ.get("FFRTMP_MOLECULE_VENV", "/opt/ffrtmp-molecule-venv"))
 
 
@@ -64,6 +64,32 @@ def test_public_variables_are_prefixed(role: str) -> None:
     assert all(name.startswith(prefix) for name in defaults), sorted(defaults)
     internal = _load(ROLES / role / "vars" / "main.yml") or {}
     assert all(name.startswith("_ffrtmp_") for name in internal), sorted(internal)
+
+
+@pytest.mark.parametrize("role", ROLE_NAMES)
+def test_roles_use_modules_not_shell(role: str) -> None:
+    """Every task is a module call; a shell line would hide what changes from check mode."""
+    def tasks(items: list[dict]):
+        for task in items or []:
+            yield task
+            for key in ("block", "rescue", "always"):
+                yield from tasks(task.get(key, []))
+
+    forbidden = {"shell", "raw", "ansible.builtin.shell", "ansible.builtin.raw"}
+    for path in sorted([*(ROLES / role).glob("tasks/*.yml"), *(ROLES / role).glob("handlers/*.yml")]):
+        for task in tasks(_load(path)):
+            assert not forbidden & set(task), f"{path.name}: {task.get('name')}"
+
+
+@pytest.mark.parametrize("role", ROLE_NAMES)
+def test_role_layout_is_complete(role: str) -> None:
+    for part in ("defaults/main.yml", "meta/main.yml", "meta/argument_specs.yml", "tasks/main.yml",
+                 "tasks/preflight.yml" if role != "ffrtmp_common" else "tasks/install.yml"):
+        assert (ROLES / role / part).is_file(), f"{role}: {part}"
+    if (ROLES / role / "handlers" / "main.yml").is_file():
+        for handler in _load(ROLES / role / "handlers" / "main.yml"):
+            # a handler must not act in check mode (nothing it would restart was changed)
+            assert "not ansible_check_mode" in handler.get("when", []), handler["name"]
 
 
 # --- the env files render exactly the settings of config.py ------------------------------
@@ -162,6 +188,75 @@ def test_logrotate_reopens_without_signals() -> None:
     assert "postrotate" not in body and "copytruncate" not in body
     defaults = _load(ROLES / "ffrtmp_common" / "defaults" / "main.yml")
     assert defaults["ffrtmp_log_rotate_days"] == 14
+
+
+# --- the media store -------------------------------------------------------------------
+
+MEDIA = ROLES / "ffrtmp_media"
+
+
+def test_media_store_serves_webdav_as_the_design_says() -> None:
+    text = (MEDIA / "templates" / "ffrtmp-media.conf.j2").read_text(encoding="utf-8")
+    body = re.sub(r"(?m)^\s*#.*$", "", text)
+    for directive in ("listen {{ ffrtmp_media_port }}", "root {{ ffrtmp_media_root }};",
+                      "client_body_temp_path {{ _ffrtmp_media_temp_dir }};", "client_max_body_size 0;",
+                      "dav_methods PUT DELETE MKCOL COPY MOVE;", "create_full_put_path on;",
+                      "dav_access user:rw group:r all:r;", "autoindex on;", "autoindex_format json;",
+                      'auth_basic "ffrtmp media";', "auth_basic_user_file {{ _ffrtmp_media_htpasswd_file }};"):
+        assert directive in body, directive
+    # Basic auth on every method: no location may lift it or open the writes
+    assert "auth_basic off" not in body and "limit_except" not in body
+    internal = _load(MEDIA / "vars" / "main.yml")
+    assert internal["_ffrtmp_media_temp_dir"] == "{{ ffrtmp_media_root }}/.tmp"  # same filesystem
+    defaults = _load(MEDIA / "defaults" / "main.yml")
+    assert defaults["ffrtmp_media_port"] == 8088 and defaults["ffrtmp_media_root"] == "/srv/media"
+
+
+def test_media_store_credential_is_generated_once_and_hashed_stably() -> None:
+    tasks = _load(MEDIA / "tasks" / "configure.yml")
+    by_name = {t["name"]: t for t in tasks}
+    generate = by_name["Generate the store's password once"]["ansible.builtin.copy"]
+    assert generate["force"] is False and generate["mode"] == "0600" and generate["owner"] == "root"
+    htpasswd = by_name["Write the htpasswd file"]
+    assert "password_hash('sha512'" in htpasswd["ansible.builtin.copy"]["content"]
+    assert "hash('sha256')" in htpasswd["ansible.builtin.copy"]["content"]  # salt from the password
+    for task in tasks:
+        if any(w in task["name"].lower() for w in ("password", "htpasswd")):
+            assert task.get("no_log") is True, task["name"]
+
+
+def test_media_store_hardens_nginx() -> None:
+    text = (MEDIA / "templates" / "nginx-hardening.conf.j2").read_text(encoding="utf-8")
+    for line in ("[Service]", "NoNewPrivileges=yes", "ProtectSystem=full", "ProtectHome=yes", "PrivateTmp=yes",
+                 "ReadWritePaths=-{{ ffrtmp_media_root }} -{{ ffrtmp_media_log_dir }}"):
+        assert line in text, line
+
+
+def test_clients_get_a_netrc_readable_by_the_agent_only() -> None:
+    tasks = _load(ROLES / "ffrtmp_common" / "tasks" / "configure.yml")
+    netrc = next(t for t in tasks if t["name"] == "Write the media store credentials")
+    module = netrc["ansible.builtin.template"]
+    assert (module["owner"], module["group"], module["mode"]) == ("root", "{{ ffrtmp_group }}", "0640")
+    assert netrc["no_log"] is True
+    template = (ROLES / "ffrtmp_common" / "templates" / "media.netrc.j2").read_text(encoding="utf-8")
+    assert "machine {{ _ffrtmp_common_media_machine }} login" in template
+    defaults = _load(ROLES / "ffrtmp_common" / "defaults" / "main.yml")
+    assert defaults["ffrtmp_media_credentials_file"] == "/etc/ffrtmp/media.netrc"
+
+
+def test_site_deploys_the_store_before_its_clients() -> None:
+    plays = [p["ansible.builtin.import_playbook"] for p in _load(ROOT / "playbooks" / "site.yml")]
+    assert plays == ["media.yml", "master.yml", "workers.yml"]
+    hosts = _load(ROOT / "inventory" / "hosts.yml")["all"]["children"]
+    assert list(hosts["media"]["hosts"]) == list(hosts["master"]["hosts"])
+
+
+def test_worker_mounts_nfs_with_the_posix_collection() -> None:
+    tasks = _load(ROLES / "ffrtmp_worker" / "tasks" / "nfs.yml")
+    mount = next(t for t in tasks if "ansible.posix.mount" in t)
+    assert mount["ansible.posix.mount"]["state"] == "mounted"
+    requirements = (ROOT / "tools" / "molecule" / "requirements.txt").read_text(encoding="utf-8")
+    assert re.search(r"(?m)^ansible==\d+\.\d+\.\d+$", requirements)  # carries ansible.posix
 
 
 def test_rolling_update_stops_at_the_first_failure() -> None:
