@@ -16,6 +16,7 @@ import signal
 import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +66,12 @@ class Farm:
         return self.agent
 
     def job_dir(self, job_id: str, attempt: int = 1) -> Path:
+        """The attempt's records (assignment, result.json, ...) in the state dir."""
         return self.agent.state_dir / "jobs" / f"{job_id}.{attempt}"
+
+    def scratch(self, job_id: str, attempt: int = 1) -> Path:
+        """The attempt's media (``inbox/``, ``outbox/``) in the work dir."""
+        return Path(self.agent.env["FFRTMP_WORK_DIR"]) / f"{job_id}.{attempt}"
 
     def cli(self, *argv: str) -> str:
         out, err = io.StringIO(), io.StringIO()
@@ -123,6 +129,19 @@ def make_source(path: Path, seconds: float = 4, size: str = "640x360", *, noisy:
                     "-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}", *video_filter,
                     "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-shortest", str(path)],
                    check=True, timeout=120)
+    return path
+
+
+def now() -> str:
+    """The time as the master stamps it (ISO-8601, milliseconds, Z)."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def landed(store: WebDavStore, store_path: str) -> Path:
+    """The store's file at ``store_path``; fails naming what the store does hold when it is missing."""
+    path = store.path(store_path)
+    held = sorted(str(p.relative_to(store.root)) for p in store.root.rglob("*") if p.is_file())
+    assert path.is_file(), f"{store_path} is not in the store, which holds {held}"
     return path
 
 
@@ -203,10 +222,11 @@ def test_store_input_and_a_two_rung_ladder_back_to_the_store(farm: Farm) -> None
                           "outputs": [rung(urls[name], size) for name, size in LADDER]})
     done = wait_final(farm.master, job_id, timeout=120)
     assert done["state"] == "succeeded", done
+    assert "GET /in/src.mp4 200" in farm.store.requests_log()  # the input came from the store
     outputs = delivered(done)
     assert sorted(outputs) == sorted(urls.values()), outputs
     for name, size in LADDER:
-        copy = farm.store.path(f"/out/{run}/{name}")
+        copy = landed(farm.store, f"/out/{run}/{name}")
         info = probe(copy)
         assert f"{video(info)['width']}x{video(info)['height']}" == size
         assert abs(float(info["format"]["duration"]) - 4.0) < 0.3
@@ -216,9 +236,9 @@ def test_store_input_and_a_two_rung_ladder_back_to_the_store(farm: Farm) -> None
     shown = farm.cli("jobs", "show", job_id)
     for out in outputs.values():
         assert out["url"] in shown and out["sha256"][:8] in shown, shown
-    job_dir = farm.job_dir(job_id)
-    wait_until(lambda: not (job_dir / "inbox").exists() and not (job_dir / "outbox").exists(), 15,
-               "the job's inbox and outbox to be cleaned")
+    scratch = farm.scratch(job_id)
+    wait_until(lambda: not (scratch / "inbox").exists() and not (scratch / "outbox").exists(), 15,
+               "the job's staged input and encoded outputs to be cleaned")
     assert temporaries(farm.store) == []
     assert_nowhere(farm.store.password, farm, job_id)
 
@@ -230,7 +250,7 @@ def test_hls_goes_up_whole_with_the_playlist_last(farm: Farm) -> None:
                           "outputs": [rung(url, "320x180")]})
     done = wait_final(farm.master, job_id, timeout=120)
     assert done["state"] == "succeeded", done
-    playlist_path = farm.store.path(f"/out/{run}/hls/index.m3u8")
+    playlist_path = landed(farm.store, f"/out/{run}/hls/index.m3u8")
     playlist = playlist_path.read_text()
     named = [line for line in playlist.splitlines() if line and not line.startswith("#")]
     assert "#EXT-X-ENDLIST" in playlist and len(named) >= 2, playlist
@@ -270,10 +290,10 @@ def test_presigned_urls_work_and_their_signatures_show_nowhere(farm: Farm) -> No
     job_id = farm.submit({"input": source, "outputs": [rung(target, "320x180")]})
     done = wait_final(farm.master, job_id, timeout=120)
     assert done["state"] == "succeeded", done
-    landed = farm.store.path(f"/out/{run}/p.mp4")
-    assert abs(float(probe(landed)["format"]["duration"]) - 2.0) < 0.3
+    copy = landed(farm.store, f"/out/{run}/p.mp4")
+    assert abs(float(probe(copy)["format"]["duration"]) - 2.0) < 0.3
     [out] = delivered(done).values()
-    assert out["bytes"] == landed.stat().st_size and out["sha256"] == sha256(landed)
+    assert out["bytes"] == copy.stat().st_size and out["sha256"] == sha256(copy)
     assert out["url"] == f"{farm.store.url}/out/{run}/p.mp4?REDACTED"
     assert "launched wrapper" in farm.agent.output()  # the agent's log is the one scanned
     for secret in ("SECRETIN", "SECRETOUT"):
@@ -310,19 +330,21 @@ def test_an_unreachable_store_makes_the_agent_unready_and_it_claims_nothing(farm
     assert ready(farm.agent).json()["checks"]["media"] == "reachable"
     farm.store.stop()
     wait_until(lambda: ready(farm.agent).status_code == 503, 30, "the agent to be unready")
+    unready_at = now()
     reply = ready(farm.agent)
     media = reply.json()["checks"]["media"]
     assert reply.status_code == 503 and media.startswith("unreachable"), reply.json()
+    # a loop pass that heartbeats after this also checks readiness before any claim, and the
+    # (long-polling) claim of the pass before it has returned by then: the loop is sequential
+    wait_until(heartbeat_after(farm, unready_at), 15, "a heartbeat after the agent became unready")
     run = secrets.token_hex(4)
     job_id = farm.submit({"input": "testsrc://?duration=1&size=160x120&rate=10",
                           "outputs": [rung(f"store:///out/{run}/r.mp4", "160x120")]})
     submitted = farm.job(job_id)["created_at"]
-    # heartbeats go on while unready; two after the submit mean the loop passed its claim twice
     first = wait_until(heartbeat_after(farm, submitted), 15, "a heartbeat after the submit")
     wait_until(heartbeat_after(farm, first), 15, "a second heartbeat after the submit")
     assert farm.job(job_id)["state"] == "queued" and farm.job(job_id)["attempts"] == []
     farm.store.start()
     wait_until(lambda: ready(farm.agent).status_code == 200, 30, "the agent ready again")
     assert wait_final(farm.master, job_id, timeout=90)["state"] == "succeeded"
-    assert farm.store.path(f"/out/{run}/r.mp4").stat().st_size > 0
-
+    assert landed(farm.store, f"/out/{run}/r.mp4").stat().st_size > 0

@@ -13,7 +13,6 @@ import json
 import secrets
 import signal
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -25,7 +24,9 @@ from tests.integration.test_media_plane import (
     Farm,
     delivered,
     heartbeat_after,
+    landed,
     make_source,
+    now,
     rung,
     sha256,
     start_farm,
@@ -33,9 +34,16 @@ from tests.integration.test_media_plane import (
     temporaries,
     uploads_in_flight,
 )
-from tests.webdav import start_webdav
+from tests.webdav import WebDavStore, start_webdav
 
 THROTTLE_BYTES_PER_S = 2_000_000
+
+
+@pytest.fixture
+def farm(tmp_path: Path, webdav_store: WebDavStore) -> Iterator[Farm]:
+    started = start_farm(tmp_path, webdav_store)
+    yield started
+    stop_farm(started)
 
 
 @pytest.fixture
@@ -49,10 +57,6 @@ def slow_farm(tmp_path: Path) -> Iterator[Farm]:
         raise
     yield started
     stop_farm(started)
-
-
-def now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def big_output_job(farm: Farm, run: str) -> str:
@@ -86,9 +90,9 @@ def test_store_down_during_the_upload_delays_the_result_and_runs_the_encode_once
     done = wait_final(farm.master, job_id, timeout=120)
     assert done["state"] == "succeeded", done
     assert len(done["attempts"]) == 1 and farm.launches(job_id) == 1
-    landed = farm.store.path(f"/out/{run}/down.mp4")
-    assert delivered(done)[url]["sha256"] == sha256(landed)
-    assert abs(float(probe(landed)["format"]["duration"]) - 5.0) < 0.5
+    copy = landed(farm.store, f"/out/{run}/down.mp4")
+    assert delivered(done)[url]["sha256"] == sha256(copy)
+    assert abs(float(probe(copy)["format"]["duration"]) - 5.0) < 0.5
     assert temporaries(farm.store) == []
 
 
@@ -106,9 +110,9 @@ def test_agent_killed_mid_upload_resumes_the_upload_and_not_the_encode(slow_farm
     assert len(done["attempts"]) == 1 and farm.launches(job_id) == 1, farm.agent.output()
     if result_json.exists():  # delivered job dirs are kept for a while: the record is the wrapper's
         assert result_json.read_bytes() == recorded
-    landed = farm.store.path(f"/out/{run}/big.mp4")
-    assert landed.stat().st_size > 5_000_000
-    assert delivered(done)[f"store:///out/{run}/big.mp4"]["sha256"] == sha256(landed)
+    copy = landed(farm.store, f"/out/{run}/big.mp4")
+    assert copy.stat().st_size > 5_000_000
+    assert delivered(done)[f"store:///out/{run}/big.mp4"]["sha256"] == sha256(copy)
     puts = [line for line in farm.store.requests_log() if line.startswith("PUT ") and "big.mp4" in line]
     assert len(puts) >= 2, puts  # the one cut by the kill, and the one that completed
     wait_until(lambda: not uploads_in_flight(farm.store), 15, "nginx to drop the cut body")
@@ -120,7 +124,7 @@ def test_cancel_during_the_encode_leaves_nothing_in_the_store(farm: Farm) -> Non
     job_id = farm.submit({"input": "testsrc://?duration=60&size=160x120&rate=10&realtime=1",
                           "outputs": [rung(f"store:///out/{run}/c.mp4", "160x120"),
                                       rung(f"store:///out/{run}/hls/c.m3u8", "160x120")]})
-    outbox = farm.job_dir(job_id) / "outbox"
+    outbox = farm.scratch(job_id) / "outbox"
     wait_until(lambda: any(p.is_file() and p.stat().st_size for p in outbox.rglob("*")), 60,
                "FFmpeg writing into the outbox")
     ops = farm.master.session()
