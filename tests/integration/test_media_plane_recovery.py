@@ -19,7 +19,7 @@ import pytest
 
 from tests.conftest import stop_process
 from tests.helpers import wait_until
-from tests.integration.test_agent_jobs import probe, wait_final
+from tests.integration.test_agent_jobs import FINAL, probe, wait_final
 from tests.integration.test_media_plane import (
     Farm,
     delivered,
@@ -66,9 +66,16 @@ def big_output_job(farm: Farm, run: str) -> str:
                         "outputs": [rung(f"store:///out/{run}/big.mp4", "640x360", video_bitrate="30M")]})
 
 
-def uploading(farm: Farm, job_id: str) -> bool:
-    """The encode is over and nginx is receiving the output's body."""
-    return (farm.job_dir(job_id) / "result.json").exists() and uploads_in_flight(farm.store)
+def await_upload(farm: Farm, job_id: str) -> None:
+    """Wait until the encode is over and nginx is receiving the output's body; fail at once if the
+    job ends first (its upload was never seen under way)."""
+    def seen() -> str:
+        if (farm.job_dir(job_id) / "result.json").exists() and uploads_in_flight(farm.store):
+            return "uploading"
+        state = farm.job(job_id)["state"]
+        return state if state in FINAL else ""
+
+    assert wait_until(seen, 90, "the upload to be under way") == "uploading", farm.store.requests_log()
 
 
 def test_store_down_during_the_upload_delays_the_result_and_runs_the_encode_once(farm: Farm) -> None:
@@ -99,7 +106,7 @@ def test_store_down_during_the_upload_delays_the_result_and_runs_the_encode_once
 def test_agent_killed_mid_upload_resumes_the_upload_and_not_the_encode(slow_farm: Farm) -> None:
     farm, run = slow_farm, secrets.token_hex(4)
     job_id = big_output_job(farm, run)
-    wait_until(lambda: uploading(farm, job_id), 90, "the upload to be under way")
+    await_upload(farm, job_id)
     result_json = farm.job_dir(job_id) / "result.json"
     recorded = result_json.read_bytes()
     stop_process(farm.agent.proc, signal.SIGKILL)
@@ -139,7 +146,7 @@ def test_cancel_during_the_encode_leaves_nothing_in_the_store(farm: Farm) -> Non
 def test_cancel_during_the_upload_leaves_no_temporary_and_no_final_object(slow_farm: Farm) -> None:
     farm, run = slow_farm, secrets.token_hex(4)
     job_id = big_output_job(farm, run)
-    wait_until(lambda: uploading(farm, job_id), 90, "the upload to be under way")
+    await_upload(farm, job_id)
     ops = farm.master.session()
     ops.post(f"{farm.master.url}/api/v1/jobs/{job_id}/cancel", timeout=10).raise_for_status()
     done = wait_final(farm.master, job_id, timeout=60)
