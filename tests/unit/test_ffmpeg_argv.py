@@ -105,10 +105,12 @@ def test_rtmp_input_has_a_read_timeout_and_no_pacing() -> None:
 
 
 def test_http_input_pushed_live_is_paced() -> None:
-    argv = argv_for({"input": "https://cdn.example.com/a.mp4",
+    argv = argv_for({"input": "https://cdn.example.com/a.mp4", "input_fetch": "stream",
                      "outputs": [{"url": "rtmp://live.example.com/app/a", "preset": "copy"}]})
-    assert argv[len(HEAD):len(HEAD) + 5] == ["-re", "-rw_timeout", "10000000", "-i",
-                                             "https://cdn.example.com/a.mp4"]
+    assert argv[len(HEAD):len(HEAD) + 13] == [
+        "-re", "-rw_timeout", "10000000", "-reconnect", "1", "-reconnect_streamed", "1",
+        "-reconnect_on_network_error", "1", "-reconnect_delay_max", "30", "-i",
+        "https://cdn.example.com/a.mp4"]
 
 
 def test_copy_to_mkv_with_duration_cap() -> None:

@@ -67,7 +67,8 @@ def test_defaults() -> None:
 @pytest.mark.parametrize(("source", "kind", "live"), [
     ("/srv/media/in.mp4", "file", False),
     ("file:///srv/media/sub/dir/in.mkv", "file", False),
-    ("http://cdn.example.com/in.mp4", "url", False),
+    ("http://cdn.example.com/in.mp4", "remote", False),  # staged by the agent first
+    ("store:///in/a.mp4", "remote", False),
     ("https://cdn.example.com:8443/a/b.m3u8?token=x", "url", False),
     ("rtmp://ingest.example.com/live/key", "url", True),
     ("rtmps://ingest.example.com:443/live/key", "url", True),
@@ -310,7 +311,14 @@ REJECTIONS: list[tuple[str, Any, str, str]] = [
     ("outputs.0.url", _DELETE, "outputs[0].url", "is required"),
     ("outputs.0.preset", _DELETE, "outputs[0].preset", "is required; one of h264-1080p"),
     ("outputs.0.preset", "h264-4k", "outputs[0].preset", "must be one of h264-1080p, "),
-    ("outputs.0.url", "http://example.com/a.mp4", "outputs[0].url", "scheme http is not allowed"),
+    ("outputs.0.url", "ftp://example.com/a.mp4", "outputs[0].url", "scheme ftp is not allowed"),
+    ("outputs.0.url", "http://example.com/a.avi", "outputs[0].url", "must end in .mp4, .mkv or .m3u8"),
+    ("outputs.0.url", "store:///out/", "outputs[0].url", "must name a file"),
+    ("outputs.0.url", "store:///out/../x.mp4", "outputs[0].url", "'..' segments"),
+    ("outputs.0.url", "store://host/x.mp4", "outputs[0].url", "store:///path"),
+    ("outputs.0.url", "https://h/x.m3u8?X-Amz-Signature=s", "outputs[0].url", "presigned"),
+    ("input", "store:///in/a b.mp4", "input", "percent-encode"),
+    ("input_fetch", "later", "input_fetch", "one of"),
     ("outputs.0.url", "srt://example.com:9000", "outputs[0].url", "scheme srt is not allowed"),
     ("outputs.0.url", "/srv/media/a.avi", "outputs[0].url", ".mp4, .mkv or .m3u8"),
     ("outputs.0.url", "/srv/media/mp4", "outputs[0].url", ".mp4, .mkv or .m3u8"),
@@ -510,3 +518,32 @@ def test_testsrc_realtime_must_be_0_or_1() -> None:
     with pytest.raises(SpecError) as err:
         parse(spec, ["/srv/media"])
     assert err.value.field == "input" and "realtime" in err.value.message
+
+
+def test_uploaded_outputs_are_written_in_the_outbox_then_delivered() -> None:
+    spec = parse({"input": "store:///in/a.mp4", "outputs": [
+        {"url": "store:///out/a/x.mp4", "preset": "h264-720p"},
+        {"url": "https://dav.example.com/out/b/x.mp4?X-Amz-Signature=s", "preset": "h264-480p"},
+        {"url": "store:///out/hls/index.m3u8", "preset": "h264-480p"}]}, ROOTS)
+    assert [(o.kind, o.path, o.upload) for o in spec.outputs] == [
+        ("file", "0/x.mp4", "store:///out/a/x.mp4"),
+        ("file", "1/x.mp4", "https://dav.example.com/out/b/x.mp4?X-Amz-Signature=s"),
+        ("hls", "2/index.m3u8", "store:///out/hls/index.m3u8")]
+    assert spec.uploads and spec.input_fetch == "stage"
+    assert "input_fetch" not in spec.to_dict()  # the default stays implicit
+
+
+def test_an_uploaded_output_may_not_repeat_another() -> None:
+    with pytest.raises(SpecError) as caught:
+        parse({"input": "store:///in/a.mp4", "outputs": [
+            {"url": "store:///out/x.mp4", "preset": "copy"},
+            {"url": "store:///out/x.mp4", "preset": "h264-480p"}]}, ROOTS)
+    assert caught.value.field == "outputs[1].url"
+
+
+def test_streamed_inputs_say_so_in_the_canonical_form() -> None:
+    spec = parse({"input": "store:///in/a.mp4", "input_fetch": "stream",
+                  "outputs": [{"url": "/srv/media/o.mp4", "preset": "copy"}]}, ROOTS)
+    assert (spec.input_kind, spec.input_fetch) == ("url", "stream")
+    assert spec.to_dict()["input_fetch"] == "stream"
+    assert parse(spec.to_dict(), ROOTS) == spec

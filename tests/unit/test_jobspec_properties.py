@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -11,8 +12,10 @@ from hypothesis import strategies as st
 
 from ffrtmp import jobspec
 from ffrtmp.agent.argv import build_argv
+from ffrtmp.agent.localize import localize
 from ffrtmp.contract import Priority, Queue
 from ffrtmp.jobspec import JobSpec, SpecError, local_path, parse
+from ffrtmp.layout import WorkDir
 
 QUEUES, PRIORITIES = tuple(Queue), tuple(Priority)
 
@@ -133,7 +136,7 @@ def check_accepted(spec: JobSpec) -> None:
     assert 1 <= len(spec.outputs) <= jobspec.MAX_OUTPUTS
     assert spec.queue in QUEUES
     assert spec.priority in PRIORITIES
-    assert spec.input_kind in ("file", "url", "testsrc")
+    assert spec.input_kind in ("file", "url", "remote", "testsrc")
     if spec.input_kind == "file":
         assert _inside_roots(local_path(spec.input))
     targets = set()
@@ -151,7 +154,10 @@ def check_accepted(spec: JobSpec) -> None:
     assert duration is None or 0 < duration <= jobspec.MAX_DURATION_S
     canonical = spec.to_dict()
     assert parse(json.loads(json.dumps(canonical)), ROOTS) == spec
-    argv = build_argv(spec, progress_path="/var/lib/ffrtmp/worker/jobs/j/progress")
+    # as the agent runs it: remote media placed in the attempt's scratch dir first
+    placed = localize(spec, WorkDir(Path("/w")).job("j", 1),
+                      lambda url: url.replace("store://", "http://store"))
+    argv = build_argv(placed, progress_path="/var/lib/ffrtmp/worker/jobs/j/progress")
     assert all(isinstance(arg, str) and "\x00" not in arg for arg in argv)
 
 

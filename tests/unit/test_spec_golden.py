@@ -1,5 +1,8 @@
 """Golden table: the argv, staging and canonical JSON of varied specs, recorded from the code
-before the typed job spec landed, so the refactor is checked to change none of them."""
+before the typed job spec landed, so the refactor is checked to change none of them.
+
+Entries 11 and 12 (streamed http inputs) were re-recorded once by the media plane, which added
+``input_fetch`` to their canonical form and FFmpeg's reconnect options to their argv."""
 
 from __future__ import annotations
 
@@ -40,8 +43,11 @@ SPECS: list[dict[str, Any]] = [
     {"input": "rtmps://in.example.com:443/live/cam",
      "outputs": [out("/srv/media/cam/index.m3u8", "h264-720p", encoder_preset="fast")]},
     {"input": "srt://10.0.0.5:9000?mode=caller", "outputs": [out("/srv/media/srt.mp4", "h265-1080p")]},
-    {"input": "https://cdn.example.com/a.mp4", "outputs": [out("rtmp://live.example.com/app/a", "copy")]},
-    {"input": "http://cdn.example.com/b.mp4", "outputs": [
+    # streamed http inputs: the media plane added input_fetch (staging is the default) and
+    # FFmpeg's reconnect options; everything else about these two is as recorded
+    {"input": "https://cdn.example.com/a.mp4", "input_fetch": "stream",
+     "outputs": [out("rtmp://live.example.com/app/a", "copy")]},
+    {"input": "http://cdn.example.com/b.mp4", "input_fetch": "stream", "outputs": [
         out("/srv/media/b.mp4", "h264-720p", video_bitrate=4_000_000, audio_bitrate="64k"),
         out("/srv/media/b-lo.mp4", "h264-360p", video_bitrate="1.5M", fps=24)]},
     {"input": "/srv/media/in/x.mp4", "outputs": [

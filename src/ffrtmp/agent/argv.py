@@ -19,6 +19,7 @@ from ffrtmp.jobspec import (
     HlsSink,
     JobSpec,
     PushSink,
+    RemoteFile,
     Sink,
     UrlSource,
     VideoSettings,
@@ -26,6 +27,9 @@ from ffrtmp.jobspec import (
 )
 
 RW_TIMEOUT_US = 10_000_000  # a network input silent this long ends the job instead of hanging
+# FFmpeg's http protocol reconnects on its own, resuming with a range request where it stopped.
+HTTP_RECONNECT = ["-reconnect", "1", "-reconnect_streamed", "1", "-reconnect_on_network_error", "1",
+                  "-reconnect_delay_max", "30"]
 HLS_SEGMENT_S = 4
 KEYFRAME_INTERVAL_S = 2  # divides the HLS segment length, so every rung cuts at the same points
 _X26X = ("libx264", "libx265")
@@ -43,6 +47,9 @@ def build_argv(spec: JobSpec, *, progress_path: str, ffmpeg: str = "ffmpeg",
     """
     if not PurePosixPath(progress_path).is_absolute():
         raise ValueError(f"progress_path must be an absolute file path, got {progress_path!r}")
+    for out in spec.outputs:  # an uploaded output's path is relative until it is localized
+        if out.path is not None and not PurePosixPath(out.path).is_absolute():
+            raise ValueError(f"output {out.url!r} is not placed yet: localize the spec first")
     argv = [ffmpeg, "-hide_banner", "-nostdin", "-y", "-loglevel", "warning",
             "-progress", progress_path, "-stats_period", "1"]
     argv += _input_args(spec)
@@ -71,7 +78,10 @@ def _input_args(spec: JobSpec) -> list[str]:
                     f"sine=frequency=1000:sample_rate=48000:duration={duration}"]
         case UrlSource():
             realtime = [] if source.is_live else realtime  # a live stream arrives in real time
-            return [*realtime, "-rw_timeout", str(RW_TIMEOUT_US), "-i", source.url]
+            reconnect = HTTP_RECONNECT if source.scheme in ("http", "https") else []
+            return [*realtime, "-rw_timeout", str(RW_TIMEOUT_US), *reconnect, "-i", source.url]
+        case RemoteFile():
+            raise ValueError("a remote file input is staged first: localize the spec")
         case FileSource():
             return [*realtime, "-i", source.path]
         case _:

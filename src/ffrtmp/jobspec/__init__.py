@@ -1,7 +1,7 @@
 """Typed, validated job specs: the one contract the master and the agent share.
 
 ``parse`` turns untrusted JSON into a frozen ``JobSpec`` of typed sources (``FileSource``,
-``UrlSource``, ``GeneratedSource``) and sinks (``FileSink``, ``HlsSink``, ``PushSink``) with
+``UrlSource``, ``RemoteFile``, ``GeneratedSource``) and sinks (``FileSink``, ``HlsSink``, ``PushSink``) with
 typed encoding settings, or raises ``SpecError`` naming the field. The master stores
 ``to_dict()``; the agent reads the types and never parses a URL or a setting again.
 """
@@ -15,7 +15,7 @@ from ffrtmp.jobspec.numbers import MAX_DURATION_S, Bitrate, format_number
 from ffrtmp.jobspec.paths import local_path
 from ffrtmp.jobspec.presets import COPY, ENCODER_PRESETS, OVERRIDES, PRESETS
 from ffrtmp.jobspec.sinks import FileSink, HlsSink, PushSink, Sink
-from ffrtmp.jobspec.sources import FileSource, GeneratedSource, Source, UrlSource
+from ffrtmp.jobspec.sources import FileSource, GeneratedSource, RemoteFile, Source, UrlSource
 from ffrtmp.jobspec.spec import MAX_OUTPUTS, JobSpec, SpecError, parse, testsrc_params
 from ffrtmp.jobspec.spec import OUTPUT_FIELDS as _OUTPUT_FIELDS
 from ffrtmp.jobspec.spec import TOP_FIELDS as _TOP_FIELDS
@@ -39,6 +39,7 @@ __all__ = [
     "JobSpec",
     "Limits",
     "PushSink",
+    "RemoteFile",
     "Sink",
     "Source",
     "SpecError",

@@ -36,6 +36,30 @@ def network_url(url: str, where: str) -> str:
     return parts.path
 
 
+STORE_PREFIX = "store:///"  # the farm's media store: the agent puts its URL in front of the path
+_STORE_PATH = re.compile(r"^[A-Za-z0-9._~!$&'()*+,;=:@%/-]+$")
+
+
+def remote_path(url: str, where: str) -> str:
+    """The object path of an ``http(s)://`` or ``store:///`` URL (for its name and extension)."""
+    if scheme(url) != "store":
+        return network_url(url, where)
+    if not url.startswith(STORE_PREFIX):
+        raise FieldError(where, "a store URL must look like store:///path/in/the/store")
+    path = url[len(STORE_PREFIX) - 1:]
+    if not _STORE_PATH.match(path) or "//" in path:
+        raise FieldError(where, "a store path may hold letters, digits and -._~ (percent-encode the "
+                                "rest), with no query, fragment or empty segment")
+    if ".." in path.split("/") or "." in path.split("/"):
+        raise FieldError(where, "a store path must not contain '.' or '..' segments")
+    return path
+
+
+def has_query(url: str) -> bool:
+    """Whether a URL carries a query string: a presigned URL's signature lives there."""
+    return bool(urlsplit(url).query)
+
+
 def local_path(url: str) -> str:
     """The filesystem path of a ``file:///`` URL or absolute path, normalised.
 

@@ -11,13 +11,17 @@ from typing import ClassVar
 from urllib.parse import parse_qsl
 
 from ffrtmp.jobspec import numbers
-from ffrtmp.jobspec.paths import Containment, network_url, scheme
+from ffrtmp.jobspec.paths import Containment, network_url, remote_path, scheme
 from ffrtmp.validation import FieldError
 
 TESTSRC_PREFIX = "testsrc://"
 TESTSRC_DEFAULTS = {"duration": "10", "size": "1280x720", "rate": "30", "realtime": "0"}
 INPUT_URL_SCHEMES = ("http", "https", "rtmp", "rtmps", "srt")
 LIVE_INPUT_SCHEMES = ("rtmp", "rtmps", "srt")
+FILE_URL_SCHEMES = ("http", "https", "store")  # remote files: staged into the work dir, or streamed
+STAGE, STREAM = "stage", "stream"  # the spec's input_fetch: who reads a remote file
+INPUT_FETCH = (STAGE, STREAM)
+PLAYLIST_EXTENSION = ".m3u8"  # a playlist names other objects: FFmpeg must read it itself
 
 
 class _Input:
@@ -65,6 +69,19 @@ class UrlSource(_Input):
 
 
 @dataclass(frozen=True)
+class RemoteFile(_Input):
+    """An http(s) or store file that the agent downloads into the work dir before the encode.
+
+    Downloading is transport (resumed with range requests, retried, never re-encoding), and
+    FFmpeg then reads a local file: seeks are free, and no URL reaches FFmpeg's log.
+    """
+
+    kind: ClassVar[str] = "remote"
+    url: str
+    name: str  # the object's file name: the staged copy keeps it (and its extension)
+
+
+@dataclass(frozen=True)
 class GeneratedSource(_Input):
     """The parameters of a ``testsrc://`` input, with defaults filled in."""
 
@@ -84,21 +101,32 @@ class GeneratedSource(_Input):
         return float(self.rate)
 
 
-Source = FileSource | UrlSource | GeneratedSource
+Source = FileSource | UrlSource | RemoteFile | GeneratedSource
 
 
-def parse_source(url: str, containment: Containment) -> Source:
+def parse_source(url: str, containment: Containment, fetch: str = STAGE) -> Source:
     kind = scheme(url)
     if kind == "testsrc":
         return generated_source(url)
+    if kind in FILE_URL_SCHEMES:
+        return _remote_source(url, kind, fetch)
     if kind in INPUT_URL_SCHEMES:
         network_url(url, "input")
         return UrlSource(url=url, scheme=kind)
     if kind is None or kind == "file":
         return FileSource(url=url, path=containment.local_file(url, "input"))
     raise FieldError("input", f"scheme {kind} is not allowed; use a file under a media root "
-                              "(file:///… or an absolute path), http(s)://, rtmp(s)://, srt:// "
-                              "or testsrc://")
+                              "(file:///… or an absolute path), store:///…, http(s)://, rtmp(s)://, "
+                              "srt:// or testsrc://")
+
+
+def _remote_source(url: str, kind: str, fetch: str) -> Source:
+    name = remote_path(url, "input").rsplit("/", 1)[-1]
+    if fetch == STREAM or name.lower().endswith(PLAYLIST_EXTENSION):
+        return UrlSource(url=url, scheme=kind)
+    if not name:
+        raise FieldError("input", "must name a file, not a directory")
+    return RemoteFile(url=url, name=name)
 
 
 def generated_source(url: str) -> GeneratedSource:

@@ -19,7 +19,16 @@ from ffrtmp.jobspec.limits import Limits, parse_limits
 from ffrtmp.jobspec.paths import Containment, normalise_roots
 from ffrtmp.jobspec.presets import OVERRIDES, PRESETS
 from ffrtmp.jobspec.sinks import Sink, parse_sink
-from ffrtmp.jobspec.sources import GeneratedSource, Source, generated_source, parse_source
+from ffrtmp.jobspec.sources import (
+    INPUT_FETCH,
+    STAGE,
+    STREAM,
+    GeneratedSource,
+    Source,
+    UrlSource,
+    generated_source,
+    parse_source,
+)
 from ffrtmp.validation import (
     CAPABILITY,
     FieldError,
@@ -35,14 +44,15 @@ MAX_INTENT_CHARS = 200
 MAX_REQUIRES = 32
 MAX_OUTPUTS = 16
 
-TOP_FIELDS = ("input", "outputs", "queue", "priority", "requires", "limits", "duration_s",
-              "intent")
+TOP_FIELDS = ("input", "input_fetch", "outputs", "queue", "priority", "requires", "limits",
+              "duration_s", "intent")
 OUTPUT_FIELDS = ("url", "preset", *OVERRIDES)
 
 _url = text(MAX_URL_CHARS, strict=True)
 _intent = text(MAX_INTENT_CHARS, strict=True)
 _queue = one_of(*Queue)
 _priority = one_of(*Priority)
+_fetch = one_of(*INPUT_FETCH)
 _preset = one_of(*PRESETS)
 _requires = name_list(CAPABILITY, MAX_REQUIRES, what="capability names",
                       too_many=f"must list at most {MAX_REQUIRES} capabilities")
@@ -75,6 +85,18 @@ class JobSpec:
         return self.source.kind
 
     @property
+    def input_fetch(self) -> str | None:
+        """Who reads a remote file input: the agent first (stage) or FFmpeg (stream)."""
+        if isinstance(self.source, UrlSource) and self.source.scheme in ("http", "https", "store"):
+            return STREAM
+        return STAGE if self.source.kind == "remote" else None
+
+    @property
+    def uploads(self) -> bool:
+        """Whether any output is delivered over HTTP after the encode."""
+        return any(out.upload for out in self.outputs)
+
+    @property
     def is_live(self) -> bool:
         """Live jobs run until the stream ends or a human cancels them."""
         return self.source.is_live or self.pushes
@@ -98,8 +120,10 @@ class JobSpec:
 
     def to_dict(self) -> dict[str, object]:
         """The canonical JSON form: every field present, overrides only where they differ."""
+        fetch = {"input_fetch": STREAM} if self.input_fetch == STREAM else {}
         return {
             "input": self.input,
+            **fetch,
             "outputs": [_output_to_dict(out) for out in self.outputs],
             "queue": self.queue,
             "priority": self.priority,
@@ -153,7 +177,8 @@ def _parse(obj: object, containment: Containment) -> JobSpec:
     for name in ("input", "outputs"):
         if name not in spec:
             raise FieldError(name, "is required")
-    source = parse_source(_url(spec["input"], "input"), containment)
+    fetch = _fetch(spec.get("input_fetch", STAGE), "input_fetch")
+    source = parse_source(_url(spec["input"], "input"), containment, fetch)
     return JobSpec(
         source=source,
         outputs=_outputs(spec["outputs"], containment, source),
@@ -176,8 +201,8 @@ def _outputs(value: Any, containment: Containment, source: Source) -> tuple[Sink
     targets: dict[str, int] = {}
     outputs = []
     for index, item in enumerate(value):
-        out = _output(item, f"outputs[{index}]", containment)
-        target = out.path or out.url
+        out = _output(item, f"outputs[{index}]", containment, index)
+        target = out.upload or out.path or out.url
         if target in targets:
             raise FieldError(f"outputs[{index}].url", f"duplicates outputs[{targets[target]}].url")
         if target == source.local_path:
@@ -187,14 +212,14 @@ def _outputs(value: Any, containment: Containment, source: Source) -> tuple[Sink
     return tuple(outputs)
 
 
-def _output(value: Any, where: str, containment: Containment) -> Sink:
+def _output(value: Any, where: str, containment: Containment, index: int) -> Sink:
     doc: Mapping[str, Any] = string_keys(value, where)
     known_fields(doc, OUTPUT_FIELDS, f"{where}.")
     if "url" not in doc:
         raise FieldError(f"{where}.url", "is required")
     if "preset" not in doc:
         raise FieldError(f"{where}.preset", f"is required; one of {', '.join(PRESETS)}")
-    make = parse_sink(_url(doc["url"], f"{where}.url"), f"{where}.url", containment)
+    make = parse_sink(_url(doc["url"], f"{where}.url"), f"{where}.url", containment, index)
     preset = _preset(doc["preset"], f"{where}.preset")
     return make(preset, *encoding(preset, doc, where))
 
