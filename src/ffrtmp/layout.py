@@ -7,9 +7,14 @@ description, so they never disagree about a name.
 ``<state_dir>/jobs/<job_id>.<attempt>/`` holds ``assignment.json`` (the agent, before anything
 runs), ``wrapper.json``, ``wrapper.out``, ``output.log``, ``progress.txt`` and ``result.json``
 (the wrapper), and ``delivered.json`` (the agent, once the master has the result). For the
-media plane the agent adds ``inbox/`` (a remote input staged before the encode, complete once
-``fetched.json`` exists), ``outbox/`` (what FFmpeg writes for remote outputs) and
+media plane the agent adds ``fetching.json`` (the start is confirmed and the remote input is
+being staged), ``fetched.json`` (it is staged), ``launched.json``
+(written just before the wrapper starts, so a restart never starts it twice) and
 ``uploads.json`` (the outputs delivered so far, so an upload resumes where it stopped).
+
+Media itself goes to the work dir (FFRTMP_WORK_DIR, scratch space whose disk gates readiness):
+``<work_dir>/<job_id>.<attempt>/inbox/`` holds a staged input, ``outbox/`` what FFmpeg writes
+for outputs that are uploaded; both are removed once the outputs are delivered.
 ``<state_dir>/wrapper/`` holds the counters every wrapper shares; ``<state_dir>/quarantine/``
 the job directories nobody could read; ``<state_dir>/node.json`` the node's credential.
 """
@@ -45,10 +50,24 @@ class JobDir(_Directory):
     progress = _Entry("progress.txt")
     result_json = _Entry("result.json")
     delivered = _Entry("delivered.json")
-    inbox = _Entry("inbox")
+    fetching = _Entry("fetching.json")
     fetched = _Entry("fetched.json")
-    outbox = _Entry("outbox")
+    launched = _Entry("launched.json")
     uploads = _Entry("uploads.json")
+
+
+class ScratchDir(_Directory):
+    """One attempt's media in the work dir."""
+
+    inbox = _Entry("inbox")
+    outbox = _Entry("outbox")
+
+
+class WorkDir(_Directory):
+    """The worker's scratch space (FFRTMP_WORK_DIR)."""
+
+    def job(self, job_id: str, attempt: int) -> ScratchDir:
+        return ScratchDir(self.path / attempt_name(job_id, attempt))
 
 
 class CountersDir(_Directory):
@@ -71,4 +90,9 @@ class StateDir(_Directory):
         return CountersDir(self.path / "wrapper")
 
     def job(self, job_id: str, attempt: int) -> JobDir:
-        return JobDir(self.jobs / f"{job_id}.{attempt}")
+        return JobDir(self.jobs / attempt_name(job_id, attempt))
+
+
+def attempt_name(job_id: str, attempt: int) -> str:
+    """An attempt's directory name, the same in the state dir and the work dir."""
+    return f"{job_id}.{attempt}"

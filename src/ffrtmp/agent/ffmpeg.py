@@ -120,14 +120,24 @@ def probe_duration_s(path: str, ffprobe: str = "ffprobe", *, timeout_s: float = 
     Raises FileNotFoundError when ``ffprobe`` is missing, so a broken node isn't mistaken
     for an unreadable file.
     """
-    argv = [ffprobe, "-v", "error", "-show_entries", "format=duration",
-            "-of", "default=noprint_wrappers=1:nokey=1", "-i", path]
+    out = _ffprobe([ffprobe, "-v", "error", "-show_entries", "format=duration",
+                    "-of", "default=noprint_wrappers=1:nokey=1", "-i", path], timeout_s)
+    duration = finite_float(out.strip()) if out is not None else None
+    return duration if duration is not None and duration > 0 else None
+
+
+def probe_video_size(path: str, ffprobe: str = "ffprobe", *, timeout_s: float = 30) -> str | None:
+    """The first video stream's ``WxH`` as ffprobe reports it, for the delivered outputs."""
+    out = _ffprobe([ffprobe, "-v", "error", "-select_streams", "v:0", "-show_entries",
+                    "stream=width,height", "-of", "csv=s=x:p=0", "-i", path], timeout_s)
+    size = (out or "").strip().splitlines()[:1]
+    return size[0] if size and re.fullmatch(r"\d+x\d+", size[0]) else None
+
+
+def _ffprobe(argv: list[str], timeout_s: float) -> str | None:
     try:
         done = subprocess.run(argv, capture_output=True, text=True, errors="replace",
                               timeout=timeout_s, check=False, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
         return None
-    if done.returncode != 0:
-        return None
-    duration = finite_float(done.stdout.strip())
-    return duration if duration is not None and duration > 0 else None
+    return done.stdout if done.returncode == 0 else None

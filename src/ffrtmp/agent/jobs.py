@@ -28,7 +28,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,9 +43,16 @@ from ffrtmp.jobspec import JobSpec
 from ffrtmp.layout import JobDir, StateDir
 from ffrtmp.logs import fields
 from ffrtmp.progress import read_progress
+from ffrtmp.urls import redact_text
 from ffrtmp.wrapper import procinfo
 from ffrtmp.wrapper.cmdline import WrapperCall
-from ffrtmp.wrapper.result import OUTPUT_NOT_PUBLISHED, Result, lost_track
+from ffrtmp.wrapper.result import (
+    OUTPUT_NOT_PUBLISHED,
+    REASON_CHARS,
+    Result,
+    lost_track,
+    platform_failure,
+)
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +60,6 @@ LOG_TAIL_BYTES = 16384
 # A wrapper writes wrapper.json within milliseconds; past this, a missing one means it died.
 WRAPPER_START_GRACE_S = 30.0
 UNREADABLE = "job_dir_unreadable"
-REASON_CHARS = 200  # the longest reason the master accepts in a result
 PRUNE_BATCH = 500  # directories removed per pass at most, so that a pass stays short
 
 # What the agent relies on in each file, by key and type.
@@ -115,6 +121,13 @@ class LocalJob:
     def delivered(self) -> bool:
         return self.files.delivered.exists()
 
+    @property
+    def awaiting_launch(self) -> bool:
+        """Confirmed, its input still being staged: no wrapper yet, and none is missing."""
+        files = self.files
+        return (files.fetching.exists() and not files.launched.exists()
+                and not files.result_json.exists())
+
     def wrapper_state(self) -> dict[str, Any] | None:
         """None until the wrapper has written wrapper.json; Unreadable when it is corrupt."""
         path = self.files.wrapper_json
@@ -132,7 +145,9 @@ def expected_duration_s(spec: JobSpec) -> float | None:
 class JobTable:
     def __init__(self, state_dir: str, *, log_dir: str, log_level: str, cancel_grace_s: float,
                  media_roots: tuple[str, ...], keep_delivered: int, keep_delivered_s: float,
-                 node: Callable[[], str | None] = lambda: None) -> None:
+                 node: Callable[[], str | None] = lambda: None,
+                 place: Callable[[LocalJob, JobSpec], JobSpec] = lambda job, spec: spec,
+                 changed: threading.Event | None = None) -> None:
         self.state = StateDir(Path(state_dir))
         self.root = self.state.jobs
         self.root.mkdir(parents=True, exist_ok=True)
@@ -143,7 +158,8 @@ class JobTable:
         self.jobs: dict[tuple[str, int], LocalJob] = {}  # live: not yet delivered
         self.keep_delivered, self.keep_delivered_s = keep_delivered, keep_delivered_s
         self.history: deque[tuple[float, Path]] = deque()  # delivered dirs, oldest first
-        self.changed = threading.Event()  # set when a wrapper we started exits
+        self.changed = changed or threading.Event()  # set when a wrapper we started exits
+        self.place = place  # the spec as FFmpeg runs it here: remote media in the work dir
 
     # --- views ---
 
@@ -172,7 +188,15 @@ class JobTable:
         return job
 
     def launch(self, job: LocalJob, spec: JobSpec) -> None:
-        """Start ``ffrtmp wrapper run`` in its own session; it outlives this agent."""
+        """Start ``ffrtmp wrapper run`` in its own session; it outlives this agent.
+
+        ``launched.json`` is written first: a job found without a wrapper after a restart was
+        launched and lost, never started a second time.
+        """
+        spec = self.place(job, spec)
+        if job.expected_duration_s is None and job.files.fetched.exists():
+            job.expected_duration_s = expected_duration_s(spec)  # the staged copy can be probed
+        write_json_atomic(job.files.launched, {"at": iso(utc_now())})
         for directory in output_dirs(spec):
             Path(directory).mkdir(parents=True, exist_ok=True)
         argv = build_argv(spec, progress_path=str(job.files.progress), stage=job.dir.name)
@@ -191,9 +215,8 @@ class JobTable:
         a crash between the workload's exit and the rename, of the wrapper or of the agent,
         only delays it. A success whose outputs cannot be published is not a success.
         """
-        try:
-            spec = jobspec.parse(job.spec, self.media_roots, check_filesystem=False)
-        except jobspec.SpecError:
+        spec = self.local_spec(job)
+        if spec is None:
             return result  # never ran: nothing was staged
         ok = result.success and not result.canceled
         ids = fields(job=job.job_id, attempt=job.attempt, node=self.node())
@@ -202,9 +225,16 @@ class JobTable:
                 log.info("published %s", final, extra=ids)
         except OSError as exc:
             log.error("cannot publish the outputs: %s", exc, extra=ids)
-            return replace(result, exit_code=None, progress_end=False, platform_sla=False,
-                           reason=f"{OUTPUT_NOT_PUBLISHED}: {exc}"[:REASON_CHARS])
+            return platform_failure(result, f"{OUTPUT_NOT_PUBLISHED}: {exc}")
         return result
+
+    def local_spec(self, job: LocalJob) -> JobSpec | None:
+        """The job's spec as it ran here, or None when it never could (it failed local checks)."""
+        try:
+            spec = jobspec.parse(job.spec, self.media_roots, check_filesystem=False)
+        except jobspec.SpecError:
+            return None
+        return self.place(job, spec)
 
     def _spawn(self, job: LocalJob, **call: Any) -> subprocess.Popen[bytes]:
         """Start a wrapper for ``job``; ``call`` holds the WrapperCall fields of this mode."""
@@ -224,13 +254,14 @@ class JobTable:
         threading.Thread(target=wake_when_done, daemon=True, name=f"wrapper-{job.job_id}").start()
         return child
 
-    def reject(self, job: LocalJob, reason: str, *, platform_sla: bool = True) -> None:
+    def reject(self, job: LocalJob, reason: str, *, platform_sla: bool = True,
+               canceled: bool = False) -> None:
         """Record a job that never ran here (its spec fails the local checks, or its directory
         was unreadable); the spool delivers it like any result."""
         now = iso(utc_now())
         result = Result(job_id=job.job_id, attempt=job.attempt, pid=None, mode="run",
                         start_time=now, end_time=now, runtime_s=0.0, exit_code=None, signal=None,
-                        platform_sla=platform_sla, reason=reason[:REASON_CHARS])
+                        platform_sla=platform_sla, reason=reason[:REASON_CHARS], canceled=canceled)
         result.write(job.dir)
         if not platform_sla:
             self._count(result)
@@ -306,7 +337,7 @@ class JobTable:
                 self.quarantine(job.dir, exc)
 
     def _follow(self, job: LocalJob) -> None:
-        if job.child is not None and job.child.poll() is None:
+        if job.awaiting_launch or (job.child is not None and job.child.poll() is None):
             return
         state = job.wrapper_state()
         if job.finished:
@@ -372,15 +403,17 @@ class JobTable:
                                   ("fps", p.fps), ("speed", p.speed), ("frame", p.frame))
                 if v is not None}
 
-    def result_body(self, job: LocalJob) -> dict[str, Any]:
-        """The result call's body; Unreadable when result.json is not a result."""
+    def final_result(self, job: LocalJob) -> Result:
+        """The wrapper's result with the outputs settled; Unreadable when it is not a result."""
         data = read_object(job.files.result_json, RESULT_KEYS)
         try:
-            return self._body(job, self.settled(job, Result.from_dict(data)))
+            return self.settled(job, Result.from_dict(data))
         except (TypeError, ValueError, AttributeError) as exc:
             raise Unreadable(f"result.json: not a result ({type(exc).__name__})") from None
 
-    def _body(self, job: LocalJob, result: Result) -> dict[str, Any]:
+    def body(self, job: LocalJob, result: Result,
+             outputs: list[dict[str, Any]]) -> dict[str, Any]:
+        """The result call's body: the outcome, and the outputs as they were delivered."""
         if result.canceled:
             outcome = Outcome.CANCELED
         elif result.success:
@@ -392,11 +425,12 @@ class JobTable:
                 else 255, "signal": result.signal, "platform_sla": result.platform_sla,
                 "reason": result.reason, "runtime_s": round(result.runtime_s, 3),
                 "started_at": result.start_time, "ended_at": result.end_time,
-                "log_tail": self._log_tail(job)}
+                "log_tail": self._log_tail(job), "outputs": outputs}
 
     @staticmethod
     def _log_tail(job: LocalJob) -> str:
-        return tail(job.files.output_log, LOG_TAIL_BYTES) or ""
+        """FFmpeg's last lines, with any URL it printed redacted (a signature, a password)."""
+        return redact_text(tail(job.files.output_log, LOG_TAIL_BYTES) or "")
 
     def mark_delivered(self, job: LocalJob, reply: dict[str, Any]) -> None:
         """The master has the result: the job leaves the table and joins the history."""

@@ -13,11 +13,17 @@ from typing import Any
 
 from ffrtmp import jobspec
 from ffrtmp.agent.client import MasterClient, MasterRejected, MasterUnavailable
-from ffrtmp.agent.jobs import JobTable, Unreadable
+from ffrtmp.agent.jobs import JobTable, LocalJob, Unreadable
+from ffrtmp.agent.media_plane import MediaPlane
 from ffrtmp.agent.metrics import WorkerMetrics
 from ffrtmp.agent.probes import Readiness
+from ffrtmp.files import write_json_atomic
+from ffrtmp.isotime import iso, utc_now
+from ffrtmp.jobspec import JobSpec, RemoteFile
 from ffrtmp.logs import fields
+from ffrtmp.media.errors import Canceled
 from ffrtmp.shutdown import Shutdown
+from ffrtmp.wrapper.result import CANCELED, INPUT_REFUSED
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +39,8 @@ class Forgotten(Exception):
 class AgentLoop:
     def __init__(self, *, client: MasterClient, jobs: JobTable, readiness: Readiness,
                  metrics: WorkerMetrics, shutdown: Shutdown, slots: int,
-                 media_roots: tuple[str, ...]) -> None:
-        self.client, self.jobs, self.readiness = client, jobs, readiness
+                 media_roots: tuple[str, ...], media: MediaPlane) -> None:
+        self.client, self.jobs, self.readiness, self.media = client, jobs, readiness, media
         self.metrics, self.shutdown, self.slots = metrics, shutdown, slots
         self.media_roots = media_roots
         self.draining = False
@@ -48,6 +54,7 @@ class AgentLoop:
         if time.monotonic() >= self.next_heartbeat:
             self.heartbeat()
         self.jobs.poll()
+        self.launch_staged()
         self.deliver_results()
         self.jobs.prune()
         launched = self.claim_and_launch() if claiming else 0
@@ -80,7 +87,15 @@ class AgentLoop:
                      extra=fields(node=self.client.node_id))
             self.draining = reply["drain"]
         for item in reply["cancel"]:
-            self.jobs.cancel(item["job_id"], item["attempt"])
+            if not self.jobs.cancel(item["job_id"], item["attempt"]):
+                self._cancel_transfer(item["job_id"], item["attempt"])
+
+    def _cancel_transfer(self, job_id: str, attempt: int) -> None:
+        """A job between its encode and its report (or before it) cancels its transfer."""
+        job = self.jobs.jobs.get((job_id, attempt))
+        if job is not None and self.media.cancel(job):
+            log.info("cancel requested by the master: transfer stopped",
+                     extra=fields(job=job_id, attempt=attempt, node=self.client.node_id))
 
     def _heartbeat_failed(self, status: str, why: str) -> None:
         self.consecutive_failures += 1
@@ -92,26 +107,33 @@ class AgentLoop:
     def deliver_results(self) -> None:
         for job in self.jobs.undelivered():
             try:
-                body = self.jobs.result_body(job)
+                result = self.jobs.final_result(job)
             except Unreadable as exc:
                 self.jobs.quarantine(job.dir, exc)  # its replacement goes out next pass
                 continue
-            try:
-                reply = self.client.result(job.job_id, body)
-            except MasterUnavailable as exc:
-                log.warning("result not delivered yet (%s); kept in the spool", exc,
-                            extra=fields(job=job.job_id, attempt=job.attempt, node=self.client.node_id))
+            delivery = self.media.delivered(job, self.jobs.local_spec(job), result)
+            if delivery is None:
+                continue  # its outputs are on their way; heartbeats keep the attempt
+            if not self._send_result(job, self.jobs.body(job, delivery.result, delivery.outputs)):
                 return  # the master is away: try the rest next pass
-            except MasterRejected as exc:
-                if exc.forgotten:
-                    raise Forgotten(str(exc)) from None
-                log.error("master refused the result: %s", exc,
-                          extra=fields(job=job.job_id, attempt=job.attempt, node=self.client.node_id))
-                reply = {"refused": exc.status, "code": exc.code, "message": exc.message}
-            self.jobs.mark_delivered(job, reply)
-            self.metrics.results_delivered.inc()
-            log.info("result delivered: %s", body["outcome"],
-                     extra=fields(job=job.job_id, attempt=job.attempt, node=self.client.node_id))
+
+    def _send_result(self, job: LocalJob, body: dict[str, Any]) -> bool:
+        ids = fields(job=job.job_id, attempt=job.attempt, node=self.client.node_id)
+        try:
+            reply = self.client.result(job.job_id, body)
+        except MasterUnavailable as exc:
+            log.warning("result not delivered yet (%s); kept in the spool", exc, extra=ids)
+            return False
+        except MasterRejected as exc:
+            if exc.forgotten:
+                raise Forgotten(str(exc)) from None
+            log.error("master refused the result: %s", exc, extra=ids)
+            reply = {"refused": exc.status, "code": exc.code, "message": exc.message}
+        self.jobs.mark_delivered(job, reply)
+        self.media.forget(job)
+        self.metrics.results_delivered.inc()
+        log.info("result delivered: %s", body["outcome"], extra=ids)
+        return True
 
     def free_slots(self) -> int:
         return max(0, self.slots - len(self.jobs.running()))
@@ -165,6 +187,32 @@ class AgentLoop:
             if isinstance(exc, MasterRejected) and exc.forgotten:
                 raise Forgotten(str(exc)) from None
             return
+        if isinstance(spec.source, RemoteFile):  # staged first, launched by a later pass
+            write_json_atomic(job.files.fetching, {"at": iso(utc_now())})
+            self.media.staged(job, spec)
+            return
+        self._launch(job, spec)
+
+    def launch_staged(self) -> None:
+        """Launch each job whose input has been staged since; report those it could not be."""
+        for job in self.jobs.running():
+            if not job.awaiting_launch:
+                continue
+            try:
+                spec = jobspec.parse(job.spec, self.media_roots)
+            except jobspec.SpecError as exc:
+                self.jobs.reject(job, f"spec_rejected: {exc.field}: {exc.message}")
+                continue
+            staged = self.media.staged(job, spec)
+            if staged is True:
+                self._launch(job, spec)
+            elif staged is not False:
+                canceled = isinstance(staged, Canceled)
+                self.jobs.reject(job, CANCELED if canceled else f"{INPUT_REFUSED}: {staged}",
+                                 platform_sla=canceled, canceled=canceled)
+
+    def _launch(self, job: LocalJob, spec: JobSpec) -> None:
+        ids = fields(job=job.job_id, attempt=job.attempt, node=self.client.node_id)
         try:
             self.jobs.launch(job, spec)
         except OSError as exc:

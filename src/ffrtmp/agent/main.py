@@ -25,13 +25,15 @@ from ffrtmp.agent.client import MasterClient, MasterRejected, MasterUnavailable
 from ffrtmp.agent.ffmpeg import Capabilities, discover_capabilities
 from ffrtmp.agent.jobs import JobTable
 from ffrtmp.agent.loop import AgentLoop, Forgotten
+from ffrtmp.agent.media_plane import MediaPlane
 from ffrtmp.agent.metrics import WorkerMetrics
 from ffrtmp.agent.probes import Readiness
 from ffrtmp.agent.server import AgentApp, start_server
-from ffrtmp.config import EX_CONFIG
+from ffrtmp.config import BY_NAME, EX_CONFIG, ConfigError
 from ffrtmp.files import PRIVATE, write_json_atomic
 from ffrtmp.layout import StateDir
 from ffrtmp.logs import fields
+from ffrtmp.media.credentials import Credentials, load_credentials
 from ffrtmp.settings import AgentSettings
 from ffrtmp.shutdown import Shutdown, Watchdog, sd_notify
 
@@ -79,6 +81,14 @@ def _capabilities() -> Capabilities:
         return Capabilities(ffmpeg_version="", encoders=(), hwaccels=())
 
 
+def _media_credentials(path: str | None) -> Credentials:
+    """The store logins; a file that is named but unusable stops the agent at start."""
+    try:
+        return load_credentials(path)
+    except ValueError as exc:
+        raise ConfigError(BY_NAME["media_credentials_file"].env, path, str(exc)) from None
+
+
 def _registration_refused(exc: MasterRejected) -> bool:
     """A refusal that restarting cannot fix: log it once, clearly, for the exit status 78."""
     if exc.status == 401:
@@ -112,21 +122,27 @@ class Agent:
         self.settings, self.shutdown = settings, shutdown
         for directory in (settings.state_dir, settings.work_dir):
             Path(directory).mkdir(parents=True, exist_ok=True)
-        self.readiness = Readiness(settings.work_dir, media_roots=settings.media_roots)
+        self.readiness = Readiness(settings.work_dir, media_roots=settings.media_roots,
+                                   media=lambda: self.media.status)
         self.metrics = WorkerMetrics(self.readiness)
         self.client = MasterClient(settings.master_url, shutdown=shutdown, ca_file=settings.ca_file)
         self.watchdog = Watchdog()
         for scheme in ("http://", "https://"):
             self.client.session.mount(scheme, PromisingAdapter(self.watchdog))
+        changed = threading.Event()  # a wrapper exited or a transfer ended: the loop looks now
+        self.media = MediaPlane(store_url=settings.media_store_url,
+                                credentials=_media_credentials(settings.media_credentials_file),
+                                work_dir=settings.work_dir, wake=changed)
         self.jobs = JobTable(settings.state_dir, log_dir=settings.log_dir, log_level=settings.log_level,
                              cancel_grace_s=settings.cancel_grace, media_roots=settings.media_roots,
                              keep_delivered=settings.job_history,
                              keep_delivered_s=settings.job_history_hours * 3600.0,
-                             node=lambda: self.client.node_id)
+                             node=lambda: self.client.node_id,
+                             place=self.media.place, changed=changed)
         self.identity = Identity(settings.state_dir)
         self.loop = AgentLoop(client=self.client, jobs=self.jobs, readiness=self.readiness,
                               metrics=self.metrics, shutdown=shutdown, slots=settings.slots,
-                              media_roots=settings.media_roots)
+                              media_roots=settings.media_roots, media=self.media)
         self.capabilities = _capabilities()
 
     def register(self) -> None:
@@ -155,6 +171,10 @@ class Agent:
     def run(self) -> int:
         self.identity.load(self.client)  # first: what adopt() logs names the node
         self.jobs.adopt()
+        probe_stop = threading.Event()
+        self.shutdown.register("media probe", probe_stop.set)
+        threading.Thread(target=self.media.probe, args=(probe_stop,), daemon=True,
+                         name="media-probe").start()
         ready_sent = False
         self.watchdog.start()
         while not self.shutdown.requested:

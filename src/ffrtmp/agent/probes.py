@@ -1,4 +1,5 @@
-"""Readiness: ffmpeg present, disk under 90 % where the node writes, the last heartbeat's outcome.
+"""Readiness: ffmpeg present, disk under 90 % where the node writes, the last heartbeat's outcome,
+and the media store answering (when one is configured: a node that cannot deliver claims nothing).
 
 "Where the node writes" is the work dir and every media root (FFmpeg's outputs land under
 them), each filesystem counted once; a media root that does not exist yet is not checked.
@@ -12,7 +13,7 @@ from __future__ import annotations
 import shutil
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,8 @@ import psutil
 from ffrtmp.isotime import now_iso
 
 DISK_LIMIT_PERCENT = 90.0
+NOT_CONFIGURED = "not_configured"  # no media store: jobs use media roots and URLs only
+MEDIA_OK = (NOT_CONFIGURED, "reachable")
 
 
 @dataclass
@@ -32,8 +35,10 @@ class HeartbeatOutcome:
 
 class Readiness:
     def __init__(self, work_dir: str, ffmpeg: str = "ffmpeg",
-                 media_roots: Sequence[str] = ()) -> None:
+                 media_roots: Sequence[str] = (),
+                 media: Callable[[], str] = lambda: NOT_CONFIGURED) -> None:
         self.work_dir, self.ffmpeg = work_dir, ffmpeg
+        self.media = media  # the media store's status, kept current by its own probe
         self.media_roots = tuple(media_roots)
         self._lock = threading.Lock()
         self._outcome = HeartbeatOutcome()
@@ -84,9 +89,12 @@ class Readiness:
         except OSError as exc:
             disk_ok, disk_text = False, f"error: {exc.strerror}"
         master = self.master()
-        ready = ffmpeg == "available" and disk_ok and master == "reachable"
+        media = self.media()
+        ready = (ffmpeg == "available" and disk_ok and master == "reachable"
+                 and media in MEDIA_OK)
         return ready, {
             "status": "ready" if ready else "not_ready",
-            "checks": {"ffmpeg": ffmpeg, "disk_space": disk_text, "master": master},
+            "checks": {"ffmpeg": ffmpeg, "disk_space": disk_text, "master": master,
+                       "media": media},
             "timestamp": now_iso("seconds"),
         }

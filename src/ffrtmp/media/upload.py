@@ -18,7 +18,7 @@ import requests
 
 from ffrtmp.media.body import FileBody
 from ffrtmp.media.digests import content_md5, file_digest
-from ffrtmp.media.errors import Refused, TransferError, Unavailable
+from ffrtmp.media.errors import Canceled, Refused, TransferError, Unavailable
 from ffrtmp.media.transport import Transport
 
 CREATED = (200, 201, 204)
@@ -89,6 +89,8 @@ def upload_webdav(transport: Transport, local: Path, url: str, tag: str, known: 
         size = local.stat().st_size
         put(transport, local, temporary, {}, progress, cancel)
         verify_size(transport, temporary, size)
+        if cancel is not None and cancel.is_set():  # the body may have been sent before the cancel
+            raise Canceled("PUT", url)
         transport.send("MOVE", temporary, (201, 204), headers={"Destination": url, "Overwrite": "T"})
     except TransferError:
         with contextlib.suppress(TransferError):

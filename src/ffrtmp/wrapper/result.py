@@ -33,11 +33,14 @@ LIMITS_NOT_APPLIED = "limits_not_applied"
 LOST_TRACK = "lost_track"
 RESULT_NOT_RECORDED = "result_not_recorded"
 OUTPUT_NOT_PUBLISHED = "output_not_published"  # the agent could not move the outputs into place
+INPUT_REFUSED = "input_refused"  # the server of a remote input refused it for good (a 4xx)
+OUTPUT_REFUSED = "output_refused"  # the store refused an upload for good (a 4xx)
 DISK_FULL = "disk_full"  # the workload failed writing to a full filesystem: the node's fault
 
 #: Reasons that mean the platform failed its own obligations.
 SLA_FAILURES = frozenset({START_FAILED, LIMITS_NOT_APPLIED, LOST_TRACK, RESULT_NOT_RECORDED,
-                          OUTPUT_NOT_PUBLISHED, DISK_FULL})
+                          OUTPUT_NOT_PUBLISHED, DISK_FULL, INPUT_REFUSED, OUTPUT_REFUSED})
+REASON_CHARS = 200  # the longest reason the master accepts in a result
 
 EXIT_START_FAILED = 127  # what a shell returns for a command it cannot run
 # How libc (and so FFmpeg) ends a line about a write that failed with ENOSPC.
@@ -128,6 +131,12 @@ class Result:
         return (f"JOB {self.job_id} | attempt={self.attempt} | intent={intent} | sla={sla} | "
                 f"reason={self.reason} | runtime={self.runtime_s:.1f}s | "
                 f"exit={self.exit_status} | pid={self.pid if self.pid is not None else '-'}")
+
+
+def platform_failure(result: Result, reason: str) -> Result:
+    """``result`` turned into the platform's failure: the encode may have worked, the job did not."""
+    return dataclasses.replace(result, exit_code=None, progress_end=False, platform_sla=False,
+                               reason=reason[:REASON_CHARS])
 
 
 def _signal_number(name: str) -> int:

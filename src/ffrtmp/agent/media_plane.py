@@ -1,0 +1,198 @@
+"""The agent's side of the media plane: stage a remote input, deliver the outputs, tidy up.
+
+Both run as background transfers (``ffrtmp.agent.transfers``) that the loop asks about each
+pass; what they achieved is recorded in the job directory (``fetched.json``, ``uploads.json``),
+so an agent restarted mid-transfer resumes the transfer, never the encode. A job succeeds only
+once every output is in place and verified; an output refused for good fails it with a reason
+naming the URL and the status, and a failed or canceled job leaves nothing behind in the store.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+import time
+from dataclasses import dataclass, replace
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from ffrtmp.agent.delivery import Output, UploadLog, plan, record
+from ffrtmp.agent.jobs import LocalJob
+from ffrtmp.agent.localize import localize
+from ffrtmp.agent.probes import NOT_CONFIGURED
+from ffrtmp.agent.transfers import Transfers, retrying
+from ffrtmp.files import write_json_atomic
+from ffrtmp.isotime import iso, utc_now
+from ffrtmp.jobspec import JobSpec, RemoteFile
+from ffrtmp.layout import ScratchDir, WorkDir
+from ffrtmp.logs import fields
+from ffrtmp.media.credentials import Credentials
+from ffrtmp.media.errors import Canceled, TransferError
+from ffrtmp.media.locations import resolve
+from ffrtmp.media.webdav import WebDav
+from ffrtmp.urls import redact
+from ffrtmp.wrapper.result import (
+    CANCELED,
+    OUTPUT_NOT_PUBLISHED,
+    OUTPUT_REFUSED,
+    Result,
+    platform_failure,
+)
+
+log = logging.getLogger(__name__)
+
+DELIVERED = "delivered"  # how uploads.json records a delivery that completed
+NOT_SUCCEEDED = "not_succeeded"  # the job failed or was canceled: nothing was to be delivered
+PROBE_EVERY_S = 10.0
+FETCH, UPLOAD = "fetch", "upload"  # a job's two transfers, each its own task
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What to report for a finished job: its result, and the records of its outputs."""
+
+    result: Result
+    outputs: list[dict[str, Any]]
+
+
+class MediaPlane:
+    def __init__(self, *, store_url: str | None, credentials: Credentials, work_dir: str,
+                 wake: threading.Event) -> None:
+        self.store_url = store_url
+        self.dav = WebDav(credentials)
+        self.work = WorkDir(Path(work_dir))
+        self.transfers = Transfers(wake)
+        self.status = NOT_CONFIGURED if store_url is None else "unknown"
+
+    def resolve(self, url: str) -> str:
+        return resolve(url, self.store_url)
+
+    def scratch(self, job: LocalJob) -> ScratchDir:
+        return self.work.job(job.job_id, job.attempt)
+
+    def place(self, job: LocalJob, spec: JobSpec) -> JobSpec:
+        """The spec as FFmpeg runs it here (``ffrtmp.agent.localize``)."""
+        return localize(spec, self.scratch(job), self.resolve)
+
+    def cancel(self, job: LocalJob) -> bool:
+        """Stop a job's transfer; the job then ends canceled and removes what it uploaded."""
+        canceled = [self.transfers.cancel((*job.key, phase)) for phase in (FETCH, UPLOAD)]
+        return any(canceled)
+
+    def forget(self, job: LocalJob) -> None:
+        """The master has the result: the job's media leaves the work dir."""
+        for phase in (FETCH, UPLOAD):
+            self.transfers.forget((*job.key, phase))
+        shutil.rmtree(self.scratch(job).path, ignore_errors=True)
+
+    # --- the input ---
+
+    def staged(self, job: LocalJob, spec: JobSpec) -> bool | TransferError:
+        """True once the input is in the inbox, False while it is on its way, or why it is not."""
+        if job.files.fetched.exists() or not isinstance(spec.source, RemoteFile):
+            return True
+        source = spec.source
+        key = (*job.key, FETCH)
+        task = self.transfers.start(key, lambda cancel: self._fetch(job, source, cancel))
+        if not task.done:
+            return False
+        self.transfers.forget(key)
+        return task.error if task.error is not None else True
+
+    def _fetch(self, job: LocalJob, source: RemoteFile, cancel: threading.Event) -> None:
+        ids = fields(job=job.job_id, attempt=job.attempt)
+        local = self.scratch(job).inbox / source.name
+        local.parent.mkdir(parents=True, exist_ok=True)
+        url = self.resolve(source.url)
+        started = time.monotonic()
+        size = retrying(lambda: self.dav.download(url, local, cancel=cancel), cancel, ids)
+        write_json_atomic(job.files.fetched, {"url": redact(source.url), "bytes": size,
+                                              "at": iso(utc_now())})
+        log.info("input staged: %d bytes in %.1f s", size, time.monotonic() - started, extra=ids)
+
+    # --- the outputs ---
+
+    def delivered(self, job: LocalJob, spec: JobSpec | None, result: Result) -> Delivery | None:
+        """The job's report once its outputs are delivered (or abandoned); None meanwhile."""
+        uploads = UploadLog.load(job.files.uploads)
+        if uploads.ended is None:
+            if spec is None or not result.success or result.canceled:
+                self._abandon(job, uploads, NOT_SUCCEEDED)
+            else:
+                key = (*job.key, UPLOAD)
+                task = self.transfers.start(key, lambda cancel: self._deliver(
+                    job, plan(spec, self.resolve), uploads, cancel))
+                if not task.done:
+                    return None
+                self.transfers.forget(key)
+                uploads = UploadLog.load(job.files.uploads)
+                if uploads.ended is None:  # it ended on an error of its own: not delivered
+                    self._abandon(job, uploads, f"{OUTPUT_NOT_PUBLISHED}: {task.error}")
+        return _report(result, uploads)
+
+    def _deliver(self, job: LocalJob, outputs: list[Output], uploads: UploadLog,
+                 cancel: threading.Event) -> None:
+        ids = fields(job=job.job_id, attempt=job.attempt)
+        try:
+            for index, output in enumerate(outputs):
+                if index == len(uploads.records):
+                    uploads.records.append(record(output))
+                    uploads.save()
+                self._upload(job, output, uploads, cancel, ids)
+        except (TransferError, OSError) as exc:
+            reason = (CANCELED if isinstance(exc, Canceled) else f"{OUTPUT_REFUSED}: {exc}"
+                      if isinstance(exc, TransferError) else f"{OUTPUT_NOT_PUBLISHED}: {exc}")
+            log.error("outputs not delivered: %s", reason, extra=ids)
+            self._abandon(job, uploads, reason)
+            return
+        uploads.ended = DELIVERED
+        uploads.save()
+        shutil.rmtree(self.scratch(job).path, ignore_errors=True)
+
+    def _upload(self, job: LocalJob, output: Output, uploads: UploadLog,
+                cancel: threading.Event, ids: dict[str, Any]) -> None:
+        for piece in output.pieces():
+            if piece.url in uploads.placed:
+                continue
+            retrying(partial(self.dav.upload, piece.local, piece.url, tag=job.dir.name,
+                             cancel=cancel), cancel, ids)
+            uploads.placed.append(piece.url)
+            uploads.save()
+            log.info("delivered %s (%d bytes)", redact(piece.url), piece.local.stat().st_size,
+                     extra=ids)
+            if cancel.is_set():  # canceled as it landed: what is placed is removed again
+                raise Canceled("PUT", piece.url)
+
+    def _abandon(self, job: LocalJob, uploads: UploadLog, reason: str) -> None:
+        """Remove what this attempt placed in the store (best effort, one try each)."""
+        for url in reversed(uploads.placed):
+            try:
+                self.dav.delete(url)
+            except TransferError as exc:
+                log.warning("cannot remove %s: %s", redact(url), exc,
+                            extra=fields(job=job.job_id, attempt=job.attempt))
+        uploads.placed, uploads.ended = [], reason
+        uploads.save()
+        shutil.rmtree(self.scratch(job).path, ignore_errors=True)
+
+    # --- readiness ---
+
+    def probe(self, stop: threading.Event) -> None:
+        """Keep ``status`` current for /ready: the store answers, and takes our credentials."""
+        if self.store_url is None:
+            return
+        while not stop.is_set():
+            self.status = self.dav.check(self.store_url + "/")
+            stop.wait(PROBE_EVERY_S if self.status == "reachable" else 2.0)
+
+
+def _report(result: Result, uploads: UploadLog) -> Delivery:
+    if uploads.ended == DELIVERED:
+        return Delivery(result, uploads.records)
+    if uploads.ended == CANCELED:
+        return Delivery(replace(result, canceled=True, reason=CANCELED), [])
+    if uploads.ended in (None, NOT_SUCCEEDED):
+        return Delivery(result, [])
+    return Delivery(platform_failure(result, uploads.ended or OUTPUT_REFUSED), [])
