@@ -166,6 +166,10 @@ class JobTable:
     def running(self) -> list[LocalJob]:
         return [j for j in self.jobs.values() if not j.finished]
 
+    def working(self) -> list[LocalJob]:
+        """Running jobs with a workload (not those still staging their input)."""
+        return [j for j in self.running() if not j.awaiting_launch]
+
     def undelivered(self) -> list[LocalJob]:
         return [j for j in self.jobs.values() if j.finished and not j.delivered]
 

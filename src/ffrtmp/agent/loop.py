@@ -194,7 +194,12 @@ class AgentLoop:
         self._launch(job, spec)
 
     def launch_staged(self) -> None:
-        """Launch each job whose input has been staged since; report those it could not be."""
+        """Launch each job whose input has been staged since; report those it could not be.
+
+        Not while shutting down: the next start launches it (its start is confirmed already).
+        """
+        if self.shutdown.requested:
+            return
         for job in self.jobs.running():
             if not job.awaiting_launch:
                 continue

@@ -224,9 +224,9 @@ class Agent:
         sd_notify("STOPPING=1")
         started = time.monotonic()
         log.info("shutdown requested (%s): no new jobs; waiting up to %.0fs for %d running job(s)",
-                 self.shutdown.reason, self.settings.shutdown_timeout, len(self.jobs.running()))
+                 self.shutdown.reason, self.settings.shutdown_timeout, len(self.jobs.working()))
         pause = threading.Event()  # the shutdown event is set now; wait on one that is not
-        while self.jobs.running() and time.monotonic() - started < self.settings.shutdown_timeout:
+        while self.jobs.working() and time.monotonic() - started < self.settings.shutdown_timeout:
             self.watchdog.expect()
             if self.client.credential is not None:
                 try:
@@ -238,7 +238,7 @@ class Agent:
                 self.jobs.poll()
                 pause.wait(0.5)
         self._deliver_before_exit()
-        still = len(self.jobs.running())
+        still = len(self.jobs.working())
         log.info("shutdown reason=%s waited_s=%.1f still_running=%d%s", self.shutdown.reason,
                  time.monotonic() - started, still,
                  " (they keep running; the next agent start reports them)" if still else "")
