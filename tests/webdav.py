@@ -44,6 +44,7 @@ http {{
         root {root};
         client_body_temp_path {root}/.tmp;
         client_max_body_size 0;
+        {limit}
         dav_methods PUT DELETE MKCOL COPY MOVE;
         create_full_put_path on;
         dav_access user:rw group:r all:r;
@@ -63,12 +64,14 @@ http {{
 class WebDavStore:
     """One nginx WebDAV server (and, when throttled, the relay in front of it)."""
 
-    def __init__(self, base: Path, throttle_bytes_per_s: int | None = None) -> None:
+    def __init__(self, base: Path, throttle_bytes_per_s: int | None = None,
+                 download_bytes_per_s: int | None = None) -> None:
         self.dir = base / "webdav"
         self.root = base / "media-root"
         self.user, self.password = USER, "pw-" + _token()
         self.nginx_port = free_port()
         self.throttle = throttle_bytes_per_s
+        self.download_rate = download_bytes_per_s  # nginx's limit_rate: slow GETs, for cut downloads
         self._relay: _Relay | None = None
         relay_port = free_port() if throttle_bytes_per_s else None
         self.relay_port = relay_port
@@ -85,8 +88,9 @@ class WebDavStore:
         (self.dir / "htpasswd").write_text(f"{self.user}:{hashed}\n")
         self.netrc.write_text(f"machine 127.0.0.1 login {self.user} password {self.password}\n")
         self.netrc.chmod(0o600)
+        limit = f"limit_rate {self.download_rate};" if self.download_rate else ""
         (self.dir / "nginx.conf").write_text(NGINX_CONF.format(dir=self.dir, root=self.root,
-                                                                port=self.nginx_port))
+                                                                port=self.nginx_port, limit=limit))
 
     def start(self) -> None:
         """(Re)start on the same port; return once it answers HTTP."""
@@ -144,9 +148,10 @@ class WebDavStore:
         return log.read_text() if log.exists() else ""
 
 
-def start_webdav(tmp_path: Path, *, throttle_bytes_per_s: int | None = None) -> WebDavStore:
+def start_webdav(tmp_path: Path, *, throttle_bytes_per_s: int | None = None,
+                 download_bytes_per_s: int | None = None) -> WebDavStore:
     """A started store under ``tmp_path``; the caller stops it (the ``webdav_store`` fixture does)."""
-    store = WebDavStore(tmp_path, throttle_bytes_per_s)
+    store = WebDavStore(tmp_path, throttle_bytes_per_s, download_bytes_per_s)
     store.start()
     return store
 

@@ -57,8 +57,10 @@ class AgentLoop:
         self.launch_staged()
         self.deliver_results()
         self.jobs.prune()
+        self._update_gauges()  # before a claim that may long-poll: the gauges show this pass
         launched = self.claim_and_launch() if claiming else 0
-        self._update_gauges()
+        if launched:
+            self._update_gauges()
         if not launched:
             self._idle(wait or self.shutdown.wait)
 
@@ -233,6 +235,7 @@ class AgentLoop:
         self.metrics.results_spooled.set(len(self.jobs.undelivered()))
         self.metrics.heartbeat_consecutive_failures.set(self.consecutive_failures)
         self.metrics.ready.set(1 if self.readiness.snapshot()[0] else 0)
+        self.media.update_gauges()
         self.metrics.set_progress({j.job_id: p["percent"] for j in running
                                    if (p := self.jobs.progress(j)) and "percent" in p})
 

@@ -132,7 +132,7 @@ class Agent:
         changed = threading.Event()  # a wrapper exited or a transfer ended: the loop looks now
         self.media = MediaPlane(store_url=settings.media_store_url,
                                 credentials=_media_credentials(settings.media_credentials_file),
-                                work_dir=settings.work_dir, wake=changed)
+                                work_dir=settings.work_dir, wake=changed, metrics=self.metrics)
         self.jobs = JobTable(settings.state_dir, log_dir=settings.log_dir, log_level=settings.log_level,
                              cancel_grace_s=settings.cancel_grace, media_roots=settings.media_roots,
                              keep_delivered=settings.job_history,

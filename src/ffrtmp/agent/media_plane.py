@@ -21,6 +21,7 @@ from typing import Any
 from ffrtmp.agent.delivery import Output, UploadLog, plan, record
 from ffrtmp.agent.jobs import LocalJob
 from ffrtmp.agent.localize import localize
+from ffrtmp.agent.metrics import WorkerMetrics
 from ffrtmp.agent.probes import NOT_CONFIGURED
 from ffrtmp.agent.transfers import Transfers, retrying
 from ffrtmp.files import write_json_atomic
@@ -47,6 +48,7 @@ DELIVERED = "delivered"  # how uploads.json records a delivery that completed
 NOT_SUCCEEDED = "not_succeeded"  # the job failed or was canceled: nothing was to be delivered
 PROBE_EVERY_S = 10.0
 FETCH, UPLOAD = "fetch", "upload"  # a job's two transfers, each its own task
+DOWNLOAD = "download"  # the metrics' direction of a fetch
 
 
 @dataclass(frozen=True)
@@ -59,8 +61,9 @@ class Delivery:
 
 class MediaPlane:
     def __init__(self, *, store_url: str | None, credentials: Credentials, work_dir: str,
-                 wake: threading.Event) -> None:
+                 wake: threading.Event, metrics: WorkerMetrics | None = None) -> None:
         self.store_url = store_url
+        self.metrics = metrics
         self.dav = WebDav(credentials)
         self.work = WorkDir(Path(work_dir))
         self.transfers = Transfers(wake)
@@ -107,7 +110,9 @@ class MediaPlane:
         local.parent.mkdir(parents=True, exist_ok=True)
         url = self.resolve(source.url)
         started = time.monotonic()
-        size = retrying(lambda: self.dav.download(url, local, cancel=cancel), cancel, ids)
+        size = retrying(lambda: self.dav.download(url, local, cancel=cancel), cancel, ids,
+                        partial(self._count_retry, DOWNLOAD))
+        self._count_bytes(DOWNLOAD, size)
         write_json_atomic(job.files.fetched, {"url": redact(source.url), "bytes": size,
                                               "at": iso(utc_now())})
         log.info("input staged: %d bytes in %.1f s", size, time.monotonic() - started, extra=ids)
@@ -156,12 +161,12 @@ class MediaPlane:
         for piece in output.pieces():
             if piece.url in uploads.placed:
                 continue
-            retrying(partial(self.dav.upload, piece.local, piece.url, tag=job.dir.name,
-                             cancel=cancel), cancel, ids)
+            size = retrying(partial(self.dav.upload, piece.local, piece.url, tag=job.dir.name,
+                                    cancel=cancel), cancel, ids, partial(self._count_retry, UPLOAD))
+            self._count_bytes(UPLOAD, size)
             uploads.placed.append(piece.url)
             uploads.save()
-            log.info("delivered %s (%d bytes)", redact(piece.url), piece.local.stat().st_size,
-                     extra=ids)
+            log.info("delivered %s (%d bytes)", redact(piece.url), size, extra=ids)
             if cancel.is_set():  # canceled as it landed: what is placed is removed again
                 raise Canceled("PUT", piece.url)
 
@@ -176,6 +181,24 @@ class MediaPlane:
         uploads.placed, uploads.ended = [], reason
         uploads.save()
         shutil.rmtree(self.scratch(job).path, ignore_errors=True)
+
+    # --- metrics (derived: nothing reads them back) ---
+
+    def _count_bytes(self, direction: str, size: int) -> None:
+        if self.metrics is not None:
+            self.metrics.media_bytes.labels(direction).inc(size)
+
+    def _count_retry(self, direction: str) -> None:
+        if self.metrics is not None:
+            self.metrics.media_retries.labels(direction).inc()
+
+    def update_gauges(self) -> None:
+        if self.metrics is None:
+            return
+        for phase, direction in ((FETCH, DOWNLOAD), (UPLOAD, UPLOAD)):
+            self.metrics.media_waiting.labels(direction).set(self.transfers.active(phase))
+        if self.store_url is not None:
+            self.metrics.media_store_up.set(1 if self.status == "reachable" else 0)
 
     # --- readiness ---
 

@@ -46,6 +46,20 @@ class WorkerMetrics:
                                      registry=r)
         self.results_delivered = Counter("worker_results_delivered",
                                          "Results the master acknowledged", registry=r)
+        self.media_bytes = Counter("worker_media_bytes", "Bytes of media staged or delivered",
+                                   ["direction"], registry=r)
+        self.media_retries = Counter("worker_media_transfer_retries",
+                                     "Transfers tried again after the far end was unavailable",
+                                     ["direction"], registry=r)
+        self.media_waiting = Gauge("worker_media_transfers_active",
+                                   "Inputs being staged and outputs being delivered", ["direction"],
+                                   registry=r)
+        self.media_store_up = Gauge("worker_media_store_up",
+                                    "1 when the media store answers and takes the credentials "
+                                    "(absent when none is configured)", registry=r)
+        for direction in ("download", "upload"):
+            for metric in (self.media_bytes, self.media_retries, self.media_waiting):
+                metric.labels(direction)
         r.register(DiskCollector(readiness))
 
     def set_progress(self, values: dict[str, float]) -> None:

@@ -67,6 +67,11 @@ class Transfers:
         with self._lock:
             self._tasks.pop(key, None)
 
+    def active(self, phase: str) -> int:
+        """Tasks of one kind still running, for the metrics."""
+        with self._lock:
+            return sum(1 for key, task in self._tasks.items() if key[2] == phase and not task.done)
+
     def cancel(self, key: Key) -> bool:
         task = self.get(key)
         if task is None or task.done:
@@ -75,12 +80,14 @@ class Transfers:
         return True
 
 
-def retrying(call: Callable[[], T], cancel: threading.Event, ids: Mapping[str, Any]) -> T:
+def retrying(call: Callable[[], T], cancel: threading.Event, ids: Mapping[str, Any],
+             on_retry: Callable[[], object] = lambda: None) -> T:
     """``call()`` until it succeeds, tried again after each Unavailable; a refusal ends it."""
     for delay in delays():
         try:
             return call()
         except Unavailable as exc:
+            on_retry()
             log.warning("%s; trying again in %.0f s", exc, delay, extra=ids)
             if cancel.wait(delay):
                 raise Canceled(exc.method, exc.url) from None
