@@ -19,8 +19,9 @@ pattern, about 550 Mbit/s at 1080p), made once and kept in the system's temporar
 network is not measured: only the HTTP path, the client and the extra copy. The result is
 printed as a table and written to ``bench/results/media-<time>.json``.
 
-    python bench/media_bench.py            # a 1 GiB source, 3 rounds: about 5 minutes on 2 cores
-    python bench/media_bench.py --quick    # a 50 MiB source, 1 round: under a minute
+    python bench/media_bench.py            # a 1 GiB source, 3 rounds: about 10 minutes on 2 quiet cores
+    python bench/media_bench.py --quick    # a source of at least 50 MiB (65 MiB), 1 round: under a minute
+    python bench/media_bench.py --only encode --rounds 5
 """
 
 from __future__ import annotations
@@ -322,8 +323,14 @@ def render(result: dict[str, Any]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = harness.parser(__doc__, SCENARIOS, "a 50 MiB source and one round").parse_args(argv)
+    cli = harness.parser(__doc__, SCENARIOS, "a 50 MiB source and one round")
+    cli.add_argument("--rounds", type=int, help=f"interleaved rounds of every measurement (default "
+                     f"{FULL.rounds}, quick {QUICK.rounds}); more steady the medians on a busy machine")
+    args = cli.parse_args(argv)
     profile = QUICK if args.quick else FULL
+    if args.rounds:
+        profile = dataclasses.replace(profile, rounds=args.rounds,
+                                      deadline_s=profile.deadline_s * args.rounds / profile.rounds)
     only = tuple(args.only or SCENARIOS)
     return harness.execute(lambda log: run(profile, log=log, only=only), render, args.out)
 
