@@ -212,15 +212,11 @@ class _Relay:
 
     def _pump(self, source: socket.socket, sink: socket.socket, rate: int | None) -> None:
         chunk = max(1024, min(65536, (rate or 65536 * 20) // 20))
-        started, moved = time.monotonic(), 0
         try:
             while data := source.recv(chunk):
                 sink.sendall(data)
-                moved += len(data)
-                if rate:
-                    ahead = moved / rate - (time.monotonic() - started)
-                    if ahead > 0:
-                        time.sleep(ahead)
+                if rate:  # per chunk: a kept-alive connection earns no credit while idle
+                    time.sleep(len(data) / rate)
         except OSError:
             pass
         finally:
