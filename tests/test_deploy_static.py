@@ -92,6 +92,19 @@ def test_role_layout_is_complete(role: str) -> None:
             assert "not ansible_check_mode" in handler.get("when", []), handler["name"]
 
 
+def test_common_notifications_reach_both_parent_roles() -> None:
+    """ffrtmp_common runs inside either role's play: each topic it notifies needs a listener in both."""
+    topics = {t["notify"] for t in _load(ROLES / "ffrtmp_common" / "tasks" / "install.yml")
+              + _load(ROLES / "ffrtmp_common" / "tasks" / "configure.yml") if "notify" in t}
+    assert "ffrtmp media credentials changed" in topics
+    for role in ("ffrtmp_master", "ffrtmp_worker"):
+        handlers = _load(ROLES / role / "handlers" / "main.yml")
+        heard = {h["name"] for h in handlers} | {
+            topic for h in handlers for topic in ([h["listen"]] if isinstance(h.get("listen"), str)
+                                                  else h.get("listen", []))}
+        assert topics <= heard, f"{role} does not hear {sorted(topics - heard)}"
+
+
 # --- the env files render exactly the settings of config.py ------------------------------
 
 

@@ -4,7 +4,8 @@
 # - apt: debootstrap + systemd-nspawn (the test guests), iproute2/iptables (their network),
 #   the ssh client (Ansible's connection) and prometheus (for promtool, the alert rule
 #   tests). ffmpeg and logrotate are not needed here: they live in the guests.
-# - a venv with molecule, ansible-core, ansible-lint and yamllint at $FFRTMP_MOLECULE_VENV.
+# - a venv with molecule, ansible-core, the ansible package (ansible.posix), passlib (the
+#   htpasswd hash), ansible-lint and yamllint at $FFRTMP_MOLECULE_VENV.
 #
 # env: FFRTMP_MOLECULE_VENV (default /opt/ffrtmp-molecule-venv)
 set -euo pipefail
