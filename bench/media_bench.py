@@ -46,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script:
 from tests.webdav import WebDavStore, start_webdav
 
 from bench import harness
+from ffrtmp.agent.argv import HTTP_RECONNECT, RW_TIMEOUT_US
 from ffrtmp.media.credentials import load_credentials
 from ffrtmp.media.webdav import WebDav
 
@@ -105,9 +106,8 @@ def make_source(profile: Profile, cache: Path) -> Path:
 
 # --- the store: a real nginx WebDAV server and the agent's own client ---
 
-# FFmpeg's options for reading an HTTP input itself (the agent's ``input_fetch: stream``)
-STREAM_OPTIONS = ["-reconnect", "1", "-reconnect_streamed", "1", "-reconnect_on_network_error", "1",
-                  "-reconnect_delay_max", "30", "-rw_timeout", "10000000"]
+# FFmpeg's options for reading an HTTP input itself: the agent's own (``input_fetch: stream``)
+STREAM_OPTIONS = ["-rw_timeout", str(RW_TIMEOUT_US), *HTTP_RECONNECT]
 
 
 class Store:
