@@ -143,7 +143,7 @@ class MediaPlane:
         try:
             for index, output in enumerate(outputs):
                 if index == len(uploads.records):
-                    uploads.records.append(record(output))
+                    uploads.records.append(_record(output, ids))
                     uploads.save()
                 self._upload(job, output, uploads, cancel, ids)
         except (TransferError, OSError) as exc:
@@ -211,9 +211,19 @@ class MediaPlane:
             stop.wait(PROBE_EVERY_S if self.status == "reachable" else 2.0)
 
 
+def _record(output: Output, ids: dict[str, Any]) -> dict[str, Any]:
+    """The output's record; an empty one for a published file gone since (moved on by its
+    consumer after an earlier delivery attempt): nothing to say about it, nothing to fail."""
+    if output.upload is None and not output.file.exists():
+        log.warning("output %s is gone since it was published: not recorded", output.file,
+                    extra=ids)
+        return {}
+    return record(output)
+
+
 def _report(result: Result, uploads: UploadLog) -> Delivery:
     if uploads.ended == DELIVERED:
-        return Delivery(result, uploads.records)
+        return Delivery(result, [r for r in uploads.records if r])
     if uploads.ended == CANCELED:
         return Delivery(replace(result, canceled=True, reason=CANCELED), [])
     if uploads.ended in (None, NOT_SUCCEEDED):
