@@ -542,8 +542,20 @@ def test_an_uploaded_output_may_not_repeat_another() -> None:
 
 
 def test_streamed_inputs_say_so_in_the_canonical_form() -> None:
-    spec = parse({"input": "store:///in/a.mp4", "input_fetch": "stream",
+    spec = parse({"input": "https://cdn.example.com/a.mp4", "input_fetch": "stream",
                   "outputs": [{"url": "/srv/media/o.mp4", "preset": "copy"}]}, ROOTS)
     assert (spec.input_kind, spec.input_fetch) == ("url", "stream")
     assert spec.to_dict()["input_fetch"] == "stream"
     assert parse(spec.to_dict(), ROOTS) == spec
+
+
+@pytest.mark.parametrize("doc", [
+    {"input": "store:///in/a.mp4", "input_fetch": "stream"},
+    {"input": "store:///live/index.m3u8"},  # a playlist is always FFmpeg's to read
+])
+def test_ffmpeg_never_reads_the_store_itself(doc: dict[str, Any]) -> None:
+    """The store asks for credentials, which never go on FFmpeg's command line."""
+    with pytest.raises(SpecError) as caught:
+        parse({**doc, "outputs": [{"url": "/srv/media/o.mp4", "preset": "copy"}]}, ROOTS)
+    assert caught.value.field == "input_fetch"
+    assert "staged by the agent" in caught.value.message

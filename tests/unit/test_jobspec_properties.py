@@ -155,8 +155,7 @@ def check_accepted(spec: JobSpec) -> None:
     canonical = spec.to_dict()
     assert parse(json.loads(json.dumps(canonical)), ROOTS) == spec
     # as the agent runs it: remote media placed in the attempt's scratch dir first
-    placed = localize(spec, WorkDir(Path("/w")).job("j", 1),
-                      lambda url: url.replace("store://", "http://store"))
+    placed = localize(spec, WorkDir(Path("/w")).job("j", 1))
     argv = build_argv(placed, progress_path="/var/lib/ffrtmp/worker/jobs/j/progress")
     assert all(isinstance(arg, str) and "\x00" not in arg for arg in argv)
 

@@ -77,7 +77,7 @@ class MediaPlane:
 
     def place(self, job: LocalJob, spec: JobSpec) -> JobSpec:
         """The spec as FFmpeg runs it here (``ffrtmp.agent.localize``)."""
-        return localize(spec, self.scratch(job), self.resolve)
+        return localize(spec, self.scratch(job))
 
     def cancel(self, job: LocalJob) -> bool:
         """Stop a job's transfer; the job then ends canceled and removes what it uploaded."""

@@ -123,6 +123,9 @@ def parse_source(url: str, containment: Containment, fetch: str = STAGE) -> Sour
 def _remote_source(url: str, kind: str, fetch: str) -> Source:
     name = remote_path(url, "input").rsplit("/", 1)[-1]
     if fetch == STREAM or name.lower().endswith(PLAYLIST_EXTENSION):
+        if kind == "store":  # the store asks for credentials, which never go on FFmpeg's argv
+            raise FieldError("input_fetch", "a store:/// input is staged by the agent; FFmpeg "
+                                            "cannot read the store itself (use stage, the default)")
         return UrlSource(url=url, scheme=kind)
     if not name:
         raise FieldError("input", "must name a file, not a directory")
