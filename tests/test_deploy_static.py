@@ -215,7 +215,8 @@ def test_media_store_serves_webdav_as_the_design_says() -> None:
                       "client_body_temp_path {{ _ffrtmp_media_temp_dir }};", "client_max_body_size 0;",
                       "dav_methods PUT DELETE MKCOL COPY MOVE;", "create_full_put_path on;",
                       "dav_access user:rw group:r all:r;", "autoindex on;", "autoindex_format json;",
-                      'auth_basic "ffrtmp media";', "auth_basic_user_file {{ _ffrtmp_media_htpasswd_file }};"):
+                      'auth_basic "ffrtmp media";',
+                      "auth_basic_user_file {{ _ffrtmp_media_htpasswd_file }};"):
         assert directive in body, directive
     # Basic auth on every method: no location may lift it or open the writes
     assert "auth_basic off" not in body and "limit_except" not in body
@@ -240,8 +241,8 @@ def test_media_store_credential_is_generated_once_and_hashed_stably() -> None:
 
 def test_media_store_hardens_nginx() -> None:
     text = (MEDIA / "templates" / "nginx-hardening.conf.j2").read_text(encoding="utf-8")
-    for line in ("[Service]", "NoNewPrivileges=yes", "ProtectSystem=full", "ProtectHome=yes", "PrivateTmp=yes",
-                 "ReadWritePaths=-{{ ffrtmp_media_root }} -{{ ffrtmp_media_log_dir }}"):
+    for line in ("[Service]", "NoNewPrivileges=yes", "ProtectSystem=full", "ProtectHome=yes",
+                 "PrivateTmp=yes", "ReadWritePaths=-{{ ffrtmp_media_root }} -{{ ffrtmp_media_log_dir }}"):
         assert line in text, line
 
 
