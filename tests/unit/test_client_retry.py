@@ -54,9 +54,9 @@ def master() -> Iterator[tuple[str, Script]]:
     server.server_close()
 
 
-def client(url: str, shutdown: Shutdown | None = None) -> MasterClient:
-    c = MasterClient(url, shutdown=shutdown or Shutdown(), retry=RetryPolicy(backoff_factor=0.05),
-                     timeout_s=2)
+def client(url: str, shutdown: Shutdown | None = None, backoff_factor: float = 0.05) -> MasterClient:
+    c = MasterClient(url, shutdown=shutdown or Shutdown(),
+                     retry=RetryPolicy(backoff_factor=backoff_factor), timeout_s=2)
     c.node_id, c.credential = "n-1", "secret-credential"
     return c
 
@@ -71,10 +71,12 @@ def test_the_policy_is_the_seeds() -> None:
 def test_gateway_and_unavailable_answers_are_retried(master: tuple[str, Script], status: int) -> None:
     url, script = master
     script.statuses = [status, status]
-    assert client(url).claim(1, 0) == []
+    assert client(url, backoff_factor=0.2).claim(1, 0) == []
     assert len(script.seen) == 3
     gaps = [b - a for a, b in zip(script.seen, script.seen[1:], strict=False)]
-    assert gaps[1] > gaps[0] * 1.5  # the backoff doubles
+    # the backoff doubles: each wait lasts at least its delay (a busy machine only adds to it,
+    # so lower bounds hold under any load; the exact delays are test_the_policy_is_the_seeds')
+    assert gaps[0] >= 0.2 and gaps[1] >= 0.4, gaps
 
 
 def test_retries_stop_after_three(master: tuple[str, Script]) -> None:
