@@ -210,13 +210,19 @@ class Agent:
         self.watchdog.expect(seconds)
         self.shutdown.wait(seconds)
 
-    def _deliver_before_exit(self) -> None:
-        """Jobs that ended during the wait get their results out now; failures stay spooled."""
+    def _deliver_before_exit(self, deadline: float) -> None:
+        """Jobs that ended during the wait get their results out now, once their outputs are
+        delivered (until ``deadline``); the rest stay spooled for the next start."""
         if self.client.credential is None:
             return
         self.jobs.poll()
         try:
-            self.loop.deliver_results()
+            self.loop.deliver_results()  # starts the deliveries of jobs that just ended
+            while self.media.delivering() and time.monotonic() < deadline:
+                self.watchdog.expect()
+                self.jobs.changed.wait(0.5)
+                self.jobs.changed.clear()
+                self.loop.deliver_results()
         except (Forgotten, MasterRejected, MasterUnavailable) as exc:
             log.warning("results left in the spool for the next start: %s", exc)
 
@@ -237,7 +243,7 @@ class Agent:
             else:
                 self.jobs.poll()
                 pause.wait(0.5)
-        self._deliver_before_exit()
+        self._deliver_before_exit(started + self.settings.shutdown_timeout)
         still = len(self.jobs.working())
         log.info("shutdown reason=%s waited_s=%.1f still_running=%d%s", self.shutdown.reason,
                  time.monotonic() - started, still,

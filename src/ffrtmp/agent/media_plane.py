@@ -84,6 +84,10 @@ class MediaPlane:
         canceled = [self.transfers.cancel((*job.key, phase)) for phase in (FETCH, UPLOAD)]
         return any(canceled)
 
+    def delivering(self) -> bool:
+        """Whether outputs are on their way now (a stopping agent waits for them, within bounds)."""
+        return self.transfers.active(UPLOAD) > 0
+
     def forget(self, job: LocalJob) -> None:
         """The master has the result: the job's media leaves the work dir."""
         for phase in (FETCH, UPLOAD):
