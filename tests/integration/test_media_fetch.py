@@ -19,12 +19,11 @@ from tests.helpers import wait_until
 from tests.integration.test_agent_jobs import wait_final
 from tests.integration.test_media_plane import (
     Farm,
+    farm_on,
     landed,
     make_source,
     rung,
     sha256,
-    start_farm,
-    stop_farm,
 )
 from tests.webdav import start_webdav
 
@@ -33,14 +32,8 @@ DOWNLOAD_BYTES_PER_S = 1_000_000  # nginx's limit_rate: a 6 MB source takes abou
 
 @pytest.fixture
 def slow_reads(tmp_path: Path) -> Iterator[Farm]:
-    store = start_webdav(tmp_path, download_bytes_per_s=DOWNLOAD_BYTES_PER_S)
-    try:
-        started = start_farm(tmp_path, store)
-    except BaseException:
-        store.stop()
-        raise
-    yield started
-    stop_farm(started)
+    with farm_on(tmp_path, start_webdav(tmp_path, download_bytes_per_s=DOWNLOAD_BYTES_PER_S)) as slow:
+        yield slow
 
 
 def metric(farm: Farm, name: str, direction: str) -> float:
@@ -76,8 +69,7 @@ def test_an_agent_killed_mid_download_resumes_it_and_encodes_once(slow_reads: Fa
 
 def test_the_media_metrics_count_what_moved(tmp_path: Path) -> None:
     store = start_webdav(tmp_path)
-    farm = start_farm(tmp_path, store)
-    try:
+    with farm_on(tmp_path, store) as farm:
         run = secrets.token_hex(4)
         source = make_source(store.path(f"/in/{run}.mp4"), seconds=2)
         job_id = farm.submit({"input": f"store:///in/{run}.mp4",
@@ -89,5 +81,3 @@ def test_the_media_metrics_count_what_moved(tmp_path: Path) -> None:
         assert metric(farm, "worker_media_transfers_active", "upload") == 0
         assert "worker_media_store_up 1.0" in requests.get(f"{farm.agent.url}/metrics", timeout=10).text
         assert sha256(output)  # readable whole
-    finally:
-        stop_farm(farm)

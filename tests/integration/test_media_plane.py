@@ -15,6 +15,7 @@ import secrets
 import signal
 import subprocess
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -108,6 +109,21 @@ def stop_farm(farm: Farm) -> None:
     # shown by pytest only when the test failed
     print(f"--- agent ---\n{farm.agent.output()}\n--- master ---\n{farm.master.output()}")
     print("--- store requests ---\n" + "\n".join(farm.store.requests_log()))
+
+
+@contextmanager
+def farm_on(tmp: Path, store: WebDavStore) -> Iterator[Farm]:
+    """A farm on a store the caller started for it; the store stops with it, even when the
+    farm fails to start."""
+    try:
+        started = start_farm(tmp, store)
+    except BaseException:
+        store.stop()
+        raise
+    try:
+        yield started
+    finally:
+        stop_farm(started)
 
 
 @pytest.fixture

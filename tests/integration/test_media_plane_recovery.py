@@ -23,6 +23,7 @@ from tests.integration.test_agent_jobs import FINAL, probe, wait_final
 from tests.integration.test_media_plane import (
     Farm,
     delivered,
+    farm_on,
     heartbeat_after,
     landed,
     make_source,
@@ -49,14 +50,8 @@ def farm(tmp_path: Path, webdav_store: WebDavStore) -> Iterator[Farm]:
 @pytest.fixture
 def slow_farm(tmp_path: Path) -> Iterator[Farm]:
     """A farm whose store takes uploads at 2 MB/s."""
-    slow = start_webdav(tmp_path, throttle_bytes_per_s=THROTTLE_BYTES_PER_S)
-    try:
-        started = start_farm(tmp_path, slow)
-    except BaseException:
-        slow.stop()
-        raise
-    yield started
-    stop_farm(started)
+    with farm_on(tmp_path, start_webdav(tmp_path, throttle_bytes_per_s=THROTTLE_BYTES_PER_S)) as slow:
+        yield slow
 
 
 def big_output_job(farm: Farm, run: str) -> str:
