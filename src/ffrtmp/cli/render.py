@@ -1,7 +1,8 @@
 """The text the operator commands print: tables, details, one-line answers and the progress bar.
 
 Data goes to stdout (a table, or with ``--json`` the API's own objects); the progress of a
-watched job goes to stderr, so ``--json`` output stays one JSON document.
+watched job goes to stderr, so ``--json`` output stays one JSON document. A split job's parent
+is shown with its derived progress (stage, segments done) and the table of its parts.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ffrtmp.cli.context import Env
-from ffrtmp.contract import AT_REST
+from ffrtmp.contract import AT_REST, JobState
 from ffrtmp.jobview import operator_job
 
 
@@ -32,8 +33,23 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(line.rstrip() for line in lines) + "\n"
 
 
+SPLIT = "split"  # the step of a split job's parent: never dispatched, its progress derived
+REASONED = frozenset({JobState.FAILED, JobState.LOST})  # parts whose reason the table shows
+
+
+def is_split(job: Mapping[str, Any]) -> bool:
+    return job.get("step") == SPLIT
+
+
+def segments_done(p: Mapping[str, Any]) -> str:
+    """``3/10`` segments done, or nothing while the plan has not cut the source yet."""
+    return f"{p.get('segments_done') or 0}/{p['segments']}" if p.get("segments") else ""
+
+
 def progress_text(job: Mapping[str, Any]) -> str:
     p = job.get("progress") or {}
+    if p.get("percent") is not None and is_split(job):
+        return " ".join(t for t in (f"{p['percent']:.0f}%", p.get("stage"), segments_done(p)) if t)
     if p.get("percent") is not None:
         return f"{p['percent']:.0f}%"
     if p.get("out_time_s") is not None:
@@ -41,10 +57,57 @@ def progress_text(job: Mapping[str, Any]) -> str:
     return "-"
 
 
-def job_rows(jobs: Sequence[Mapping[str, Any]]) -> str:
-    return table(("id", "state", "queue", "priority", "node", "progress", "intent", "created"),
-                 [(j["id"], j["state"], j["queue"], j["priority"], j["node_id"],
-                   progress_text(j), j.get("intent"), j["created_at"]) for j in jobs])
+def job_rows(jobs: Sequence[Mapping[str, Any]], parts: bool = False) -> str:
+    """The list of jobs; with ``parts`` (children included) each row also names its parent and step."""
+    headers: tuple[str, ...] = ("id", "state", "queue", "priority", "node", "progress", "intent",
+                                "created")
+    rows: list[tuple[Any, ...]] = [(j["id"], j["state"], j["queue"], j["priority"], j["node_id"],
+             progress_text(j), j.get("intent"), j["created_at"]) for j in jobs]
+    if parts:
+        headers = (headers[0], "parent", "step", *headers[1:])
+        rows = [(r[0], j.get("parent_id"), j.get("step"), *r[1:]) for r, j in zip(rows, jobs, strict=True)]
+    return table(headers, rows)
+
+
+def step_of(job: Mapping[str, Any]) -> Mapping[str, Any]:
+    step = (job.get("spec") or {}).get("step")
+    return step if isinstance(step, Mapping) else {}
+
+
+def part_reason(job: Mapping[str, Any]) -> str | None:
+    """Why a failed or lost part stopped: its latest transition (present when its detail was read)."""
+    history = job.get("history") or []
+    return history[-1].get("reason") if job["state"] in REASONED and history else None
+
+
+def part_rows(parts: Sequence[Mapping[str, Any]]) -> str:
+    """A split's parts, oldest first: the plan, the segments by index, the audio, the stitch."""
+    shown = [operator_job(j) for j in parts]
+    return table(("id", "step", "index", "state", "node", "attempt", "progress", "reason"),
+                 [(j["id"], j.get("step"), step_of(j).get("index"), j["state"], j["node_id"],
+                   j.get("attempt"), progress_text(j), part_reason(j)) for j in shown])
+
+
+def split_lines(job: Mapping[str, Any]) -> list[str]:
+    """A parent's split (segment length, stage, segments done), or the parent a part belongs to."""
+    if job.get("parent_id"):
+        index = step_of(job).get("index")
+        return [f"  part of   {job['parent_id']} ({job.get('step') or '-'}"
+                + ("" if index is None else f" {index}") + ")"]
+    if not is_split(job):
+        return []
+    p = job.get("progress") or {}
+    length = (job["spec"].get("split") or {}).get("segment_s")
+    facts = [f"segments of {length:g} s" if isinstance(length, int | float) else "",
+             f"stage {p['stage']}" if p.get("stage") else "",
+             f"{segments_done(p)} segments done" if p.get("segments") else ""]
+    return [f"  split     {', '.join(f for f in facts if f)}"]
+
+
+def split_detail(job: Mapping[str, Any], parts: Sequence[Mapping[str, Any]]) -> str:
+    """A split job's parent as ``job_detail`` shows it, then the table of its parts."""
+    rows = part_rows(parts).splitlines()
+    return job_detail(job) + "  parts:\n" + "".join(f"    {row}\n" for row in rows)
 
 
 def job_detail(job: Mapping[str, Any]) -> str:
@@ -57,7 +120,7 @@ def job_detail(job: Mapping[str, Any]) -> str:
     lines += [f"  output    {o['url']} ({o['preset']})" for o in job["spec"]["outputs"]]
     lines += [f"  queue     {job['queue']} / {job['priority']}", f"  node      {job['node_id'] or '-'}",
               f"  progress  {progress_text(job)}"]
-    lines += delivered_lines(job) + failure_lines(job) + ["  history:"]
+    lines += split_lines(job) + delivered_lines(job) + failure_lines(job) + ["  history:"]
     lines += [f"    {h['at']}  {h['from'] or '-'} -> {h['to']}  attempt={h['attempt']}  "
               f"{h['reason']}" for h in job.get("history", [])]
     return "\n".join(lines) + "\n"
@@ -136,4 +199,7 @@ def bar(job: Mapping[str, Any], width: int = 30) -> str:
         filled = int(width * min(percent, 100) / 100)
         shown = "[" + "#" * filled + "." * (width - filled) + f"] {percent:5.1f}% "
     extra = " ".join(f"{k}={p[k]}" for k in ("fps", "speed") if p.get(k) is not None)
+    if is_split(job):
+        extra = " ".join(t for t in (f"segments {segments_done(p)}" if p.get("segments") else "",
+                                     p.get("stage")) if t)
     return f"{job['id']} {job['state']:<9} {shown}{extra}".rstrip()

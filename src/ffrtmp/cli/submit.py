@@ -28,12 +28,22 @@ def add_submit_options(p: argparse.ArgumentParser, queues: Sequence[str]) -> Non
     p.add_argument("--requires", action="append", default=[], help="required capability")
     p.add_argument("--duration", type=float, help="cap the output duration (seconds)")
     p.add_argument("--intent", help="a label for the job")
+    p.add_argument("--split-s", type=float, metavar="N",
+                   help="split a file input into segments of about N seconds, encoded in parallel")
     p.add_argument("--watch", action="store_true", help="follow the job until it ends")
 
 
 def spec_from_args(args: argparse.Namespace, env: Env) -> dict[str, Any]:
-    if args.spec:
-        return _spec_file(args.spec, env)
+    spec = _spec_file(args.spec, env) if args.spec else _spec_flags(args)
+    if args.split_s is not None:
+        if "split" in spec:
+            raise CliError(f"--spec {args.spec} already has split; give it there or with --split-s",
+                           ExitStatus.USAGE)
+        spec["split"] = {"segment_s": args.split_s}
+    return spec
+
+
+def _spec_flags(args: argparse.Namespace) -> dict[str, Any]:
     if not args.input or not args.output:
         raise CliError("give --spec FILE, or --input and at least one --output", ExitStatus.USAGE)
     presets = args.preset or [DEFAULT_PRESET]
