@@ -27,6 +27,17 @@ class JobState(StrEnum):
     LOST = "lost"
 
 
+class Step(StrEnum):
+    """The parts of a split job; a job with no step is an ordinary job."""
+
+    SPLIT = "split"  # the parent: never dispatched; its state derives from its children
+    PLAN = "plan"  # probes the source, cuts it at keyframes (run by the agent itself)
+    SEGMENT = "segment"  # encodes the video of one cut, every rung in one decode
+    AUDIO = "audio"  # encodes the audio once for the whole file
+    STITCH = "stitch"  # joins the segments without re-encoding, muxes the audio, delivers
+    SWEEP = "sweep"  # removes the intermediates after a cancel (run by the agent itself)
+
+
 class AttemptEnd(StrEnum):
     """How an attempt ends without a result of its own; the job moves on without it."""
 

@@ -51,6 +51,9 @@ CAPABILITY = NameRule(re.compile(r"[A-Za-z0-9_.-]{1,64}"), "must be a capability
 # A node's chosen name, and the ids an agent echoes back.
 NODE_NAME = NameRule(re.compile(r"[A-Za-z0-9_.:-]{1,128}"),
                      "must be 1-128 characters of letters, digits and _.:-")
+# A job id as the master mints it (``j-`` and hex), as loose as its API route: a split job's
+# children carry their parent's, and it names the directory of their intermediates.
+JOB_ID = NameRule(re.compile(r"j-[0-9A-Za-z]{1,64}"), "must be a job id such as j-0123456789ab")
 LABEL_KEY = NameRule(re.compile(r"[A-Za-z0-9_.-]{1,128}"),
                      "must be 1-128 characters of letters, digits and _.-")
 # FFmpeg encoder names; also what keeps an option like "-f" out of a codec field.

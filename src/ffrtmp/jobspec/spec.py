@@ -23,11 +23,26 @@ from ffrtmp.jobspec.sources import (
     INPUT_FETCH,
     STAGE,
     STREAM,
+    FileSource,
     GeneratedSource,
+    RemoteFile,
     Source,
     UrlSource,
     generated_source,
     parse_source,
+)
+from ffrtmp.jobspec.split_rules import check_split, parse_split
+from ffrtmp.jobspec.steps import (
+    AudioStep,
+    PartStep,
+    PlanStep,
+    SegmentStep,
+    StitchStep,
+    SweepStep,
+    audio_name,
+    needed,
+    parse_step,
+    segment_name,
 )
 from ffrtmp.validation import (
     CAPABILITY,
@@ -45,7 +60,9 @@ MAX_REQUIRES = 32
 MAX_OUTPUTS = 16
 
 TOP_FIELDS = ("input", "input_fetch", "outputs", "queue", "priority", "requires", "limits",
-              "duration_s", "intent")
+              "duration_s", "intent", "split")
+STEP_FIELD = "step"  # only in the child specs the master writes for a split job
+SUBMITTED_STEP = "is set by the master for the parts of a split job"
 OUTPUT_FIELDS = ("url", "preset", *OVERRIDES)
 
 _url = text(MAX_URL_CHARS, strict=True)
@@ -74,6 +91,8 @@ class JobSpec:
     limits: Limits = field(default_factory=Limits)
     duration_s: float | None = None
     intent: str | None = None
+    split_s: float | None = None  # a split job's target segment length; None: not split
+    step: PartStep | None = None  # which part of a split job this child spec is
 
     @property
     def input(self) -> str:
@@ -108,15 +127,32 @@ class JobSpec:
 
     def capabilities(self) -> tuple[str, ...]:
         """Everything a node must have reported to run this job, for the master's matching."""
-        needed = set(self.requires)
-        for out in self.outputs:
-            needed.update(s.codec for s in (out.video, out.audio) if not s.is_copy)
-        return tuple(sorted(needed))
+        kind = None if self.step is None else self.step.kind
+        return needed(self.requires, ((out.video, out.audio) for out in self.outputs), kind)
 
     def expected_duration_s(self) -> float | None:
         """The output length when it is knowable without probing, for progress percentages."""
+        if isinstance(self.step, SegmentStep | AudioStep | StitchStep):
+            return self.step.duration_s
+        if isinstance(self.step, SweepStep):
+            return None
         known = [d for d in (self.source.known_duration_s, self.duration_s) if d is not None]
         return min(known) if known else None
+
+    def reads(self) -> tuple[Source, ...]:
+        """What the workload reads, so the agent stages every RemoteFile in it.
+
+        A stitch reads the intermediates (every rung of every segment, then the audio tracks),
+        not the source; a sweep reads nothing.
+        """
+        if isinstance(self.step, SweepStep):
+            return ()
+        if not isinstance(self.step, StitchStep):
+            return (self.source,)
+        names = [segment_name(index, rung) for index in range(self.step.segments)
+                 for rung in range(len(self.outputs))]
+        names += [audio_name(track) for track in range(self.step.audio)]
+        return tuple(_intermediate(self.step.workspace, name) for name in names)
 
     def to_dict(self) -> dict[str, object]:
         """The canonical JSON form: every field present, overrides only where they differ."""
@@ -131,7 +167,17 @@ class JobSpec:
             "limits": {"cpu_max": self.limits.cpu_max, "memory_max": self.limits.memory_max},
             "duration_s": self.duration_s,
             "intent": self.intent,
+            **({} if self.split_s is None else {"split": {"segment_s": self.split_s}}),
+            **({} if self.step is None else {STEP_FIELD: self.step.to_dict()}),
         }
+
+
+def _intermediate(place: str, name: str) -> Source:
+    """A file in a validated workspace, as ``parse_source`` would type it."""
+    url = f"{place}/{name}"
+    if place.startswith("store:"):
+        return RemoteFile(url=url, name=name)
+    return FileSource(url=url, path=url)
 
 
 def _output_to_dict(out: Sink) -> dict[str, object]:
@@ -159,41 +205,67 @@ def testsrc_params(url: str) -> GeneratedSource:
         return generated_source(url)
 
 
-def parse(obj: object, media_roots: Sequence[str], *, check_filesystem: bool = True) -> JobSpec:
+def parse(obj: object, media_roots: Sequence[str], *, check_filesystem: bool = True,
+          submitted: bool = False) -> JobSpec:
     """Validate untrusted JSON into a JobSpec, or raise SpecError naming the first bad field.
 
     ``media_roots`` are absolute directories that every local input and output must stay
     inside. With ``check_filesystem`` the path is also resolved through symlinks, for roots
-    that exist on this host; elsewhere only the lexical check applies.
+    that exist on this host; elsewhere only the lexical check applies. A ``submitted`` spec
+    (from an operator) may not carry a ``step``: only the master writes those.
     """
     containment = Containment(normalise_roots(media_roots), check_filesystem)
     with _as_spec_error():
-        return _parse(obj, containment)
+        spec = _parse(obj, containment, submitted)
+        if spec.split_s is not None:
+            check_split(spec.source, spec.outputs, spec.duration_s)
+        return spec
 
 
-def _parse(obj: object, containment: Containment) -> JobSpec:
+def _parse(obj: object, containment: Containment, submitted: bool) -> JobSpec:
     spec = string_keys(obj, "spec")
-    known_fields(spec, TOP_FIELDS, "")
+    known_fields(spec, (*TOP_FIELDS, STEP_FIELD), "")
     for name in ("input", "outputs"):
         if name not in spec:
             raise FieldError(name, "is required")
+    step = _step(spec, containment, submitted)
     fetch = _fetch(spec.get("input_fetch", STAGE), "input_fetch")
     source = parse_source(_url(spec["input"], "input"), containment, fetch)
     return JobSpec(
         source=source,
-        outputs=_outputs(spec["outputs"], containment, source),
+        outputs=_outputs(spec["outputs"], containment, source,
+                         empty=isinstance(step, PlanStep | SweepStep)),
         queue=_queue(spec.get("queue", DEFAULT_QUEUE.value), "queue"),
         priority=_priority(spec.get("priority", DEFAULT_PRIORITY.value), "priority"),
         requires=tuple(sorted(set(_requires(spec.get("requires", []), "requires")))),
         limits=parse_limits(spec.get("limits")),
         duration_s=numbers.optional_duration(spec.get("duration_s"), "duration_s"),
         intent=None if spec.get("intent") is None else _intent(spec["intent"], "intent"),
+        split_s=parse_split(spec.get("split")),
+        step=step,
     )
 
 
-def _outputs(value: Any, containment: Containment, source: Source) -> tuple[Sink, ...]:
+def _step(spec: Mapping[str, Any], containment: Containment, submitted: bool) -> PartStep | None:
+    if STEP_FIELD not in spec:
+        return None
+    if submitted:
+        raise FieldError(STEP_FIELD, SUBMITTED_STEP)
+    if parse_split(spec.get("split")) is not None:
+        raise FieldError("split", "cannot be combined with step: a part of a split job is not "
+                                  "split again")
+    return parse_step(spec[STEP_FIELD], containment)
+
+
+def _outputs(value: Any, containment: Containment, source: Source, *,
+             empty: bool = False) -> tuple[Sink, ...]:
+    """The outputs; ``empty`` for the parts that write nothing (a plan, a sweep)."""
     if not isinstance(value, list):
         raise FieldError("outputs", "must be a list of outputs")
+    if empty:
+        if value:
+            raise FieldError("outputs", "must be empty for a plan or sweep step")
+        return ()
     if not value:
         raise FieldError("outputs", "must contain at least one output")
     if len(value) > MAX_OUTPUTS:
