@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ffrtmp.cli.context import Env
-from ffrtmp.contract import AT_REST, JobState
+from ffrtmp.contract import AT_REST, JobState, Step
 from ffrtmp.jobview import operator_job
 
 
@@ -33,12 +33,12 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(line.rstrip() for line in lines) + "\n"
 
 
-SPLIT = "split"  # the step of a split job's parent: never dispatched, its progress derived
 REASONED = frozenset({JobState.FAILED, JobState.LOST})  # parts whose reason the table shows
 
 
 def is_split(job: Mapping[str, Any]) -> bool:
-    return job.get("step") == SPLIT
+    """A split job's parent: never dispatched, its state and progress derived from its parts."""
+    return job.get("step") == Step.SPLIT
 
 
 def segments_done(p: Mapping[str, Any]) -> str:
