@@ -68,6 +68,15 @@ class WebDav:
         """Remove the object; one that is not there (404) is fine."""
         self.transport.send("DELETE", url, (200, 202, 204, 404))
 
+    def delete_collection(self, url: str) -> None:
+        """Remove a collection and everything in it; one that is not there (404) is fine.
+
+        WebDAV deletes a collection's members with it (``Depth: infinity``, the only depth
+        RFC 4918 allows for DELETE); the trailing ``/`` names the collection itself.
+        """
+        url = url if url.endswith("/") else url + "/"
+        self.transport.send("DELETE", url, (200, 202, 204, 404), headers={"Depth": "infinity"})
+
     def list(self, url: str) -> list[Entry]:
         """The collection's entries, from the server's JSON index (nginx ``autoindex_format json``)."""
         url = url if url.endswith("/") else url + "/"
