@@ -40,6 +40,7 @@ from ffrtmp.jobspec.steps import (
     StitchStep,
     SweepStep,
     audio_name,
+    distinct_audio,
     needed,
     parse_step,
     segment_name,
@@ -219,7 +220,17 @@ def parse(obj: object, media_roots: Sequence[str], *, check_filesystem: bool = T
         spec = _parse(obj, containment, submitted)
         if spec.split_s is not None:
             check_split(spec.source, spec.outputs, spec.duration_s)
+        if isinstance(spec.step, StitchStep):
+            _check_tracks(spec.step, spec.outputs)
         return spec
+
+
+def _check_tracks(step: StitchStep, outputs: Sequence[Sink]) -> None:
+    """A stitch muxes one audio track per distinct audio encoding, or none at all."""
+    tracks = len(distinct_audio(out.audio for out in outputs))
+    if step.audio not in (0, tracks):
+        raise FieldError("step.audio", f"must be 0 (no audio) or {tracks}, the number of distinct "
+                                       "audio encodings among the outputs")
 
 
 def _parse(obj: object, containment: Containment, submitted: bool) -> JobSpec:
