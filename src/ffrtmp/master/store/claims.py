@@ -1,4 +1,7 @@
-"""Dispatch: a node claims queued jobs it can run, in queue, priority and FIFO order."""
+"""Dispatch: a node claims queued jobs it can run, in queue, priority and FIFO order.
+
+A split job itself is never claimed: its children are (``_NOT_SPLIT``).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ import json
 import secrets
 import time
 
-from ffrtmp.contract import JobState, NodeStatus
+from ffrtmp.contract import JobState, NodeStatus, Step
 from ffrtmp.master.store.ids import token_hash
 from ffrtmp.master.store.protocol import Assignment
 from ffrtmp.master.store.records import node_row, running_count, transition
@@ -14,12 +17,14 @@ from ffrtmp.master.store.rows import Conn, Row
 from ffrtmp.master.store.transactions import SqlCore
 
 _BATCH = 200  # queued jobs read per step while skipping those the node cannot run
+_NOT_SPLIT = f" AND step <> '{Step.SPLIT.value}'"  # a fixed name, never client text
 
 
 class ClaimsMixin(SqlCore):
     def queue_marker(self) -> tuple[int, int]:
         """Changes when jobs are queued or leave the queue: a cheap read for long-polls."""
-        row = self._read().execute("SELECT COUNT(*), COALESCE(MAX(seq), 0) FROM jobs WHERE state = ?",
+        row = self._read().execute("SELECT COUNT(*), COALESCE(MAX(seq), 0) FROM jobs WHERE state = ?"
+                                   + _NOT_SPLIT,
                                    (JobState.QUEUED.value,)).fetchone()
         return (int(row[0]), int(row[1])) if row else (0, 0)
 
@@ -50,7 +55,7 @@ class ClaimsMixin(SqlCore):
         while len(picked) < capacity:
             batch = conn.execute(
                 "SELECT id, seq, capabilities, attempt, queue_rank, priority_rank FROM jobs"
-                " WHERE state = ? AND (queue_rank, priority_rank, seq) > (?, ?, ?)"
+                " WHERE state = ? AND (queue_rank, priority_rank, seq) > (?, ?, ?)" + _NOT_SPLIT +
                 f" ORDER BY queue_rank, priority_rank, seq LIMIT {_BATCH}" + self.SKIP_LOCKED,
                 (JobState.QUEUED.value, *last)).fetchall()
             if not batch:

@@ -16,6 +16,10 @@ from ffrtmp.master.store.sqltext import in_list
 from ffrtmp.master.store.transactions import SqlCore, after_commit, log
 
 _FINAL_STATES = in_list(FINAL)
+# Top-level jobs final before the cutoff whose children (a split job's) are all final too.
+_PURGEABLE = (f"SELECT p.id FROM jobs p WHERE p.parent_id IS NULL AND p.state IN {_FINAL_STATES}"
+              f" AND p.finished_at < ? AND NOT EXISTS (SELECT 1 FROM jobs c WHERE c.parent_id = p.id"
+              f" AND c.state NOT IN {_FINAL_STATES})")
 
 
 class DutiesMixin(SqlCore):
@@ -75,11 +79,13 @@ class DutiesMixin(SqlCore):
         return lost
 
     def purge_finished(self, retention_days: int, *, now: float | None = None) -> int:
+        """Remove top-level jobs final for ``retention_days``, a split job with its children
+        (once every child is final too); a child never goes alone. Returns the top-level count."""
         now = time.time() if now is None else now
         with self._tx() as conn:
-            cur = conn.execute(f"DELETE FROM jobs WHERE state IN {_FINAL_STATES} AND finished_at < ?",
-                               (now - retention_days * 86400,))
-            count = cur.rowcount
+            cutoff = (now - retention_days * 86400,)
+            conn.execute(f"DELETE FROM jobs WHERE parent_id IN ({_PURGEABLE})", cutoff)
+            count = conn.execute(f"DELETE FROM jobs WHERE id IN ({_PURGEABLE})", cutoff).rowcount
         if count:
             log.info("removed %d finished job(s) older than %d days", count, retention_days)
         return count

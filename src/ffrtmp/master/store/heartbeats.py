@@ -15,7 +15,7 @@ from ffrtmp.contract import JobState, NodeStatus
 from ffrtmp.logs import fields
 from ffrtmp.master.store.records import end_lost, node_row, transition
 from ffrtmp.master.store.rows import Conn
-from ffrtmp.master.store.transactions import SqlCore, after_commit
+from ffrtmp.master.store.transactions import SqlCore, after_commit, touch
 
 
 class HeartbeatsMixin(SqlCore):
@@ -35,7 +35,7 @@ class HeartbeatsMixin(SqlCore):
                 after_commit(logging.INFO, "node %s is back online", node_id, extra=fields(node=node_id))
             for item in running:
                 job = conn.execute(
-                    "SELECT j.id, j.cancel_requested, j.attempt AS current_attempt FROM jobs j"
+                    "SELECT j.id, j.cancel_requested, j.parent_id, j.attempt AS current_attempt FROM jobs j"
                     " JOIN attempts a ON a.job_id = j.id AND a.attempt = ?"
                     " WHERE j.id = ? AND a.node_id = ?",
                     (item["attempt"], item["job_id"], node_id)).fetchone()
@@ -46,6 +46,8 @@ class HeartbeatsMixin(SqlCore):
                 if item.get("progress") is not None:
                     conn.execute("UPDATE jobs SET progress = ? WHERE id = ?",
                                  (json.dumps(item["progress"]), job["id"]))
+                    if job["parent_id"] is not None:  # its split job's progress follows
+                        touch(job["id"], now)
             if unlisted_after_s is not None:
                 _reconcile(conn, node_id, running, unlisted_after_s, now)
         return {"cancel": cancel, "drain": bool(node["draining"])}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Sequence
@@ -10,39 +9,33 @@ from typing import Any
 
 from ffrtmp.contract import (
     FINAL,
-    PRIORITY_RANK,
     QUEUE_RANK,
     RETRYABLE,
-    SETTLES_LATE,
     UNSTARTED,
-    AttemptEnd,
-    JobState,
+    Step,
 )
 from ffrtmp.logs import fields
 from ffrtmp.master.store.errors import StateConflict
-from ffrtmp.master.store.ids import ID_PREFIXES, new_id
-from ffrtmp.master.store.records import job_row, transition
-from ffrtmp.master.store.rows import attempt_dict, job_dict, transition_dict
-from ffrtmp.master.store.sqltext import in_list
-from ffrtmp.master.store.transactions import SqlCore, after_commit
-
-# An attempt a retry fences off: its token then gets 409 (stale).
-_LIVE_ATTEMPTS = in_list(SETTLES_LATE)
+from ffrtmp.master.store.records import job_row
+from ffrtmp.master.store.rows import Conn, Row, attempt_dict, job_dict, transition_dict
+from ffrtmp.master.store.split import SplitMixin
+from ffrtmp.master.store.transactions import after_commit
 
 
-class JobsMixin(SqlCore):
+class JobsMixin(SplitMixin):
     def submit_job(self, spec: dict[str, Any], *, queue: str, priority: str,
-                   capabilities: Sequence[str], intent: str | None,
+                   capabilities: Sequence[str], intent: str | None, split_base: str | None = None,
                    now: float | None = None) -> dict[str, Any]:
+        """Queue a job; a split job (``split_base``: where its workspace goes) is queued with
+        its plan child, in one transaction."""
         now = time.time() if now is None else now
-        job_id = new_id(ID_PREFIXES["job"])
         with self._tx() as conn:
-            conn.execute(
-                "INSERT INTO jobs (id, state, spec, queue_rank, priority_rank, capabilities,"
-                " intent, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (job_id, JobState.QUEUED.value, json.dumps(spec), QUEUE_RANK[queue],
-                 PRIORITY_RANK[priority], json.dumps(sorted(capabilities)), intent, now, now))
-            transition(conn, job_id, now, None, JobState.QUEUED, 0, None, "submitted")
+            if split_base is None:
+                job_id = self._insert_job(conn, spec, capabilities, now, queue=queue,
+                                          priority=priority, intent=intent)
+            else:
+                job_id = self._submit_split(conn, spec, capabilities, split_base, now, queue=queue,
+                                            priority=priority, intent=intent)
         return self.get_job(job_id)
 
     def get_job(self, job_id: str, *, with_history: bool = True) -> dict[str, Any]:
@@ -56,22 +49,22 @@ class JobsMixin(SqlCore):
         return job
 
     def list_jobs(self, *, states: Sequence[str] = (), queue: str | None = None,
-                  node_id: str | None = None, limit: int = 100,
-                  before: int | None = None) -> tuple[list[dict[str, Any]], int | None]:
-        """Newest first; ``before`` is the cursor (a job's ``seq``) returned as the second value."""
-        where: list[str] = []
-        args: list[Any] = []
-        if states:
-            where.append(f"state IN ({','.join('?' * len(states))})")
-            args.extend(states)
-        for condition, value in (("queue_rank = ?", QUEUE_RANK[queue] if queue else None),
-                                 ("node_id = ?", node_id or None), ("seq < ?", before)):
-            if value is not None:
-                where.append(condition)
-                args.append(value)
+                  node_id: str | None = None, limit: int = 100, before: int | None = None,
+                  parent_id: str | None = None, children: bool = False,
+                  ) -> tuple[list[dict[str, Any]], int | None]:
+        """Top-level jobs newest first (children too with ``children``); ``before`` is the
+        cursor (a job's ``seq``) returned as the second value. With ``parent_id``: that split
+        job's children, oldest first, the cursor then being the last ``seq`` already listed."""
+        if parent_id is not None:
+            job_row(self._read(), parent_id)
+        where, args = _filters(states, queue, node_id, parent_id, children)
+        order = "ASC" if parent_id is not None else "DESC"
+        if before is not None:
+            where.append("seq > ?" if parent_id is not None else "seq < ?")
+            args.append(before)
         clause = f"WHERE {' AND '.join(where)}" if where else ""
         rows = self._read().execute(
-            f"SELECT * FROM jobs {clause} ORDER BY seq DESC LIMIT ?", (*args, limit + 1)).fetchall()
+            f"SELECT * FROM jobs {clause} ORDER BY seq {order} LIMIT ?", (*args, limit + 1)).fetchall()
         more = len(rows) > limit
         rows = rows[:limit]
         return [job_dict(r) for r in rows], (rows[-1]["seq"] if more else None)
@@ -88,39 +81,63 @@ class JobsMixin(SqlCore):
         """Queued/assigned jobs end at once; running ones are marked and canceled by their node."""
         now = time.time() if now is None else now
         with self._tx() as conn:
-            job = job_row(conn, job_id, lock=self.FOR_UPDATE)
-            state = job["state"]
-            if state in FINAL:
-                raise StateConflict("job_finished", f"job {job_id} already {state}")
-            if state in UNSTARTED:
-                conn.execute("UPDATE jobs SET state = ?, cancel_requested = 1, updated_at = ?,"
-                             " finished_at = ? WHERE id = ?", (JobState.CANCELED.value, now, now, job_id))
-                conn.execute("UPDATE attempts SET state = ?, ended_at = ? WHERE job_id = ? AND attempt = ?",
-                             (JobState.CANCELED.value, now, job_id, job["attempt"]))
-                transition(conn, job_id, now, state, JobState.CANCELED, job["attempt"],
-                           job["node_id"], "canceled by operator")
-            else:  # running or lost: the node stops it and reports the outcome
-                conn.execute("UPDATE jobs SET cancel_requested = 1, updated_at = ? WHERE id = ?",
-                             (now, job_id))
-                after_commit(logging.INFO, "job %s: cancel requested", job_id,
-                             extra=fields(job=job_id, node=job["node_id"]))
+            if self._split_action(conn, job_id, "cancel") == Step.SPLIT:
+                self._cancel_split(conn, job_id, now)
+            else:
+                self._cancel_one(conn, job_row(conn, job_id, lock=self.FOR_UPDATE), now)
         return self.get_job(job_id)
+
+    def _cancel_one(self, conn: Conn, job: Row, now: float) -> None:
+        state, job_id = job["state"], job["id"]
+        if state in FINAL:
+            raise StateConflict("job_finished", f"job {job_id} already {state}")
+        if state in UNSTARTED:
+            self._cancel_unstarted(conn, job, now, "canceled by operator")
+        else:  # running or lost: the node stops it and reports the outcome
+            conn.execute("UPDATE jobs SET cancel_requested = 1, updated_at = ? WHERE id = ?",
+                         (now, job_id))
+            after_commit(logging.INFO, "job %s: cancel requested", job_id,
+                         extra=fields(job=job_id, node=job["node_id"]))
 
     def retry_job(self, job_id: str, *, now: float | None = None) -> dict[str, Any]:
         """A human's new attempt: the old attempt's token is fenced off (stale → 409)."""
         now = time.time() if now is None else now
         with self._tx() as conn:
-            job = job_row(conn, job_id, lock=self.FOR_UPDATE)
-            if job["state"] not in RETRYABLE:
-                raise StateConflict("not_retryable",
-                                    f"job {job_id} is {job['state']}; only failed, canceled or lost "
-                                    "jobs can be retried")
-            conn.execute("UPDATE attempts SET state = ? WHERE job_id = ? AND attempt = ?"
-                         f" AND state IN {_LIVE_ATTEMPTS}",
-                         (AttemptEnd.SUPERSEDED.value, job_id, job["attempt"]))
-            conn.execute("UPDATE jobs SET state = ?, node_id = NULL, cancel_requested = 0,"
-                         " progress = NULL, finished_at = NULL, updated_at = ? WHERE id = ?",
-                         (JobState.QUEUED.value, now, job_id))
-            transition(conn, job_id, now, job["state"], JobState.QUEUED, job["attempt"], None,
-                       "retried by operator")
+            if self._split_action(conn, job_id, "retry") == Step.SPLIT:
+                self._retry_split(conn, job_id, now)
+            else:
+                job = job_row(conn, job_id, lock=self.FOR_UPDATE)
+                if job["state"] not in RETRYABLE:
+                    raise StateConflict("not_retryable", f"job {job_id} is {job['state']}; only "
+                                        "failed, canceled or lost jobs can be retried")
+                self._requeue(conn, job, now, "retried by operator")
         return self.get_job(job_id)
+
+    @staticmethod
+    def _split_action(conn: Conn, job_id: str, action: str) -> str:
+        """The job's step; a split job's child refuses an operator's ``action`` (409
+        ``part_of_split``): only its parent is canceled or retried. Read without a lock, so
+        a split job's children are locked before it (``split.py``); a step never changes."""
+        job: Row = job_row(conn, job_id)
+        if job["parent_id"] is not None:
+            raise StateConflict("part_of_split", f"job {job_id} is the {job['step']} of split job "
+                                f"{job['parent_id']}; {action} that job instead",
+                                details={"parent_id": job["parent_id"]})
+        return str(job["step"])
+
+def _filters(states: Sequence[str], queue: str | None, node_id: str | None,
+             parent_id: str | None, children: bool) -> tuple[list[str], list[Any]]:
+    """The WHERE conditions of a job listing, and their bound values."""
+    where: list[str] = []
+    args: list[Any] = []
+    if states:
+        where.append(f"state IN ({','.join('?' * len(states))})")
+        args.extend(states)
+    for condition, value in (("queue_rank = ?", QUEUE_RANK[queue] if queue else None),
+                             ("node_id = ?", node_id or None), ("parent_id = ?", parent_id)):
+        if value is not None:
+            where.append(condition)
+            args.append(value)
+    if parent_id is None and not children:
+        where.append("parent_id IS NULL")
+    return where, args

@@ -9,7 +9,7 @@ from ffrtmp.logs import fields
 from ffrtmp.master.store.errors import RecordNotFound
 from ffrtmp.master.store.rows import Conn, Row
 from ffrtmp.master.store.sqltext import in_list
-from ffrtmp.master.store.transactions import after_commit
+from ffrtmp.master.store.transactions import after_commit, touch
 
 # A node's slot is taken from assignment until the attempt ends.
 BUSY_STATES = in_list(BUSY)
@@ -37,11 +37,13 @@ def running_count(conn: Conn, node_id: str) -> int:
 
 def transition(conn: Conn, job_id: str, now: float, from_state: str | None, to_state: str,
                attempt: int, node_id: str | None, reason: str) -> None:
-    """Every state change leaves a history row and, once committed, one log line."""
+    """Every state change leaves a history row and, once committed, one log line; the job is
+    touched, so what the change implies (its split parent's state) settles in the same transaction."""
     conn.execute(
         "INSERT INTO transitions (job_id, at, from_state, to_state, attempt, node_id, reason)"
         " VALUES (?, ?, ?, ?, ?, ?, ?)",
         (job_id, now, from_state, to_state, attempt, node_id, reason))
+    touch(job_id, now)
     after_commit(logging.INFO, "job %s: %s -> %s (%s)", job_id, from_state or "-", to_state, reason,
                  extra=fields(job=job_id, node=node_id, attempt=attempt or None))
 

@@ -44,6 +44,7 @@ def job_dict(row: Row) -> dict[str, Any]:
         "queue": spec.get("queue", DEFAULT_QUEUE), "priority": spec.get("priority", DEFAULT_PRIORITY),
         "intent": row["intent"], "capabilities": json.loads(row["capabilities"]),
         "node_id": row["node_id"], "attempt": row["attempt"],
+        "parent_id": row["parent_id"], "step": row["step"] or None,
         "cancel_requested": bool(row["cancel_requested"]), "progress": _loads(row["progress"]),
         "created_at": iso_from_ts(row["created_at"]), "updated_at": iso_from_ts(row["updated_at"]),
         "finished_at": iso_from_ts(row["finished_at"]),

@@ -90,6 +90,12 @@ _MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE attempts ADD COLUMN unlisted_since {real};
     """,
+    # 3: split jobs: a child names its parent; ``step`` is '' for an ordinary job, else a Step
+    """
+    ALTER TABLE jobs ADD COLUMN parent_id TEXT;
+    ALTER TABLE jobs ADD COLUMN step TEXT NOT NULL DEFAULT '';
+    CREATE INDEX jobs_parent ON jobs (parent_id, seq);
+    """,
 )
 
 

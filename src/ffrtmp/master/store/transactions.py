@@ -1,7 +1,9 @@
 """Transactions for every SQL dialect: driver errors translated, log lines written after commit.
 
 Each dialect supplies its connections (``_conn``) and one transaction (``_transaction``);
-everything else about running a statement safely is here, once.
+everything else about running a statement safely is here, once. Every job a transaction
+changes is noted (``touch``), and before it commits ``_settle`` advances what those changes
+imply (a split job derives from its children), so the consequence commits with its cause.
 """
 
 from __future__ import annotations
@@ -19,6 +21,12 @@ from ffrtmp.master.store.rows import Conn
 log = logging.getLogger("ffrtmp.master.store")
 
 _deferred = threading.local()
+SETTLE_ROUNDS = 8  # settling a child settles its parent, which may add children: never deeper
+
+
+def touch(job_id: str, now: float) -> None:
+    """Note that the transaction running on this thread changed ``job_id`` (at ``now``)."""
+    _deferred.touched[job_id] = max(now, _deferred.touched.get(job_id, now))
 
 
 def after_commit(level: int, *args: Any, extra: dict[str, Any] | None = None) -> None:
@@ -51,6 +59,18 @@ class SqlCore:
     def close(self) -> None:
         raise NotImplementedError
 
+    def _settle(self, conn: Conn, touched: dict[str, float]) -> None:
+        """Advance what the changes to ``touched`` (job id -> when) imply; nothing by default."""
+
+    def _settle_touched(self, conn: Conn) -> None:
+        """Settle until a round touches nothing new; a loop past ``SETTLE_ROUNDS`` is a bug."""
+        for _ in range(SETTLE_ROUNDS):
+            touched, _deferred.touched = _deferred.touched, {}
+            if not touched:
+                return
+            self._settle(conn, touched)
+        raise RuntimeError(f"settling did not converge in {SETTLE_ROUNDS} rounds")
+
     def _read(self) -> Conn:
         with self._translated():
             return self._conn()
@@ -63,15 +83,16 @@ class SqlCore:
         (503 with a named code), so every write path answers a full, read-only or busy
         database the same way.
         """
-        _deferred.lines = []
+        _deferred.lines, _deferred.touched = [], {}
         try:
             with self._translated(), self._transaction(durable) as conn:
                 yield conn
+                self._settle_touched(conn)
             self._note_failure(None)
             for level, args, extra in _deferred.lines:
                 log.log(level, *args, extra=extra)
         finally:
-            _deferred.lines = []
+            _deferred.lines, _deferred.touched = [], {}
 
     @contextmanager
     def _translated(self) -> Iterator[None]:
