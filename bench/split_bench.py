@@ -67,6 +67,7 @@ class Profile:
     rounds: int  # interleaved split/unsplit pairs
     deadline_s: float
     cores: tuple[int, ...] = (0, 1)  # one agent ("node") pinned to each
+    ladder: tuple[dict[str, str], ...] = LADDER  # the outputs: a file name and its encoding
 
 
 FULL = Profile("full", duration_s=120, size="1280x720", segment_s=10, rounds=3, deadline_s=3600.0)
@@ -221,12 +222,12 @@ def allowed_cpus(pid: int) -> str:
 # --- one round ---
 
 
-def job_spec(source: str, out_dir: str, segment_s: float | None) -> dict[str, Any]:
-    spec: dict[str, Any] = {"input": source, "intent": "split-bench",
-                            "outputs": [{"url": f"{out_dir}/{rung['name']}", "preset": rung["preset"]}
-                                        for rung in LADDER]}
-    if segment_s:
-        spec["split"] = {"segment_s": segment_s}
+def job_spec(source: str, out_dir: str, profile: Profile, split: bool) -> dict[str, Any]:
+    outputs = [{"url": f"{out_dir}/{rung['name']}", **{k: v for k, v in rung.items() if k != "name"}}
+               for rung in profile.ladder]
+    spec: dict[str, Any] = {"input": source, "intent": "split-bench", "outputs": outputs}
+    if split:
+        spec["split"] = {"segment_s": profile.segment_s}
     return spec
 
 
@@ -253,7 +254,7 @@ def children(farm: PinnedFarm, parent_id: str) -> list[dict[str, Any]]:
 def run_round(farm: PinnedFarm, profile: Profile, source: str, tag: str, split: bool) -> dict[str, Any]:
     """Submit one job, wait for it to succeed; its wall from submit to the master's finished_at."""
     out_dir = farm.media / "out" / tag
-    spec = job_spec(source, f"file://{out_dir}", profile.segment_s if split else None)
+    spec = job_spec(source, f"file://{out_dir}", profile, split)
     job_id, submitted = farm.submit(spec)
     job = wait_at_rest(farm, job_id, timeout_s=max(600.0, profile.duration_s * 20))
     if job["state"] != "succeeded":
@@ -261,8 +262,9 @@ def run_round(farm: PinnedFarm, profile: Profile, source: str, tag: str, split: 
     finished = parse_ts(job["finished_at"])
     assert finished is not None
     left = sorted(p.name for p in out_dir.glob(".ffrtmp-split-*"))
+    counts = {rung["name"]: frames(out_dir / rung["name"]) for rung in profile.ladder}
     round_: dict[str, Any] = {"job": job_id, "wall_s": round(finished - submitted, 3), "left_in_media": left,
-                              "outputs": {rung["name"]: frames(out_dir / rung["name"]) for rung in LADDER}}
+                              "outputs": counts}
     if split:
         round_["children"] = [child_timing(c) for c in children(farm, job_id)]
         round_["phases"] = phases(round_["children"], submitted, finished)
@@ -471,7 +473,7 @@ def probe_source(source: Path) -> dict[str, Any]:
 def render(result: dict[str, Any]) -> str:
     m = result["machine"]
     lines = [harness.title(result, m["ffmpeg"]), harness.load_line(m, "wall times swing with it"),
-             f"source: {result['source']}; ladder {', '.join(r['preset'] for r in LADDER)}; split "
+             f"source: {result['source']}; ladder {result['profile']['ladder']}; split "
              f"{result['profile']['segment_s']:g} s; agents pinned to cores {m['pinned_cores']}", "",
              "round | split wall s (plan / encode / stitch) | unsplit wall s | split/unsplit"]
     for n, r in enumerate(result["rounds"]):

@@ -16,13 +16,15 @@ from pathlib import Path
 import pytest
 from bench import harness, split_bench
 
+TINY_LADDER = ({"name": "a.mp4", "preset": "h264-360p", "size": "320x240"},
+               {"name": "b.mp4", "preset": "h264-360p", "size": "160x120"})
 pytestmark = pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="pins two agents to two cores")
 
 
 def test_tiny_run_reports_every_figure(tmp_path: Path) -> None:
     cores = tuple(sorted(os.sched_getaffinity(0))[:2])
     profile = dataclasses.replace(split_bench.QUICK, name="smoke", duration_s=8, size="320x240", segment_s=2,
-                                  rounds=1, deadline_s=300.0, cores=cores)
+                                  rounds=1, deadline_s=300.0, cores=cores, ladder=TINY_LADDER)
     result = split_bench.run(profile, log=lambda line: None, workdir=tmp_path / "run",
                              cache=tmp_path / "cache")
 
