@@ -8,17 +8,21 @@ from __future__ import annotations
 
 import re
 import time
+from typing import Any
 
 from flask import Blueprint, Response, g, jsonify
 
-from ffrtmp.contract import Outcome
+from ffrtmp.contract import Outcome, Step
+from ffrtmp.jobspec import split
 from ffrtmp.master.auth import enrollment_required, node_required
 from ffrtmp.master.context import current
+from ffrtmp.master.errors import Invalid
 from ffrtmp.master.validate import fields_of, json_body
 from ffrtmp.validation import (
     CAPABILITY,
     NODE_NAME,
     Field,
+    FieldError,
     NameRule,
     boolean,
     free_object,
@@ -70,6 +74,15 @@ DELIVERED = {
     "size": Field(VIDEO_SIZE),
 }
 MAX_OUTPUTS = 64  # a ladder of HLS renditions, each its own playlist
+
+
+def _any_object(value: Any, where: str) -> dict[str, Any]:
+    """Shape only; what a plan must hold is checked against the job's step (``_check_plan``)."""
+    if not isinstance(value, dict):
+        raise FieldError(where, "must be an object")
+    return value
+
+
 START = {"attempt_token": Field(text(256), required=True)}
 RESULT = {
     "attempt_token": Field(text(256), required=True),
@@ -83,6 +96,7 @@ RESULT = {
     "ended_at": Field(text(40)),
     "log_tail": Field(text(65536), default=""),
     "outputs": Field(list_of(obj(DELIVERED), MAX_OUTPUTS), default=[]),
+    "plan": Field(_any_object),  # a split job's plan step reports its cuts (split.Plan)
 }
 
 
@@ -148,6 +162,28 @@ def start(job_id: str) -> Response:
 @node_required
 def result(job_id: str) -> Response:
     body = fields_of(json_body(), RESULT)
+    _check_plan(job_id, body)
     token = body.pop("attempt_token")
     log_tail = body.pop("log_tail")
     return jsonify(current().store.record_result(job_id, g.node_id, token, body, log_tail=log_tail))
+
+
+def _check_plan(job_id: str, body: dict[str, Any]) -> None:
+    """A split job's plan step that succeeded reports a valid plan, and no other job reports
+    one: the master makes the parts from it, so a bad one is refused (422) before anything
+    changes. A result without a plan is stored as it was before plans existed."""
+    plan = body.pop("plan")
+    step = current().store.get_job(job_id, with_history=False)["step"]
+    if step != Step.PLAN:
+        if plan is not None:
+            raise Invalid("plan", "only the plan step of a split job reports a plan")
+        return
+    if plan is None:
+        if body["outcome"] == Outcome.SUCCEEDED:
+            raise Invalid("plan", "is required when the plan step of a split job succeeds")
+        return
+    try:
+        split.Plan.from_dict(plan)
+    except FieldError as exc:
+        raise Invalid(exc.field, exc.message) from None
+    body["plan"] = plan

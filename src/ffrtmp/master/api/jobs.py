@@ -2,6 +2,8 @@
 
 Every job leaves through ``operator_job`` and every log through ``operator_log``: URLs shown
 without password or query string (a presigned signature); the store and the claim keep them exact.
+A split job is submitted here like any job; its parts are the master's, never an operator's:
+a submitted ``step`` is refused, and the parts are listed with ``?parent=`` or ``?children=1``.
 """
 
 from __future__ import annotations
@@ -10,15 +12,17 @@ from flask import Blueprint, Response, jsonify, request
 
 from ffrtmp import jobspec
 from ffrtmp.contract import JobState, Queue
+from ffrtmp.jobspec import split
 from ffrtmp.jobview import operator_job, operator_log
 from ffrtmp.master.auth import operator_required
 from ffrtmp.master.context import current
 from ffrtmp.master.errors import ApiError, Invalid
 from ffrtmp.master.validate import json_body, query_int, query_text
+from ffrtmp.validation import JOB_ID, FieldError
 
 bp = Blueprint("jobs", __name__, url_prefix="/api/v1/jobs")
 
-_LIST_PARAMS = {"state", "queue", "node", "limit", "cursor"}
+_LIST_PARAMS = {"state", "queue", "node", "limit", "cursor", "parent", "children"}
 
 
 @bp.post("")
@@ -26,12 +30,14 @@ _LIST_PARAMS = {"state", "queue", "node", "limit", "cursor"}
 def submit() -> Response:
     body = json_body()
     try:
-        spec = jobspec.parse(body, current().settings.media_roots)
+        spec = jobspec.parse(body, current().settings.media_roots, submitted=True)
     except jobspec.SpecError as exc:
         raise Invalid(exc.field, exc.message) from None
     ext = current()
+    base = None if spec.split_s is None else split.workspace_base(spec)
     job = ext.store.submit_job(spec.to_dict(), queue=spec.queue, priority=spec.priority,
-                               capabilities=spec.capabilities(), intent=spec.intent)
+                               capabilities=spec.capabilities(), intent=spec.intent,
+                               split_base=base)
     ext.queue_watch.poke()
     response = jsonify({"job": operator_job(job)})
     response.status_code = 201
@@ -56,7 +62,9 @@ def list_jobs() -> Response:
     cursor = query_int("cursor", None, 1, 2**62)
     jobs, next_cursor = current().store.list_jobs(states=states, queue=queue,
                                                node_id=query_text("node"),
-                                               limit=limit, before=cursor)
+                                               limit=limit, before=cursor,
+                                               parent_id=_parent_param(),
+                                               children=query_int("children", 0, 0, 1) == 1)
     return jsonify({"jobs": [operator_job(j) for j in jobs], "next_cursor": next_cursor})
 
 
@@ -88,6 +96,17 @@ def retry(job_id: str) -> Response:
 def logs(job_id: str) -> Response:
     log = current().store.job_log(job_id)
     return jsonify({**log, "log": operator_log(log["log"])})
+
+
+def _parent_param() -> str | None:
+    """``?parent=<job id>``: list that split job's parts, oldest first."""
+    parent = query_text("parent")
+    if parent is None:
+        return None
+    try:
+        return JOB_ID(parent, "parent")
+    except FieldError as exc:
+        raise Invalid(exc.field, exc.message) from None
 
 
 def _empty_body() -> None:
