@@ -132,6 +132,8 @@ NOT_A_FILE = "needs a file input"
      "re-encodes every segment, so it cannot copy"),
     ({"outputs": [out("/srv/media/a.mp4", audio_codec="copy")]}, "outputs[0].audio_codec",
      "stream copy"),
+    ({"outputs": [out("/srv/media/a.mp4", fps=15)]}, "outputs[0].fps",
+     "segments keep the source's frame rate"),
     ({"duration_s": 30}, "duration_s", "cannot be combined with split"),
     ({"input": "https://cdn.example.com/a.mp4",
       "outputs": [out("https://dav.example.com/a.mp4"), out("http://dav.example.com/b.mp4")]},

@@ -23,6 +23,8 @@ NOT_A_FILE = ("needs a file input (a media-root file, store:/// or http(s):// fi
               "streams, streamed URLs and test patterns cannot be split")
 A_PUSH = "is an RTMP push; a split job writes files (mp4, mkv or HLS)"
 A_COPY = "is a stream copy; a split job re-encodes every segment, so it cannot copy"
+A_RATE = ("cannot be combined with split: segments keep the source's frame rate, so that they "
+          "meet frame for frame")
 A_DURATION = "cannot be combined with split; a split job encodes the whole file"
 NO_PLACE = ("needs a store:/// or media-root output or input to hold its intermediate "
             "segments")
@@ -51,6 +53,8 @@ def check_split(source: Source, outputs: Sequence[Sink], duration_s: float | Non
         for stream, settings in (("video", out.video), ("audio", out.audio)):
             if settings.is_copy:
                 raise FieldError(f"outputs[{index}].{stream}_codec", A_COPY)
+        if out.video.fps is not None:
+            raise FieldError(f"outputs[{index}].fps", A_RATE)
     if duration_s is not None:
         raise FieldError("duration_s", A_DURATION)
     if base_of(source, outputs) is None:
