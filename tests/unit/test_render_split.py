@@ -145,3 +145,33 @@ def test_list_asks_for_children_or_one_parent_and_not_both() -> None:
     status = cli.main(["jobs", "list", "--children", "--parent", "j-parent"],
                       env=Env(stdout=io.StringIO(), stderr=err, environ={}))
     assert status == 2
+
+
+class PagedApi:
+    """The master's list of parts, two to a page, and each part's detail with its history."""
+
+    def __init__(self, jobs: list[dict[str, Any]]) -> None:
+        self.jobs = {j["id"]: j for j in jobs}
+        self.calls: list[tuple[str, dict[str, Any] | None]] = []
+
+    def call(self, method: str, path: str, params: dict[str, Any] | None = None) -> Any:
+        self.calls.append((path, params))
+        if path != "/api/v1/jobs":
+            return {"job": self.jobs[path.rsplit("/", 1)[1]]}
+        order = list(self.jobs.values())
+        start = int((params or {}).get("cursor", 0))
+        page = [{k: v for k, v in j.items() if k != "history"} for j in order[start:start + 2]]
+        return {"jobs": page, "next_cursor": start + 2 if start + 2 < len(order) else None}
+
+
+def test_show_reads_every_page_of_parts_and_the_reasons_of_the_first_failed_ones() -> None:
+    from ffrtmp.cli import commands
+
+    failed = [{**failed_segment(f"broken {i}"), "id": f"j-seg-{i}"} for i in range(commands.REASONS_READ + 3)]
+    api = PagedApi([part("j-plan", "plan", "succeeded"), *failed])
+    parts = commands._parts(api, "j-parent")  # type: ignore[arg-type]
+    assert [p["id"] for p in parts] == ["j-plan", *(f["id"] for f in failed)]
+    lists = [params for path, params in api.calls if path == "/api/v1/jobs"]
+    assert len(lists) == (len(failed) + 1 + 1) // 2 and all(p and p["parent"] == "j-parent" for p in lists)
+    reasons = [render.part_reason(p) for p in parts[1:]]
+    assert reasons == [f"broken {i}" for i in range(commands.REASONS_READ)] + [None] * 3
