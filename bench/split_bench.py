@@ -295,7 +295,7 @@ def child_timing(child: dict[str, Any]) -> dict[str, Any]:
               "state": child["state"], "attempts": len(child.get("attempts") or ()),
               "node_id": attempt.get("node_id"), "assigned": parse_ts(attempt.get("assigned_at")),
               "started": parse_ts(attempt.get("started_at")), "ended": parse_ts(attempt.get("ended_at")),
-              "ff_start": parse_ts(result.get("start_time")), "ff_end": parse_ts(result.get("end_time")),
+              "ff_start": parse_ts(result.get("started_at")), "ff_end": parse_ts(result.get("ended_at")),
               "runtime_s": result.get("runtime_s"), "duration_s": step.get("duration_s")}
     if isinstance(result.get("plan"), dict):
         timing["cuts"] = [s["start_s"] for s in result["plan"].get("segments", ())]
