@@ -8,7 +8,9 @@ the child's change.
 from __future__ import annotations
 
 import itertools
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -19,6 +21,8 @@ from ffrtmp.jobspec import split
 from ffrtmp.master.store.errors import StateConflict
 from ffrtmp.master.store.factory import open_store
 from ffrtmp.master.store.protocol import Assignment, Store
+from ffrtmp.master.store.split import SplitMixin
+from tests.processes import wait_until
 
 MEDIA_ROOTS = ["/srv/media"]
 SUBMITTED = {"input": "store:///in/film.mp4",
@@ -301,6 +305,8 @@ def test_lists_show_top_level_jobs_unless_asked_and_purge_takes_a_family(farm: F
     assert len(everything) == 2 + 1 + 5
     kids = farm.children(parent_id)
     assert [c["step"] for c in kids] == ["plan", *["segment"] * 4, "audio"]  # oldest first
+    on_node, _ = farm.store.list_jobs(node_id=farm.nodes[0])  # a node runs parts, not parents
+    assert [j["id"] for j in on_node] == [kids[0]["id"]]
     page, cursor = farm.store.list_jobs(parent_id=parent_id, limit=4)
     rest, end = farm.store.list_jobs(parent_id=parent_id, limit=4, before=cursor)
     assert [c["id"] for c in page + rest] == [c["id"] for c in kids] and end is None
@@ -352,3 +358,47 @@ def test_a_master_restart_finds_the_split_job_as_it_was(farm: Farm, database: st
     farm.store.migrate()
     assert farm.job(parent_id) == before
     assert len(farm.children(parent_id)) == 6
+
+
+def _waiting_on_a_lock(database: str) -> int:
+    import psycopg
+
+    with psycopg.connect(database, autocommit=True) as conn:
+        row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                           " AND datname = current_database()").fetchone()
+    return int(row[0]) if row else 0
+
+
+def test_the_last_two_parts_succeeding_at_once_make_one_stitch(
+        farm: Farm, database: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two results settle one parent at the same moment: the second to settle sees the
+    first's success, so exactly one of them inserts the stitch. On PostgreSQL the first holds
+    its transaction open, in the middle of settling, until the second waits on one of its
+    locks (each on its own connection); SQLite's writers take turns anyway."""
+    parent_id = farm.submit()
+    farm.run_plan(parent_id)
+    farm.claim()
+    parts = farm.of(parent_id, Step.SEGMENT) + farm.of(parent_id, Step.AUDIO)
+    for child in parts[:-2]:
+        farm.report(child["id"])
+    if database.startswith("postgresql"):
+        read_children, held = SplitMixin._children, threading.Event()
+
+        def once_the_other_waits(self: SplitMixin, conn: Any, parent: str, *, lock: str = "") -> Any:
+            if not held.is_set():
+                held.set()
+                wait_until(lambda: _waiting_on_a_lock(database), 15, "the other result to wait")
+            return read_children(self, conn, parent, lock=lock)
+
+        monkeypatch.setattr(SplitMixin, "_children", once_the_other_waits)
+    both = threading.Barrier(2)
+
+    def deliver(job_id: str) -> str:
+        both.wait(timeout=30)
+        return str(farm.report(job_id)["state"])
+
+    with ThreadPoolExecutor(2) as pool:
+        states = list(pool.map(deliver, [c["id"] for c in parts[-2:]]))
+    assert states == ["succeeded", "succeeded"]
+    assert len(farm.of(parent_id, Step.STITCH)) == 1
+    assert farm.job(parent_id)["progress"]["segments_done"] == 4

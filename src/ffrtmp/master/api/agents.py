@@ -162,28 +162,34 @@ def start(job_id: str) -> Response:
 @node_required
 def result(job_id: str) -> Response:
     body = fields_of(json_body(), RESULT)
-    _check_plan(job_id, body)
+    step = _check_plan(job_id, body)
     token = body.pop("attempt_token")
     log_tail = body.pop("log_tail")
-    return jsonify(current().store.record_result(job_id, g.node_id, token, body, log_tail=log_tail))
+    ext = current()
+    reply = ext.store.record_result(job_id, g.node_id, token, body, log_tail=log_tail)
+    if step is not None:  # a part's result may have queued the next parts of its split job
+        ext.queue_watch.poke()
+    return jsonify(reply)
 
 
-def _check_plan(job_id: str, body: dict[str, Any]) -> None:
+def _check_plan(job_id: str, body: dict[str, Any]) -> str | None:
     """A split job's plan step that succeeded reports a valid plan, and no other job reports
     one: the master makes the parts from it, so a bad one is refused (422) before anything
-    changes. A result without a plan is stored as it was before plans existed."""
+    changes. A result without a plan is stored as it was before plans existed. Returns the
+    job's step (None for an ordinary job)."""
     plan = body.pop("plan")
-    step = current().store.get_job(job_id, with_history=False)["step"]
+    step: str | None = current().store.get_job(job_id, with_history=False)["step"]
     if step != Step.PLAN:
         if plan is not None:
             raise Invalid("plan", "only the plan step of a split job reports a plan")
-        return
+        return step
     if plan is None:
         if body["outcome"] == Outcome.SUCCEEDED:
             raise Invalid("plan", "is required when the plan step of a split job succeeds")
-        return
+        return step
     try:
         split.Plan.from_dict(plan)
     except FieldError as exc:
         raise Invalid(exc.field, exc.message) from None
     body["plan"] = plan
+    return step

@@ -52,9 +52,10 @@ class JobsMixin(SplitMixin):
                   node_id: str | None = None, limit: int = 100, before: int | None = None,
                   parent_id: str | None = None, children: bool = False,
                   ) -> tuple[list[dict[str, Any]], int | None]:
-        """Top-level jobs newest first (children too with ``children``); ``before`` is the
-        cursor (a job's ``seq``) returned as the second value. With ``parent_id``: that split
-        job's children, oldest first, the cursor then being the last ``seq`` already listed."""
+        """Top-level jobs newest first (children too with ``children`` or ``node_id``: a node
+        runs a split job's parts, never the job); ``before`` is the cursor (a job's ``seq``)
+        returned as the second value. With ``parent_id``: that split job's children, oldest
+        first, the cursor then being the last ``seq`` already listed."""
         if parent_id is not None:
             job_row(self._read(), parent_id)
         where, args = _filters(states, queue, node_id, parent_id, children)
@@ -138,6 +139,6 @@ def _filters(states: Sequence[str], queue: str | None, node_id: str | None,
         if value is not None:
             where.append(condition)
             args.append(value)
-    if parent_id is None and not children:
+    if parent_id is None and not children and not node_id:  # a node runs parts, not parents
         where.append("parent_id IS NULL")
     return where, args
