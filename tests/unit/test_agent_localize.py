@@ -47,3 +47,76 @@ def test_an_unplaced_spec_never_reaches_ffmpeg() -> None:
                   "outputs": [{"url": "store:///out/x.mp4", "preset": "copy"}]}, ROOTS)
     with pytest.raises(ValueError, match="localize"):
         build_argv(spec, progress_path="/s/progress.txt")
+
+
+# --- the parts of a split job ---
+
+PARENT = "j-0123456789ab"
+PLAN = {"segments": [{"start_s": "0.000000", "frames": 50, "duration_s": 2.0},
+                     {"start_s": "2.000000", "frames": 25, "duration_s": 1.0}],
+        "audio": True, "duration_s": 3.0, "frames": 75}
+
+
+def split_children(output_dir: str) -> dict[str, dict]:
+    """The plan, segment, audio, stitch and sweep specs of a two-rung split job."""
+    from ffrtmp.jobspec.split import (
+        Plan,
+        part_children,
+        plan_child,
+        stitch_child,
+        sweep_child,
+        workspace,
+        workspace_base,
+    )
+
+    parent = parse({"input": "store:///in/film.mp4", "split": {"segment_s": 2}, "outputs": [
+        {"url": f"{output_dir}/a.mp4", "preset": "h264-480p"},
+        {"url": f"{output_dir}/b.mp4", "preset": "h264-360p"}]}, ROOTS)
+    doc, place = parent.to_dict(), workspace(workspace_base(parent), PARENT)
+    plan = Plan.from_dict(PLAN)
+    segment, _, audio = part_children(doc, PARENT, place, plan)
+    return {"plan": plan_child(doc, PARENT, place).spec, "segment": segment.spec,
+            "audio": audio.spec, "stitch": stitch_child(doc, PARENT, place, plan).spec,
+            "sweep": sweep_child(doc, PARENT, place).spec}
+
+
+def test_a_stitch_reads_its_store_intermediates_from_the_inbox(tmp_path: Path) -> None:
+    from ffrtmp.agent.split_argv import write_concat_lists
+
+    scratch = WorkDir(Path("/w")).job("j-s", 1)
+    spec = parse(split_children("store:///out")["stitch"], ROOTS)
+    assert all(r.kind == "remote" for r in spec.reads())  # all staged first
+    placed = localize(spec, scratch)
+    assert [getattr(r, "path", None) for r in placed.reads()] == [
+        f"/w/j-s.1/inbox/{name}" for name in
+        ("seg-00000.r0.mp4", "seg-00000.r1.mp4", "seg-00001.r0.mp4", "seg-00001.r1.mp4",
+         "audio.a0.mp4")]
+    assert [o.path for o in placed.outputs] == ["/w/j-s.1/outbox/0/a.mp4", "/w/j-s.1/outbox/1/b.mp4"]
+    lists = write_concat_lists(placed, tmp_path)
+    assert "file '/w/j-s.1/inbox/seg-00001.r1.mp4'" in lists[1].read_text()
+    argv = build_argv(placed, progress_path="/s/progress.txt", stage="j-s.1", work=tmp_path)
+    assert not any(a.startswith(("store:", "http")) for a in argv)  # FFmpeg sees no URL
+    assert spec.step is not None and spec.step.workspace == f"store:///out/.ffrtmp-split-{PARENT}"
+
+
+def test_a_stitch_on_a_media_root_reads_the_workspace_in_place() -> None:
+    spec = parse(split_children("/srv/media/out")["stitch"], ROOTS)
+    placed = localize(spec, WorkDir(Path("/w")).job("j-s", 1))
+    assert placed.step == spec.step
+    assert [getattr(r, "path", None) for r in placed.reads()][:1] == [
+        f"/srv/media/out/.ffrtmp-split-{PARENT}/seg-00000.r0.mp4"]
+
+
+@pytest.mark.parametrize("kind", ["plan", "segment", "audio"])
+def test_the_parts_that_read_the_source_read_its_staged_copy(kind: str) -> None:
+    spec = parse(split_children("store:///out")[kind], ROOTS)
+    placed = localize(spec, WorkDir(Path("/w")).job("j-p", 1))
+    assert placed.source == FileSource(url="store:///in/film.mp4", path="/w/j-p.1/inbox/film.mp4")
+    assert placed.reads() == (placed.source,)
+    assert placed.step == spec.step  # the workspace stays where the outputs go
+
+
+def test_a_sweep_reads_nothing_and_keeps_its_workspace() -> None:
+    spec = parse(split_children("store:///out")["sweep"], ROOTS)
+    placed = localize(spec, WorkDir(Path("/w")).job("j-w", 1))
+    assert placed.reads() == () and placed.step == spec.step

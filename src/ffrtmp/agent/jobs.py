@@ -36,10 +36,11 @@ from ffrtmp import jobspec
 from ffrtmp.agent.argv import build_argv
 from ffrtmp.agent.ffmpeg import probe_duration_s
 from ffrtmp.agent.outputs import output_dirs, settle_outputs
-from ffrtmp.contract import Outcome
+from ffrtmp.agent.split_argv import write_concat_lists
+from ffrtmp.contract import Outcome, Step
 from ffrtmp.files import PRIVATE, read_json, tail, write_json_atomic
 from ffrtmp.isotime import iso, utc_now
-from ffrtmp.jobspec import JobSpec
+from ffrtmp.jobspec import JobSpec, StitchStep
 from ffrtmp.layout import JobDir, StateDir
 from ffrtmp.logs import fields
 from ffrtmp.progress import read_progress
@@ -66,6 +67,10 @@ PRUNE_BATCH = 500  # directories removed per pass at most, so that a pass stays 
 IDS: Mapping[str, type | tuple[type, ...]] = {"job_id": str, "attempt": int, "attempt_token": str}
 ASSIGNMENT_KEYS = {**IDS, "spec": dict}
 WRAPPER_KEYS: Mapping[str, type | tuple[type, ...]] = {"wrapper_pid": int, "pid": int}
+# The parts of a split job the agent runs itself (a probe, deletes): no wrapper follows them.
+RUN_BY_AGENT = frozenset({Step.PLAN.value, Step.SWEEP.value})
+PLAN_KEY = "plan"  # result.json of a plan step: the plan, for the result's body
+
 RESULT_KEYS: Mapping[str, type | tuple[type, ...]] = {
     "job_id": str, "attempt": int, "mode": str, "start_time": str, "end_time": str,
     "runtime_s": (int, float), "platform_sla": bool, "reason": str}
@@ -122,6 +127,12 @@ class LocalJob:
         return self.files.delivered.exists()
 
     @property
+    def runs_here(self) -> bool:
+        """A plan or a sweep: run by the agent (``ffrtmp.agent.steps``), not by a wrapper."""
+        step = self.spec.get("step")
+        return isinstance(step, dict) and step.get("kind") in RUN_BY_AGENT
+
+    @property
     def awaiting_launch(self) -> bool:
         """Confirmed, its input still being staged: no wrapper yet, and none is missing."""
         files = self.files
@@ -136,6 +147,8 @@ class LocalJob:
 
 def expected_duration_s(spec: JobSpec) -> float | None:
     """The output's length when known, for progress percentages (ffprobe for file inputs)."""
+    if spec.step is not None and spec.step.kind in RUN_BY_AGENT:
+        return None  # a probe or deletes: no FFmpeg progress to weigh
     known = spec.expected_duration_s()
     if known is None and spec.source.local_path is not None:
         known = probe_duration_s(spec.source.local_path)
@@ -147,7 +160,8 @@ class JobTable:
                  media_roots: tuple[str, ...], keep_delivered: int, keep_delivered_s: float,
                  node: Callable[[], str | None] = lambda: None,
                  place: Callable[[LocalJob, JobSpec], JobSpec] = lambda job, spec: spec,
-                 changed: threading.Event | None = None) -> None:
+                 changed: threading.Event | None = None,
+                 scratch: Callable[[LocalJob], Path] = lambda job: job.dir) -> None:
         self.state = StateDir(Path(state_dir))
         self.root = self.state.jobs
         self.root.mkdir(parents=True, exist_ok=True)
@@ -160,6 +174,7 @@ class JobTable:
         self.history: deque[tuple[float, Path]] = deque()  # delivered dirs, oldest first
         self.changed = changed or threading.Event()  # set when a wrapper we started exits
         self.place = place  # the spec as FFmpeg runs it here: remote media in the work dir
+        self.scratch = scratch  # the attempt's media directory (a stitch's concat lists go there)
 
     # --- views ---
 
@@ -167,8 +182,9 @@ class JobTable:
         return [j for j in self.jobs.values() if not j.finished]
 
     def working(self) -> list[LocalJob]:
-        """Running jobs with a workload (not those still staging their input)."""
-        return [j for j in self.running() if not j.awaiting_launch]
+        """Running jobs with a workload (not those still staging their input, nor the plans
+        and sweeps the agent runs itself: those are messages, run again by the next start)."""
+        return [j for j in self.running() if not j.awaiting_launch and not j.runs_here]
 
     def undelivered(self) -> list[LocalJob]:
         return [j for j in self.jobs.values() if j.finished and not j.delivered]
@@ -203,7 +219,8 @@ class JobTable:
         write_json_atomic(job.files.launched, {"at": iso(utc_now())})
         for directory in output_dirs(spec):
             Path(directory).mkdir(parents=True, exist_ok=True)
-        argv = build_argv(spec, progress_path=str(job.files.progress), stage=job.dir.name)
+        argv = build_argv(spec, progress_path=str(job.files.progress), stage=job.dir.name,
+                          work=self._concat_lists(job, spec))
         memory = spec.limits.memory_max
         job.child = self._spawn(job, mode="run", intent=spec.intent, cpu_max=spec.limits.cpu_max,
                                 memory_max=int(memory) if memory and memory != "max" else None,
@@ -211,6 +228,15 @@ class JobTable:
         job.launched_at = time.monotonic()
         log.info("launched wrapper pid=%d", job.child.pid,
                  extra=fields(job=job.job_id, attempt=job.attempt, node=self.node()))
+
+    def _concat_lists(self, job: LocalJob, spec: JobSpec) -> Path | None:
+        """A stitch's concat lists, written before launch into the attempt's media directory."""
+        if not isinstance(spec.step, StitchStep):
+            return None
+        work = self.scratch(job)
+        work.mkdir(parents=True, exist_ok=True)
+        write_concat_lists(spec, work)
+        return work
 
     def settled(self, job: LocalJob, result: Result) -> Result:
         """Publish the staged outputs of a succeeded job, or remove them; before delivery.
@@ -234,11 +260,15 @@ class JobTable:
 
     def local_spec(self, job: LocalJob) -> JobSpec | None:
         """The job's spec as it ran here, or None when it never could (it failed local checks)."""
+        spec = self.typed_spec(job)
+        return None if spec is None else self.place(job, spec)
+
+    def typed_spec(self, job: LocalJob) -> JobSpec | None:
+        """The job's spec as the master gave it, typed; None when it fails the local checks."""
         try:
-            spec = jobspec.parse(job.spec, self.media_roots, check_filesystem=False)
+            return jobspec.parse(job.spec, self.media_roots, check_filesystem=False)
         except jobspec.SpecError:
             return None
-        return self.place(job, spec)
 
     def _spawn(self, job: LocalJob, **call: Any) -> subprocess.Popen[bytes]:
         """Start a wrapper for ``job``; ``call`` holds the WrapperCall fields of this mode."""
@@ -268,9 +298,10 @@ class JobTable:
                         platform_sla=platform_sla, reason=reason[:REASON_CHARS], canceled=canceled)
         result.write(job.dir)
         if not platform_sla:
-            self._count(result)
+            self.count(result)
 
-    def _count(self, result: Result) -> None:
+    def count(self, result: Result) -> None:
+        """Add a result the agent wrote itself to the counters every wrapper adds to."""
         from ffrtmp.wrapper import counters  # only when needed: it is slow to import
 
         counters.record(self.state.path, result)
@@ -341,6 +372,8 @@ class JobTable:
                 self.quarantine(job.dir, exc)
 
     def _follow(self, job: LocalJob) -> None:
+        if job.runs_here:
+            return  # no wrapper: the agent's own task writes the result (``agent.steps``)
         if job.awaiting_launch or (job.child is not None and job.child.poll() is None):
             return
         state = job.wrapper_state()
@@ -377,7 +410,7 @@ class JobTable:
                             mode=(state or {}).get("mode", "run"))
         with contextlib.suppress(FileExistsError):
             result.write(job.dir)
-            self._count(result)
+            self.count(result)
         log.error("lost track of the workload",
                   extra=fields(job=job.job_id, attempt=job.attempt, node=self.node()))
 
@@ -429,7 +462,18 @@ class JobTable:
                 else 255, "signal": result.signal, "platform_sla": result.platform_sla,
                 "reason": result.reason, "runtime_s": round(result.runtime_s, 3),
                 "started_at": result.start_time, "ended_at": result.end_time,
-                "log_tail": self._log_tail(job), "outputs": outputs}
+                "log_tail": self._log_tail(job), "outputs": outputs, **self._report(job, result)}
+
+    @staticmethod
+    def _report(job: LocalJob, result: Result) -> dict[str, Any]:
+        """What a succeeded plan step adds to its result: the plan it wrote into result.json."""
+        if not job.runs_here or not result.success or result.canceled:
+            return {}
+        try:
+            found = read_json(job.files.result_json).get(PLAN_KEY)
+        except (OSError, ValueError, AttributeError):
+            return {}
+        return {PLAN_KEY: found} if isinstance(found, dict) else {}
 
     @staticmethod
     def _log_tail(job: LocalJob) -> str:

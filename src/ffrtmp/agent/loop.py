@@ -14,12 +14,13 @@ from typing import Any
 from ffrtmp import jobspec
 from ffrtmp.agent.client import MasterClient, MasterRejected, MasterUnavailable
 from ffrtmp.agent.jobs import JobTable, LocalJob, Unreadable
-from ffrtmp.agent.media_plane import MediaPlane
+from ffrtmp.agent.media_plane import MediaPlane, remote_reads
 from ffrtmp.agent.metrics import WorkerMetrics
 from ffrtmp.agent.probes import Readiness
+from ffrtmp.agent.steps import Steps
 from ffrtmp.files import write_json_atomic
 from ffrtmp.isotime import iso, utc_now
-from ffrtmp.jobspec import JobSpec, RemoteFile
+from ffrtmp.jobspec import JobSpec
 from ffrtmp.logs import fields
 from ffrtmp.media.errors import Canceled
 from ffrtmp.shutdown import Shutdown
@@ -39,8 +40,9 @@ class Forgotten(Exception):
 class AgentLoop:
     def __init__(self, *, client: MasterClient, jobs: JobTable, readiness: Readiness,
                  metrics: WorkerMetrics, shutdown: Shutdown, slots: int,
-                 media_roots: tuple[str, ...], media: MediaPlane) -> None:
+                 media_roots: tuple[str, ...], media: MediaPlane, steps: Steps | None = None) -> None:
         self.client, self.jobs, self.readiness, self.media = client, jobs, readiness, media
+        self.steps = steps or Steps(jobs, media)
         self.metrics, self.shutdown, self.slots = metrics, shutdown, slots
         self.media_roots = media_roots
         self.draining = False
@@ -54,6 +56,7 @@ class AgentLoop:
         if time.monotonic() >= self.next_heartbeat:
             self.heartbeat()
         self.jobs.poll()
+        self.steps.poll(self.jobs.typed_spec)
         self.launch_staged()
         self.deliver_results()
         self.jobs.prune()
@@ -95,7 +98,7 @@ class AgentLoop:
     def _cancel_transfer(self, job_id: str, attempt: int) -> None:
         """A job between its encode and its report (or before it) cancels its transfer."""
         job = self.jobs.jobs.get((job_id, attempt))
-        if job is not None and self.media.cancel(job):
+        if job is not None and (self.media.cancel(job) or self.steps.cancel(job)):
             log.info("cancel requested by the master: transfer stopped",
                      extra=fields(job=job_id, attempt=attempt, node=self.client.node_id))
 
@@ -113,7 +116,7 @@ class AgentLoop:
             except Unreadable as exc:
                 self.jobs.quarantine(job.dir, exc)  # its replacement goes out next pass
                 continue
-            delivery = self.media.delivered(job, self.jobs.local_spec(job), result)
+            delivery = self.media.delivered(job, self.jobs.typed_spec(job), result)
             if delivery is None:
                 continue  # its outputs are on their way; heartbeats keep the attempt
             if not self._send_result(job, self.jobs.body(job, delivery.result, delivery.outputs)):
@@ -133,6 +136,7 @@ class AgentLoop:
             reply = {"refused": exc.status, "code": exc.code, "message": exc.message}
         self.jobs.mark_delivered(job, reply)
         self.media.forget(job)
+        self.steps.forget(job)
         self.metrics.results_delivered.inc()
         log.info("result delivered: %s", body["outcome"], extra=ids)
         return True
@@ -189,7 +193,10 @@ class AgentLoop:
             if isinstance(exc, MasterRejected) and exc.forgotten:
                 raise Forgotten(str(exc)) from None
             return
-        if isinstance(spec.source, RemoteFile):  # staged first, launched by a later pass
+        if job.runs_here:  # a plan or a sweep: the agent's own task, no wrapper
+            self.steps.run(job, spec)
+            return
+        if remote_reads(spec):  # staged first, launched by a later pass
             write_json_atomic(job.files.fetching, {"at": iso(utc_now())})
             self.media.staged(job, spec)
             return

@@ -138,7 +138,8 @@ class Agent:
                              keep_delivered=settings.job_history,
                              keep_delivered_s=settings.job_history_hours * 3600.0,
                              node=lambda: self.client.node_id,
-                             place=self.media.place, changed=changed)
+                             place=self.media.place, changed=changed,
+                             scratch=lambda job: self.media.scratch(job).path)
         self.identity = Identity(settings.state_dir)
         self.loop = AgentLoop(client=self.client, jobs=self.jobs, readiness=self.readiness,
                               metrics=self.metrics, shutdown=shutdown, slots=settings.slots,

@@ -9,6 +9,7 @@ naming the URL and the status, and a failed or canceled job leaves nothing behin
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import threading
@@ -26,12 +27,12 @@ from ffrtmp.agent.probes import NOT_CONFIGURED
 from ffrtmp.agent.transfers import Transfers, retrying
 from ffrtmp.files import write_json_atomic
 from ffrtmp.isotime import iso, utc_now
-from ffrtmp.jobspec import JobSpec, RemoteFile
+from ffrtmp.jobspec import JobSpec, RemoteFile, StitchStep
 from ffrtmp.layout import ScratchDir, WorkDir
 from ffrtmp.logs import fields
 from ffrtmp.media.credentials import Credentials
-from ffrtmp.media.errors import Canceled, TransferError
-from ffrtmp.media.locations import resolve
+from ffrtmp.media.errors import Canceled, Refused, TransferError
+from ffrtmp.media.locations import is_store_url, resolve
 from ffrtmp.media.webdav import WebDav
 from ffrtmp.urls import redact
 from ffrtmp.wrapper.result import (
@@ -97,42 +98,60 @@ class MediaPlane:
     # --- the input ---
 
     def staged(self, job: LocalJob, spec: JobSpec) -> bool | TransferError:
-        """True once the input is in the inbox, False while it is on its way, or why it is not."""
-        if job.files.fetched.exists() or not isinstance(spec.source, RemoteFile):
+        """True once every remote read is in the inbox, False while they are on their way, or
+        why they are not."""
+        remote = remote_reads(spec)
+        if job.files.fetched.exists() or not remote:
             return True
-        source = spec.source
         key = (*job.key, FETCH)
-        task = self.transfers.start(key, lambda cancel: self._fetch(job, source, cancel))
+        task = self.transfers.start(key, lambda cancel: self.fetch(job, remote, cancel))
         if not task.done:
             return False
         self.transfers.forget(key)
         return task.error if task.error is not None else True
 
-    def _fetch(self, job: LocalJob, source: RemoteFile, cancel: threading.Event) -> None:
+    def fetch(self, job: LocalJob, sources: list[RemoteFile], cancel: threading.Event) -> None:
+        """Stage each of ``sources`` into the inbox, then write ``fetched.json``.
+
+        A file already in the inbox is complete (a download renames its ``.part`` only then),
+        so an agent restarted halfway through a stitch's inputs fetches only the rest.
+        """
         ids = fields(job=job.job_id, attempt=job.attempt)
-        local = self.scratch(job).inbox / source.name
-        local.parent.mkdir(parents=True, exist_ok=True)
-        url = self.resolve(source.url)
-        started = time.monotonic()
-        size = retrying(lambda: self.dav.download(url, local, cancel=cancel), cancel, ids,
-                        partial(self._count_retry, DOWNLOAD))
-        self._count_bytes(DOWNLOAD, size)
-        write_json_atomic(job.files.fetched, {"url": redact(source.url), "bytes": size,
-                                              "at": iso(utc_now())})
-        log.info("input staged: %d bytes in %.1f s", size, time.monotonic() - started, extra=ids)
+        inbox = self.scratch(job).inbox
+        inbox.mkdir(parents=True, exist_ok=True)
+        started, total = time.monotonic(), 0
+        for source in sources:
+            local, url = inbox / source.name, self.resolve(source.url)
+            if local.exists():
+                total += local.stat().st_size
+                continue
+            size = retrying(partial(self.dav.download, url, local, cancel=cancel), cancel, ids,
+                            partial(self._count_retry, DOWNLOAD))
+            self._count_bytes(DOWNLOAD, size)
+            total += size
+        write_json_atomic(job.files.fetched, {"url": redact(sources[0].url), "files": len(sources),
+                                              "bytes": total, "at": iso(utc_now())})
+        log.info("input staged: %d file(s), %d bytes in %.1f s", len(sources), total,
+                 time.monotonic() - started, extra=ids)
 
     # --- the outputs ---
 
     def delivered(self, job: LocalJob, spec: JobSpec | None, result: Result) -> Delivery | None:
-        """The job's report once its outputs are delivered (or abandoned); None meanwhile."""
+        """The job's report once its outputs are delivered (or abandoned); None meanwhile.
+
+        ``spec`` is the job's spec as submitted (``place`` gives the files FFmpeg wrote); a
+        stitch's delivery ends by removing the workspace it read, whose place only that knows.
+        """
         uploads = UploadLog.load(job.files.uploads)
         if uploads.ended is None:
             if spec is None or not result.success or result.canceled:
                 self._abandon(job, uploads, NOT_SUCCEEDED)
             else:
+                outputs = plan(self.place(job, spec), self.resolve)
+                workspace = spec.step.workspace if isinstance(spec.step, StitchStep) else None
                 key = (*job.key, UPLOAD)
                 task = self.transfers.start(key, lambda cancel: self._deliver(
-                    job, plan(spec, self.resolve), uploads, cancel))
+                    job, outputs, uploads, cancel, workspace))
                 if not task.done:
                     return None
                 self.transfers.forget(key)
@@ -142,7 +161,7 @@ class MediaPlane:
         return _report(result, uploads)
 
     def _deliver(self, job: LocalJob, outputs: list[Output], uploads: UploadLog,
-                 cancel: threading.Event) -> None:
+                 cancel: threading.Event, workspace: str | None = None) -> None:
         ids = fields(job=job.job_id, attempt=job.attempt)
         try:
             for index, output in enumerate(outputs):
@@ -150,6 +169,8 @@ class MediaPlane:
                     uploads.records.append(_record(output, ids))
                     uploads.save()
                 self._upload(job, output, uploads, cancel, ids)
+            if workspace is not None:  # the outputs are in place: the intermediates go
+                self._tidy(workspace, cancel, ids)
         except (TransferError, OSError) as exc:
             reason = (CANCELED if isinstance(exc, Canceled) else f"{OUTPUT_REFUSED}: {exc}"
                       if isinstance(exc, TransferError) else f"{OUTPUT_NOT_PUBLISHED}: {exc}")
@@ -173,6 +194,30 @@ class MediaPlane:
             log.info("delivered %s (%d bytes)", redact(piece.url), size, extra=ids)
             if cancel.is_set():  # canceled as it landed: what is placed is removed again
                 raise Canceled("PUT", piece.url)
+
+    def _tidy(self, workspace: str, cancel: threading.Event, ids: dict[str, Any]) -> None:
+        """A stitch's last act: remove its workspace. A refusal is logged, not a failure: the
+        outputs are in place, and failing would remove them and keep the intermediates."""
+        try:
+            self.remove_workspace(workspace, cancel, ids)
+        except (Refused, OSError) as exc:
+            log.error("cannot remove the split workspace %s: %s", redact(workspace), exc,
+                      extra=ids)
+
+    def remove_workspace(self, workspace: str, cancel: threading.Event,
+                         ids: dict[str, Any]) -> None:
+        """Remove a split job's intermediates, retried while the store is unavailable.
+
+        In the store one DELETE of the collection removes it whole; on a media root the
+        directory is removed. Removing one that is gone already is fine (a sweep run again).
+        """
+        if is_store_url(workspace):
+            url = self.resolve(workspace)
+            retrying(partial(self.dav.delete_collection, url), cancel, ids)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                shutil.rmtree(workspace)
+        log.info("split workspace %s removed", redact(workspace), extra=ids)
 
     def _abandon(self, job: LocalJob, uploads: UploadLog, reason: str) -> None:
         """Remove what this attempt placed in the store (best effort, one try each)."""
@@ -213,6 +258,11 @@ class MediaPlane:
         while not stop.is_set():
             self.status = self.dav.check(self.store_url + "/")
             stop.wait(PROBE_EVERY_S if self.status == "reachable" else 2.0)
+
+
+def remote_reads(spec: JobSpec) -> list[RemoteFile]:
+    """What the job reads that is staged first: its remote input, or a stitch's intermediates."""
+    return [source for source in spec.reads() if isinstance(source, RemoteFile)]
 
 
 def _record(output: Output, ids: dict[str, Any]) -> dict[str, Any]:
