@@ -175,7 +175,7 @@ def test_a_failed_segment_fails_the_parent_and_a_retry_reruns_only_it(farm: Farm
     with pytest.raises(StateConflict) as refused:
         farm.store.retry_job(segments[1]["id"])
     assert refused.value.code == "part_of_split" and parent_id in refused.value.message
-    assert farm.store.retry_job(parent_id)["state"] == JobState.QUEUED
+    assert farm.store.retry_job(parent_id)["state"] == JobState.RUNNING
     assert farm.claim(1) == [segments[1]["id"]]
     farm.report(segments[1]["id"])
     attempts = {c["id"]: c["attempt"] for c in farm.children(parent_id)}
@@ -203,7 +203,7 @@ def test_a_lost_segment_makes_the_parent_lost_and_its_late_result_settles_it(far
     assert parent["history"][-1]["reason"] == "segment 0 lost: node stopped heartbeating"
     farm.report(segments[0]["id"])  # the node comes back with the real result
     (stitch,) = farm.of(parent_id, Step.STITCH)
-    assert farm.job(parent_id)["state"] == JobState.QUEUED
+    assert farm.job(parent_id)["state"] == JobState.RUNNING
     farm.claim()
     farm.report(stitch["id"])
     assert farm.job(parent_id)["state"] == JobState.SUCCEEDED

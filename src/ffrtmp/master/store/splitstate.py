@@ -93,7 +93,7 @@ def verdict(parts: Sequence[Part], state: JobState, cancel_requested: bool) -> V
             return Verdict(JobState.LOST if bad == JobState.LOST else JobState.FAILED,
                            bad.value, culprit)
     busy = sum(1 for p in parts if p.state in BUSY)
-    if busy:
+    if busy or any(p.done for p in parts):
         return Verdict(JobState.RUNNING, f"{busy} of {len(parts)} part(s) running")
     return Verdict(JobState.QUEUED, f"{len(parts) - sum(p.done for p in parts)} part(s) queued")
 
