@@ -113,6 +113,7 @@ def test_a_split_job_is_queued_with_its_plan_and_never_claimed_itself(farm: Farm
     (plan,) = farm.children(parent_id)
     assert plan["step"] == "plan" and plan["parent_id"] == parent_id
     assert plan["spec"]["step"]["workspace"] == f"store:///out/.ffrtmp-split-{parent_id}"
+    assert farm.store.counts()["jobs"] == {"queued": 1}  # the metrics count the plan, not twice
     assert farm.claim() == [plan["id"]]  # 64 free slots: the parent is not among them
     assert farm.job(parent_id)["state"] == JobState.RUNNING
     assert farm.claim(1) == []

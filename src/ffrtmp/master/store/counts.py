@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from ffrtmp.contract import NodeStatus
+from ffrtmp.contract import NodeStatus, Step
 from ffrtmp.master.store.transactions import SqlCore
 
 
 class CountsMixin(SqlCore):
     def counts(self) -> dict[str, Any]:
+        """Jobs are what nodes run: a split job counts as its parts, not once more itself."""
         conn = self._read()
         jobs = {row[0]: row[1] for row in conn.execute(
-            "SELECT state, COUNT(*) FROM jobs GROUP BY state").fetchall()}
+            "SELECT state, COUNT(*) FROM jobs WHERE step <> ? GROUP BY state",
+            (Step.SPLIT.value,)).fetchall()}
         nodes = {status.value: 0 for status in NodeStatus}
         for row in conn.execute("SELECT status, draining, COUNT(*) AS n FROM nodes"
                                 " GROUP BY status, draining"):
