@@ -19,7 +19,7 @@ from typing import Any
 from tests.conftest import AgentProcess, agent_env, start_agent, start_master, stop_process
 from tests.integration.test_agent_jobs import FINAL
 from tests.integration.test_media_plane import Farm, stop_farm, temporaries
-from tests.processes import wait_until
+from tests.processes import await_ready, wait_until
 from tests.webdav import WebDavStore
 
 WORKSPACE_MARK = ".ffrtmp-split-"  # the intermediates' directory name starts with it
@@ -68,6 +68,9 @@ class SplitFarm(Farm):
                        if "launched wrapper" in line and f"job={job_id}" in line)
                    for agent in self.agents.values())
 
+    def work_dir(self, name: str) -> Path:
+        return Path(self.agents[name].env["FFRTMP_WORK_DIR"])
+
     def kill_agent(self, name: str) -> None:
         """SIGKILL the agent alone: its wrappers and their workloads run on, as after a crash."""
         stop_process(self.agents[name].proc, signal.SIGKILL)
@@ -91,14 +94,16 @@ class SplitFarm(Farm):
         return sorted(found) + temporaries(self.store)
 
 
-def start_split_farm(tmp: Path, store: WebDavStore) -> SplitFarm:
+def start_split_farm(tmp: Path, store: WebDavStore, **agent_settings: str) -> SplitFarm:
     master = start_master(tmp)
     agents: dict[str, AgentProcess] = {}
     try:
-        for name in AGENTS:
+        for name in AGENTS:  # started together: each probes FFmpeg's encoders for seconds
             env = agent_env(tmp, master, name, FFRTMP_MEDIA_STORE_URL=store.url,
-                            FFRTMP_MEDIA_CREDENTIALS_FILE=str(store.netrc))
-            agents[name] = start_agent(tmp, master, name, env=env)
+                            FFRTMP_MEDIA_CREDENTIALS_FILE=str(store.netrc), **agent_settings)
+            agents[name] = start_agent(tmp, master, name, env=env, wait_ready=False)
+        for name, agent in agents.items():
+            await_ready(agent, 60, f"agent {name}")
     except BaseException:
         for agent in agents.values():
             stop_process(agent.proc, signal.SIGKILL)
@@ -109,8 +114,9 @@ def start_split_farm(tmp: Path, store: WebDavStore) -> SplitFarm:
 
 
 @contextmanager
-def split_farm_on(tmp: Path, store: WebDavStore) -> Iterator[SplitFarm]:
-    farm = start_split_farm(tmp, store)
+def split_farm_on(tmp: Path, store: WebDavStore, **agent_settings: str) -> Iterator[SplitFarm]:
+    """A started farm (``agent_settings``: FFRTMP_* overrides for both agents), stopped after."""
+    farm = start_split_farm(tmp, store, **agent_settings)
     try:
         yield farm
     finally:

@@ -241,6 +241,8 @@ def ssim(distorted: Path, reference: Path) -> Ssim:
 
 def ssim_problems(split: Path, unsplit: Path, frames: int) -> list[str]:
     score = ssim(split, unsplit)
+    print(f"{split.name}: {score.frames} frames, SSIM {score.average:.4f}, "  # shown with -s
+          f"worst frame {score.worst_frame}: {score.minimum:.4f}")
     problems = []
     if score.average < SSIM_FLOOR:
         problems.append(f"{split.name}: SSIM {score.average:.4f} < {SSIM_FLOOR} (worst frame "

@@ -93,10 +93,12 @@ def test_a_split_encode_is_the_unsplit_encode(split_farm: SplitFarm, kind: str, 
     split_media.make_source(place.file("in/src.mp4"), kind)
     unsplit_id = split_farm.submit(spec(place, "unsplit"))
     split_id = split_farm.submit({**spec(place, "split"), "split": {"segment_s": SEGMENT_S}})
+    assert split_farm.job(split_id)["step"] == "split", split_farm.job(split_id)
     for job_id in (split_id, unsplit_id):
         done = split_farm.wait_state(job_id, timeout=400)
         assert done["state"] == "succeeded", done
     plan = split_farm.plan(split_id)
+    print(f"plan: {plan}")  # shown with -s
     source = split_media.probe(place.file("in/src.mp4"))
     problems = split_media.plan_problems(plan, source, SEGMENT_S)
     for name in RUNGS:

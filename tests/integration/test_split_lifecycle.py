@@ -39,6 +39,13 @@ def split_farm(tmp_path: Path, webdav_store: WebDavStore) -> Iterator[SplitFarm]
         yield farm
 
 
+@pytest.fixture
+def one_slot_farm(tmp_path: Path, webdav_store: WebDavStore) -> Iterator[SplitFarm]:
+    """Agents of one slot each: a busy agent claims nothing, so no claim is cut by a kill."""
+    with split_farm_on(tmp_path, webdav_store, FFRTMP_SLOTS="1") as farm:
+        yield farm
+
+
 class Run:
     """One split job's source and outputs, in the store or on the media root."""
 
@@ -56,9 +63,11 @@ class Run:
         return root / self.name / path
 
     def submit(self) -> str:
-        return self.farm.submit({"input": self.url("in/src.mp4"), "split": {"segment_s": SEGMENT_S},
-                                 "outputs": [{"url": self.url(f"out/{name}"), **settings}
-                                             for name, settings in RUNGS.items()]})
+        parent_id = self.farm.submit({"input": self.url("in/src.mp4"), "split": {"segment_s": SEGMENT_S},
+                                      "outputs": [{"url": self.url(f"out/{name}"), **settings}
+                                                  for name, settings in RUNGS.items()]})
+        assert self.farm.job(parent_id)["step"] == "split", self.farm.job(parent_id)
+        return parent_id
 
     def workspace(self, parent_id: str) -> Path:
         return self.file(f"out/{WORKSPACE_MARK}{parent_id}")
@@ -106,6 +115,20 @@ def child_reason(farm: SplitFarm, child: dict[str, Any]) -> str:
     return str(farm.job(child["id"])["attempts"][-1]["result"]["reason"])
 
 
+def reran(farm: SplitFarm, parent_id: str) -> dict[str, list[tuple[int, str | None, str]]]:
+    """Children whose work ran more than once, or did not succeed: only an attempt that never
+    started (an assignment whose claim was cut by a restart, requeued by its lease) may come
+    before the one that succeeded."""
+    found = {}
+    for child in farm.children(parent_id):
+        attempts = farm.job(child["id"])["attempts"]
+        started_before = [a for a in attempts[:-1] if a["started_at"] is not None]
+        if started_before or not attempts or attempts[-1]["state"] != "succeeded":
+            found[f"{child['step']} {child['id']}"] = [(a["attempt"], a["started_at"], a["state"])
+                                                       for a in attempts]
+    return found
+
+
 def launched_once(farm: SplitFarm, parent_id: str) -> dict[str, int]:
     """Each wrapper-run child's launches, for those not launched exactly once."""
     counts = {f"{c['step']} {c['id']}": farm.launches(c["id"]) for c in farm.children(parent_id)
@@ -129,6 +152,7 @@ def test_parts_run_on_both_agents_listed_under_the_parent_and_leave_nothing(spli
     assert [s["spec"]["step"]["index"] for s in segments] == list(range(len(segments))), segments
     assert len(segments) == len(split_farm.plan(parent_id)["segments"]) >= 4
     assert {c["parent_id"] for c in children} == {parent_id}
+    assert [c["seq"] for c in children] == sorted(c["seq"] for c in children)  # oldest first
     assert all(c["state"] == "succeeded" and c["attempt"] == 1 for c in children), children
     names = split_farm.node_names()
     assert {names[s["node_id"]] for s in segments} == set(AGENTS), [(s["id"], s["node_id"]) for s in segments]
@@ -201,7 +225,9 @@ def test_cancel_mid_encode_reaches_every_part_and_leaves_the_store_clean(split_f
     assert any(c["state"] == "canceled" for c in parts), parts
     assert all(c["state"] in ("canceled", "succeeded") for c in parts), parts
     assert not any(c["step"] == "stitch" and c["state"] == "succeeded" for c in parts), parts
-    assert all(c["state"] == "succeeded" for c in children if c["step"] == "sweep"), children
+    sweeps = [c["state"] for c in children if c["step"] == "sweep"]
+    wrote = any(c["state"] == "succeeded" for c in parts)  # then there is a workspace to remove
+    assert sweeps == (["succeeded"] if wrote else []), children
     assert wait_until(lambda: ffmpeg_writing(split_farm, WORKSPACE_MARK) is None, 30, "no FFmpeg left")
     assert split_farm.leftovers() == []
     assert not run.file("out/r360.mp4").exists() and not run.file("out/r240.mp4").exists()
@@ -220,28 +246,34 @@ def test_a_master_restart_mid_split_loses_nothing(split_farm: SplitFarm) -> None
     split_farm.restart_master()
     done = split_farm.wait_state(parent_id, DEADLINE_S)
     assert done["state"] == "succeeded", (done, reason(done))
-    assert {c["attempt"] for c in split_farm.children(parent_id)} == {1}
+    assert reran(split_farm, parent_id) == {}
     assert launched_once(split_farm, parent_id) == {}
     assert run.output_problems(parent_id) == []
     assert split_farm.leftovers() == []
 
 
-def test_an_agent_killed_and_restarted_mid_split_loses_nothing(split_farm: SplitFarm) -> None:
-    run = Run(split_farm)
+def test_an_agent_killed_and_restarted_mid_split_loses_nothing(one_slot_farm: SplitFarm) -> None:
+    """The agent is killed while FFmpeg encodes a segment for it, its one slot busy: the
+    wrapper follows the encode on, and the agent started again delivers it. (Killed between
+    writing launched.json and its wrapper's first record, an agent restarted reports that
+    child lost track of, by the rule that nothing is started twice: not what this checks.)"""
+    farm, victim = one_slot_farm, AGENTS[0]
+    run = Run(farm)
     parent_id = run.submit()
-    victim = AGENTS[0]
+    work = str(farm.work_dir(victim))
 
-    def on_victim() -> list[dict[str, Any]]:
-        names = split_farm.node_names()
-        return [c for c in running(split_farm, parent_id) if names.get(c["node_id"]) == victim]
+    def encoding_on_victim() -> list[dict[str, Any]]:
+        names = farm.node_names()
+        mine = [c for c in running(farm, parent_id) if names.get(c["node_id"]) == victim]
+        return [c for c in mine if ffmpeg_writing(farm, f"{work}/{c['id']}.")]
 
-    [segment, *_] = wait_until(on_victim, DEADLINE_S, f"a segment running on {victim}")
-    split_farm.kill_agent(victim)
-    split_farm.start_agent(victim)
-    done = split_farm.wait_state(parent_id, DEADLINE_S)
+    [segment] = wait_until(encoding_on_victim, DEADLINE_S, f"a segment encoding on {victim}")
+    farm.kill_agent(victim)
+    farm.start_agent(victim)
+    done = farm.wait_state(parent_id, DEADLINE_S)
     assert done["state"] == "succeeded", (done, reason(done))
-    assert {c["attempt"] for c in split_farm.children(parent_id)} == {1}
-    assert split_farm.job(segment["id"])["state"] == "succeeded"
-    assert launched_once(split_farm, parent_id) == {}
+    assert reran(farm, parent_id) == {}
+    assert farm.job(segment["id"])["attempt"] == 1
+    assert launched_once(farm, parent_id) == {}
     assert run.output_problems(parent_id) == []
-    assert split_farm.leftovers() == []
+    assert farm.leftovers() == []
