@@ -145,6 +145,17 @@ class LocalJob:
         return read_object(path, WRAPPER_KEYS) if path.exists() else None
 
 
+def _since_launch_s(job: LocalJob) -> float:
+    """How long ago the wrapper was started; read from ``launched.json`` after a restart, so a
+    wrapper still starting when the agent died is given the same grace as one just spawned."""
+    if job.child is not None:
+        return time.monotonic() - job.launched_at
+    try:
+        return time.time() - job.files.launched.stat().st_mtime
+    except OSError:
+        return float("inf")
+
+
 def expected_duration_s(spec: JobSpec) -> float | None:
     """The output's length when known, for progress percentages (ffprobe for file inputs)."""
     if spec.step is not None and spec.step.kind in RUN_BY_AGENT:
@@ -380,7 +391,7 @@ class JobTable:
         if job.finished:
             return
         if state is None:
-            if job.child is None or time.monotonic() - job.launched_at > WRAPPER_START_GRACE_S:
+            if _since_launch_s(job) > WRAPPER_START_GRACE_S:
                 self._record_lost(job, None)
             return
         if procinfo.alive(state["wrapper_pid"], state.get("wrapper_start_ticks")):
