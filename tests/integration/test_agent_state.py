@@ -97,6 +97,8 @@ def test_unreadable_job_directories_are_quarantined_and_reported(master_proc: Ma
         corrupt(dirs[name])
     _assignment_without("attempt_token")(dirs["no_token"])
     (agent.state_dir / "jobs" / "not-a-job").mkdir()
+    cut_short = agent.state_dir / "jobs" / "j-0badc1a1m000.1"  # prepare() died after its mkdir
+    cut_short.mkdir()
 
     again = start_agent(tmp_path, master_proc, env=env)
     try:
@@ -121,6 +123,7 @@ def test_unreadable_job_directories_are_quarantined_and_reported(master_proc: Ma
         assert quarantine == expected
         assert job(master_proc, assignments["no_token"]["job_id"])["state"] in ("running", "lost")
         assert "not-a-job" in again.output()
+        assert not cut_short.exists() and "removed the empty job directory j-0badc1a1m000.1" in again.output()
         assert wait_final(master_proc, quick_job(master_proc, "after"))["state"] == "succeeded"
         assert again.proc.poll() is None
     finally:

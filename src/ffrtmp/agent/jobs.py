@@ -45,6 +45,7 @@ from ffrtmp.layout import JobDir, StateDir
 from ffrtmp.logs import fields
 from ffrtmp.progress import read_progress
 from ffrtmp.urls import redact_text
+from ffrtmp.validation import JOB_ID
 from ffrtmp.wrapper import procinfo
 from ffrtmp.wrapper.cmdline import WrapperCall
 from ffrtmp.wrapper.result import (
@@ -143,6 +144,14 @@ class LocalJob:
         """None until the wrapper has written wrapper.json; Unreadable when it is corrupt."""
         path = self.files.wrapper_json
         return read_object(path, WRAPPER_KEYS) if path.exists() else None
+
+
+def _claim_cut_short(directory: Path) -> bool:
+    """An attempt's directory with nothing in it: made by ``prepare``, which died before
+    ``assignment.json`` landed. Nothing ran, and nothing here can say which job it was."""
+    job_id, _, attempt = directory.name.rpartition(".")
+    return (attempt.isdigit() and JOB_ID.pattern.fullmatch(job_id) is not None
+            and directory.is_dir() and not any(directory.iterdir()))
 
 
 def _since_launch_s(job: LocalJob) -> float:
@@ -333,6 +342,11 @@ class JobTable:
                 continue
             except OSError:
                 pass
+            if _claim_cut_short(directory):
+                directory.rmdir()
+                log.info("removed the empty job directory %s: the agent stopped before it recorded"
+                         " the claim (the lease returns the job to the queue)", directory.name)
+                continue
             try:
                 data = read_object(JobDir(directory).assignment, ASSIGNMENT_KEYS)
             except Unreadable as exc:
