@@ -165,6 +165,18 @@ class PinnedFarm:
             raise harness.BenchError(f"submit: {reply.status_code} {reply.text[:300]}")
         return str(reply.json()["job"]["id"]), submitted
 
+    def jobs_cpu(self) -> dict[str, float]:
+        """CPU seconds of every workload each agent has reaped so far (its children's times).
+
+        A wrapper reaps its FFmpeg and the agent reaps the wrapper (and its own ffprobe), so
+        the difference over a job is the exact CPU its workloads used on that node.
+        """
+        out = {}
+        for name, agent in self.agents.items():
+            times = psutil.Process(agent.proc.pid).cpu_times()
+            out[name] = times.children_user + times.children_system
+        return out
+
     def node_names(self) -> dict[str, str]:
         return {n["id"]: n["name"] for n in self.get("/api/v1/nodes")["nodes"]}
 
@@ -245,6 +257,22 @@ def wait_at_rest(farm: PinnedFarm, job_id: str, timeout_s: float) -> dict[str, A
         time.sleep(POLL_S)
 
 
+def wait_reaped(farm: PinnedFarm) -> dict[str, float]:
+    """The agents' children CPU once every wrapper they started is reaped (its times counted)."""
+    def unreaped() -> int:
+        count = 0
+        for agent in farm.agents.values():
+            for child in psutil.Process(agent.proc.pid).children():
+                with contextlib.suppress(psutil.Error):
+                    count += child.status() == psutil.STATUS_ZOMBIE or "wrapper" in child.cmdline()
+        return count
+
+    deadline = time.monotonic() + 10
+    while unreaped() and time.monotonic() < deadline:
+        time.sleep(POLL_S)
+    return farm.jobs_cpu()
+
+
 def children(farm: PinnedFarm, parent_id: str) -> list[dict[str, Any]]:
     """The parent's children (``?parent=``, oldest first), each with its attempts."""
     listed = farm.get("/api/v1/jobs", parent=parent_id, limit=500)["jobs"]
@@ -255,8 +283,10 @@ def run_round(farm: PinnedFarm, profile: Profile, source: str, tag: str, split: 
     """Submit one job, wait for it to succeed; its wall from submit to the master's finished_at."""
     out_dir = farm.media / "out" / tag
     spec = job_spec(source, f"file://{out_dir}", profile, split)
+    cpu0 = farm.jobs_cpu()
     job_id, submitted = farm.submit(spec)
     job = wait_at_rest(farm, job_id, timeout_s=max(600.0, profile.duration_s * 20))
+    cpu = {name: round(s - cpu0[name], 3) for name, s in wait_reaped(farm).items()}
     if job["state"] != "succeeded":
         raise harness.BenchError(f"{tag}: job {job_id} {job['state']}: {job.get('reason') or job}")
     finished = parse_ts(job["finished_at"])
@@ -264,7 +294,7 @@ def run_round(farm: PinnedFarm, profile: Profile, source: str, tag: str, split: 
     left = sorted(p.name for p in out_dir.glob(".ffrtmp-split-*"))
     counts = {rung["name"]: frames(out_dir / rung["name"]) for rung in profile.ladder}
     round_: dict[str, Any] = {"job": job_id, "wall_s": round(finished - submitted, 3), "left_in_media": left,
-                              "outputs": counts}
+                              "outputs": counts, "cpu_s": cpu}
     if split:
         round_["children"] = [child_timing(c) for c in children(farm, job_id)]
         round_["phases"] = phases(round_["children"], submitted, finished)
@@ -416,11 +446,29 @@ def summarize(measured: dict[str, Any], source: Path, profile: Profile,
     ratios = [r["ratio"] for r in rounds]
     seg_nodes = sorted({names.get(k["node_id"], k["node_id"]) for s in splits
                         for k in of_step(s["children"], "segment")})
-    return {"ratios": ratios, "ratio_median": round(harness.median(ratios), 4),
+    return {"ratios": ratios, "ratio_median": round(harness.median(ratios), 4), "cpu": cpu_figures(rounds),
             "split_wall_median_s": round(harness.median([s["wall_s"] for s in splits]), 3),
             "unsplit_wall_median_s": round(harness.median([r["unsplit"]["wall_s"] for r in rounds]), 3),
             "unsplit_runtime_median_s": round(unsplit_runtime, 3), "segment_nodes": seg_nodes,
             "fixed": fixed, "model": {str(n): model(fixed, n) for n in (1, 2, 4, 8, 16)}}
+
+
+def cpu_figures(rounds: list[dict[str, Any]]) -> dict[str, float]:
+    """The work in CPU seconds, which other load on the machine does not change (medians).
+
+    ``work_ratio``: all the split's workloads over the unsplit encode (what splitting adds);
+    ``cpu_bound_ratio``: the busier node's CPU over the unsplit encode's, the wall ratio two
+    otherwise idle cores would give but for the hand-overs between parts.
+    """
+    split = [sum(r["split"]["cpu_s"].values()) for r in rounds]
+    busiest = [max(r["split"]["cpu_s"].values()) for r in rounds]
+    unsplit = [sum(r["unsplit"]["cpu_s"].values()) for r in rounds]
+    def ratio(part: list[float]) -> float:
+        return round(harness.median([a / b for a, b in zip(part, unsplit, strict=True) if b]), 4)
+
+    return {"split_s": round(harness.median(split), 2), "unsplit_s": round(harness.median(unsplit), 2),
+            "split_busiest_node_s": round(harness.median(busiest), 2),
+            "work_ratio": ratio(split), "cpu_bound_ratio": ratio(busiest)}
 
 
 def run(profile: Profile, *, log: harness.Log = print, workdir: Path | None = None,
@@ -487,7 +535,11 @@ def render(result: dict[str, Any]) -> str:
 
 def render_fixed(s: dict[str, Any]) -> list[str]:
     f, seam = s["fixed"], s["fixed"]["seam_alignment"]
+    c = s["cpu"]
     return [f"segments S = {f['segments']} on nodes {', '.join(s['segment_nodes'])}",
+            f"workload CPU s: split {c['split_s']:.2f} (busier node {c['split_busiest_node_s']:.2f}), "
+            f"unsplit {c['unsplit_s']:.2f}; work ratio {c['work_ratio']:.3f}, "
+            f"CPU-bound ratio {c['cpu_bound_ratio']:.3f}",
             f"t_seg (FFmpeg per segment, median) {f['t_seg_s']:.3f} s; "
             f"unsplit FFmpeg {s['unsplit_runtime_median_s']:.2f} s",
             f"c_seg = start-up {f['startup_s']:.3f} + finish {f['finish_s']:.3f} + gap {f['gap_s']:.3f}"

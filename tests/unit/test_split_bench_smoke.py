@@ -38,6 +38,7 @@ def test_tiny_run_reports_every_figure(tmp_path: Path) -> None:
     steps = [k["step"] for k in split["children"]]
     assert steps[0] == "plan" and steps.count("segment") >= 2 and steps.count("audio") == 1
     assert steps.count("stitch") == 1 and all(k["state"] == "succeeded" for k in split["children"])
+    assert all(cpu > 0 for cpu in split["cpu_s"].values()) and sum(unsplit["cpu_s"].values()) > 0
     assert sum(split["phases"].values()) == pytest.approx(split["wall_s"], abs=0.01)
 
     summary = result["summary"]
@@ -46,6 +47,8 @@ def test_tiny_run_reports_every_figure(tmp_path: Path) -> None:
     assert fixed["segments"] >= 2 and fixed["t_seg_s"] > 0 and fixed["c_seg_s"] > 0
     assert fixed["plan_s"] > 0 and fixed["audio_s"] > 0 and fixed["stitch_s"] > 0
     assert fixed["seam_alignment"]["first_frame_at_0_s"] > 0
+    cpu = summary["cpu"]
+    assert cpu["work_ratio"] > 0 and 0 < cpu["cpu_bound_ratio"] <= cpu["work_ratio"]
     assert set(summary["model"]) == {"1", "2", "4", "8", "16"}
 
     for core, name in zip(cores, (f"node{c}" for c in cores), strict=True):
