@@ -317,17 +317,26 @@ def test_lists_show_top_level_jobs_unless_asked_and_purge_takes_a_family(farm: F
     assert farm.store.list_jobs(children=True)[0] == []
 
 
-def test_purge_waits_for_every_child_of_a_failed_parent(farm: Farm) -> None:
+def test_retention_gives_up_a_failed_split_by_its_sweep_then_purges_it(farm: Farm) -> None:
     parent_id = farm.submit()
     farm.run_plan(parent_id)
     farm.claim()
     segments = farm.of(parent_id, Step.SEGMENT)
     farm.report(segments[0]["id"], "failed")
-    assert farm.store.purge_finished(1, now=farm.now() + 2 * 86400) == 0
+    later = farm.now() + 2 * 86400
+    assert farm.store.purge_finished(1, now=later) == 0  # its parts still run: nothing happens
+    assert not farm.job(parent_id)["cancel_requested"] and not farm.of(parent_id, Step.SWEEP)
     for child in farm.children(parent_id):
         if child["state"] == JobState.RUNNING:
             farm.report(child["id"])
-    assert farm.store.purge_finished(1, now=farm.now() + 2 * 86400) == 1
+    # failed, holding the intermediates of its succeeded parts: given up, not deleted
+    assert farm.store.purge_finished(1, now=later) == 0
+    assert farm.job(parent_id)["cancel_requested"]
+    (sweep,) = farm.of(parent_id, Step.SWEEP)
+    assert farm.claim() == [sweep["id"]]
+    farm.report(sweep["id"])
+    assert farm.job(parent_id)["state"] == JobState.CANCELED
+    assert farm.store.purge_finished(1, now=later + 2 * 86400) == 1
     assert farm.store.list_jobs(children=True)[0] == []
 
 

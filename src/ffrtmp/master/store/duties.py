@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 
-from ffrtmp.contract import FINAL, AttemptEnd, JobState, NodeStatus
+from ffrtmp.contract import FINAL, AttemptEnd, JobState, NodeStatus, Step
 from ffrtmp.logs import fields
 from ffrtmp.master.store.records import end_lost, transition
 from ffrtmp.master.store.sqltext import in_list
@@ -17,7 +17,10 @@ from ffrtmp.master.store.transactions import SqlCore, after_commit, log
 
 _FINAL_STATES = in_list(FINAL)
 # Top-level jobs final before the cutoff whose children (a split job's) are all final too.
+# A failed split job still holds intermediates for a retry: retention first gives it up
+# (``_retire``: it is swept and canceled), and purges it a retention period later.
 _PURGEABLE = (f"SELECT p.id FROM jobs p WHERE p.parent_id IS NULL AND p.state IN {_FINAL_STATES}"
+              f" AND NOT (p.step = '{Step.SPLIT.value}' AND p.state = '{JobState.FAILED.value}')"
               f" AND p.finished_at < ? AND NOT EXISTS (SELECT 1 FROM jobs c WHERE c.parent_id = p.id"
               f" AND c.state NOT IN {_FINAL_STATES})")
 
@@ -84,6 +87,7 @@ class DutiesMixin(SqlCore):
         now = time.time() if now is None else now
         with self._tx() as conn:
             cutoff = (now - retention_days * 86400,)
+            self._retire(conn, cutoff[0], now)
             conn.execute(f"DELETE FROM jobs WHERE parent_id IN ({_PURGEABLE})", cutoff)
             count = conn.execute(f"DELETE FROM jobs WHERE id IN ({_PURGEABLE})", cutoff).rowcount
         if count:

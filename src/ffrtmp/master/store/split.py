@@ -42,6 +42,7 @@ from ffrtmp.validation import FieldError
 
 # An attempt a retry fences off: its token then gets 409 (stale).
 LIVE_ATTEMPTS = in_list(SETTLES_LATE)
+_FINAL = in_list(FINAL)
 
 
 class SplitMixin(SqlCore):
@@ -129,6 +130,21 @@ class SplitMixin(SqlCore):
         after_commit(logging.INFO, "job %s: cancel requested for the split job and its parts",
                      parent_id, extra=fields(job=parent_id))
         touch(parent_id, now)
+
+    def _retire(self, conn: Conn, cutoff: float, now: float) -> None:
+        """A split job failed since before ``cutoff``, every part final, is given up as its
+        cancel would: the sweep removes the intermediates it kept for a retry (the master holds
+        no store credentials), and the parent, canceled, is purged a retention period later."""
+        rows = conn.execute(
+            "SELECT p.id FROM jobs p WHERE p.parent_id IS NULL AND p.step = ? AND p.state = ?"
+            " AND p.cancel_requested = 0 AND p.finished_at < ? AND NOT EXISTS (SELECT 1 FROM"
+            f" jobs c WHERE c.parent_id = p.id AND c.state NOT IN {_FINAL})",
+            (Step.SPLIT.value, JobState.FAILED.value, cutoff)).fetchall()
+        for row in rows:
+            after_commit(logging.INFO, "job %s: failed for the whole retention period; its"
+                         " intermediates are removed and it is canceled", row["id"],
+                         extra=fields(job=row["id"]))
+            self._cancel_split(conn, row["id"], now)
 
     def _retry_split(self, conn: Conn, parent_id: str, now: float) -> None:
         """Re-run only the children that did not succeed and hold no node; the rest stay."""

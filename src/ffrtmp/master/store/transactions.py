@@ -62,6 +62,10 @@ class SqlCore:
     def _settle(self, conn: Conn, touched: dict[str, float]) -> None:
         """Advance what the changes to ``touched`` (job id -> when) imply; nothing by default."""
 
+    def _retire(self, conn: Conn, cutoff: float, now: float) -> None:
+        """Before retention purges what ended before ``cutoff``: give up what must be undone
+        first (a failed split's intermediates); nothing by default."""
+
     def _settle_touched(self, conn: Conn) -> None:
         """Settle until a round touches nothing new; a loop past ``SETTLE_ROUNDS`` is a bug."""
         for _ in range(SETTLE_ROUNDS):
