@@ -92,7 +92,7 @@ def test_a_bad_plan_is_refused_and_changes_nothing(api: Api) -> None:
     node.post(url, json=result_body(a, plan=PLAN))
     node.post(url, json=result_body(a, plan=PLAN))  # delivered twice: the same answer
     parts = listed(api, f"?parent={parent_id}")
-    assert [p["step"] for p in parts] == ["plan", "segment", "segment", "segment", "segment", "audio"]
+    assert [p["step"] for p in parts] == ["plan", "audio", "segment", "segment", "segment", "segment"]
     assert api.get(f"/api/v1/jobs/{a['job_id']}").get_json()["job"]["attempts"][0]["result"][
         "plan"] == PLAN
 

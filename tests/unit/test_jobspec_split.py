@@ -458,13 +458,13 @@ def test_the_plan_child_probes_the_parents_input() -> None:
     assert "split" not in made.spec
 
 
-def test_the_part_children_encode_every_cut_for_every_rung_then_the_audio() -> None:
+def test_the_part_children_encode_the_audio_then_every_cut_for_every_rung() -> None:
     doc = parent(outputs=[out("store:///out/film/index.m3u8", encoder_preset="fast"),
                           out("store:///out/film/lo.mp4", "h264-480p"),
                           out("store:///out/film/mid.mkv", "h264-720p", size="960x540")])
-    made = jobspec.part_children(doc, PARENT, STORE_WS, Plan.from_dict(PLAN))
-    assert [c.step for c in made] == [Step.SEGMENT] * 3 + [Step.AUDIO]
-    for index, part in enumerate(made[:3]):
+    audio_part, *segments = jobspec.part_children(doc, PARENT, STORE_WS, Plan.from_dict(PLAN))
+    assert [c.step for c in (audio_part, *segments)] == [Step.AUDIO] + [Step.SEGMENT] * 3
+    for index, part in enumerate(segments):
         spec = parsed(part)
         assert spec.step == SegmentStep(PARENT, STORE_WS, index, PLAN["segments"][index]["start_s"],
                                         PLAN["segments"][index]["frames"],
@@ -475,12 +475,12 @@ def test_the_part_children_encode_every_cut_for_every_rung_then_the_audio() -> N
             {k: v for k, v in o.items() if k != "url"} for o in doc["outputs"]]
         assert all(part.spec[key] == doc[key] for key in KEPT)
         assert part.capabilities == ("gpu", "libx264")
-    audio = parsed(made[3])
+    audio = parsed(audio_part)
     assert audio.step == AudioStep(PARENT, STORE_WS, 34.0)
-    assert [o["url"] for o in made[3].spec["outputs"]] == [f"{STORE_WS}/audio.a0.mp4",
-                                                           f"{STORE_WS}/audio.a1.mp4"]
-    assert [o["preset"] for o in made[3].spec["outputs"]] == ["h264-720p", "h264-480p"]
-    assert made[3].capabilities == ("aac", "gpu")
+    assert [o["url"] for o in audio_part.spec["outputs"]] == [f"{STORE_WS}/audio.a0.mp4",
+                                                              f"{STORE_WS}/audio.a1.mp4"]
+    assert [o["preset"] for o in audio_part.spec["outputs"]] == ["h264-720p", "h264-480p"]
+    assert audio_part.capabilities == ("aac", "gpu")
 
 
 def test_a_source_without_audio_has_no_audio_child_and_a_stitch_without_tracks() -> None:

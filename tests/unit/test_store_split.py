@@ -192,9 +192,10 @@ def test_a_lost_segment_makes_the_parent_lost_and_its_late_result_settles_it(far
     parent_id = farm.submit()
     farm.run_plan(parent_id)
     segments, (audio,) = farm.of(parent_id, Step.SEGMENT), farm.of(parent_id, Step.AUDIO)
-    assert farm.claim(0, slots=1) == [segments[0]["id"]]
-    farm.claim(1)  # node-b runs the other parts
-    for child in [*segments[1:], audio]:
+    assert farm.claim(0, slots=2) == [audio["id"], segments[0]["id"]]  # the audio is first
+    farm.report(audio["id"])
+    farm.claim(1)  # node-b runs the other segments
+    for child in segments[1:]:
         farm.report(child["id"])
     farm.store.heartbeat(farm.nodes[1], [], now=farm.now() + 100)
     lost = farm.store.mark_offline(30, now=farm.now() + 100)
@@ -230,15 +231,15 @@ def test_cancel_cancels_queued_parts_at_once_and_sweeps_after_the_running_ones(f
     parent_id = farm.submit()
     farm.run_plan(parent_id)
     segments, (audio,) = farm.of(parent_id, Step.SEGMENT), farm.of(parent_id, Step.AUDIO)
-    assert farm.claim(slots=2) == [c["id"] for c in segments[:2]]  # the rest stay queued
+    assert farm.claim(slots=2) == [audio["id"], segments[0]["id"]]  # the rest stay queued
     farm.report(segments[0]["id"])
     parent = farm.store.cancel_job(parent_id)
     assert parent["cancel_requested"] and parent["state"] == JobState.RUNNING
     states = {c["id"]: (c["state"], c["cancel_requested"]) for c in farm.children(parent_id)}
-    assert states[segments[1]["id"]] == (JobState.RUNNING, True)
-    assert [states[c["id"]][0] for c in (segments[2], segments[3], audio)] == [JobState.CANCELED] * 3
+    assert states[audio["id"]] == (JobState.RUNNING, True)
+    assert [states[c["id"]][0] for c in segments[1:]] == [JobState.CANCELED] * 3
     assert farm.of(parent_id, Step.SWEEP) == []
-    farm.report(segments[1]["id"], "canceled", reason="canceled")
+    farm.report(audio["id"], "canceled", reason="canceled")
     (sweep,) = farm.of(parent_id, Step.SWEEP)  # segment 0 left its video in the workspace
     assert sweep["spec"]["outputs"] == [] and farm.job(parent_id)["state"] == JobState.RUNNING
     assert farm.job(parent_id)["progress"]["stage"] == "sweep"
@@ -305,7 +306,7 @@ def test_lists_show_top_level_jobs_unless_asked_and_purge_takes_a_family(farm: F
     everything, _ = farm.store.list_jobs(children=True, limit=500)
     assert len(everything) == 2 + 1 + 5
     kids = farm.children(parent_id)
-    assert [c["step"] for c in kids] == ["plan", *["segment"] * 4, "audio"]  # oldest first
+    assert [c["step"] for c in kids] == ["plan", "audio", *["segment"] * 4]  # oldest first
     on_node, _ = farm.store.list_jobs(node_id=farm.nodes[0])  # a node runs parts, not parents
     assert [j["id"] for j in on_node] == [kids[0]["id"]]
     page, cursor = farm.store.list_jobs(parent_id=parent_id, limit=4)

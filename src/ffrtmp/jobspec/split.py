@@ -159,19 +159,24 @@ def plan_child(parent_doc: Mapping[str, Any], parent_id: str, workspace: str) ->
 
 def part_children(parent_doc: Mapping[str, Any], parent_id: str, workspace: str,
                   plan: Plan) -> tuple[Child, ...]:
-    """One segment child per cut (every rung in one decode), then the audio child if any."""
+    """The audio child if any, then one segment child per cut (every rung in one decode).
+
+    The audio comes first because parts are claimed oldest first: queued last, it would start
+    only when a node had finished its last segment and then run alone while the others idle.
+    """
     rungs = list(parent_doc["outputs"])
-    children = [
-        _child(parent_doc,
-               [_renamed(out, f"{workspace}/{segment_name(index, rung)}")
-                for rung, out in enumerate(rungs)],
-               SegmentStep(parent_id, workspace, index, cut.start_s, cut.frames, cut.duration_s))
-        for index, cut in enumerate(plan.segments)]
+    children = []
     if plan.audio:
         tracks = [_renamed(out, f"{workspace}/{audio_name(track)}")
                   for track, out in enumerate(_first_of_each_track(rungs))]
         children.append(_child(parent_doc, tracks, AudioStep(parent_id, workspace,
                                                              plan.duration_s)))
+    children += [
+        _child(parent_doc,
+               [_renamed(out, f"{workspace}/{segment_name(index, rung)}")
+                for rung, out in enumerate(rungs)],
+               SegmentStep(parent_id, workspace, index, cut.start_s, cut.frames, cut.duration_s))
+        for index, cut in enumerate(plan.segments)]
     return tuple(children)
 
 
