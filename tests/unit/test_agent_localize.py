@@ -74,7 +74,7 @@ def split_children(output_dir: str) -> dict[str, dict]:
         {"url": f"{output_dir}/b.mp4", "preset": "h264-360p"}]}, ROOTS)
     doc, place = parent.to_dict(), workspace(workspace_base(parent), PARENT)
     plan = Plan.from_dict(PLAN)
-    segment, _, audio = part_children(doc, PARENT, place, plan)
+    audio, segment, _ = part_children(doc, PARENT, place, plan)
     return {"plan": plan_child(doc, PARENT, place).spec, "segment": segment.spec,
             "audio": audio.spec, "stitch": stitch_child(doc, PARENT, place, plan).spec,
             "sweep": sweep_child(doc, PARENT, place).spec}
@@ -120,3 +120,14 @@ def test_a_sweep_reads_nothing_and_keeps_its_workspace() -> None:
     spec = parse(split_children("store:///out")["sweep"], ROOTS)
     placed = localize(spec, WorkDir(Path("/w")).job("j-w", 1))
     assert placed.reads() == () and placed.step == spec.step
+
+
+@pytest.mark.parametrize(("kind", "probed"), [("segment", False), ("audio", False),
+                                               ("stitch", True)])
+def test_only_the_final_outputs_are_probed_for_their_records(kind: str, probed: bool) -> None:
+    """Intermediates are recorded by size and checksum only: ffprobe is for what users get."""
+    from ffrtmp.agent.delivery import plan
+
+    scratch = WorkDir(Path("/w")).job("j-1", 1)
+    placed = localize(parse(split_children("store:///out")[kind], ROOTS), scratch)
+    assert {output.probed for output in plan(placed, lambda url: url)} == {probed}

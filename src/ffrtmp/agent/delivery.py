@@ -17,7 +17,7 @@ from urllib.parse import urljoin
 
 from ffrtmp.agent.ffmpeg import probe_duration_s, probe_video_size
 from ffrtmp.files import read_json, write_json_atomic
-from ffrtmp.jobspec import HlsSink, JobSpec
+from ffrtmp.jobspec import AudioStep, HlsSink, JobSpec, SegmentStep
 from ffrtmp.media.digests import sha256_hex
 from ffrtmp.urls import redact
 
@@ -36,6 +36,7 @@ class Output:
     file: Path  # what the record describes
     upload: str | None  # the resolved URL of ``file``, when it is uploaded
     hls: bool
+    probed: bool = True  # whether the record says what ffprobe sees (not for intermediates)
 
     def pieces(self) -> list[Piece]:
         """The objects to upload, in order; read when the upload starts (segments exist then)."""
@@ -49,9 +50,15 @@ class Output:
 
 
 def plan(spec: JobSpec, resolve: Callable[[str], str]) -> list[Output]:
-    """The outputs of a localized spec that are files (a live push has nothing to record)."""
+    """The outputs of a localized spec that are files (a live push has nothing to record).
+
+    A split job's segments and audio are intermediates only the stitch reads: their records
+    keep the bytes and checksum but skip ffprobe, two runs per file that made up most of a
+    segment's hand-over time.
+    """
+    probed = not isinstance(spec.step, SegmentStep | AudioStep)
     return [Output(out.url, Path(out.path), resolve(out.upload) if out.upload else None,
-                   isinstance(out, HlsSink))
+                   isinstance(out, HlsSink), probed)
             for out in spec.outputs if out.path is not None]
 
 
@@ -63,9 +70,11 @@ def playlist_entries(playlist: Path) -> list[str]:
 
 def record(output: Output) -> dict[str, Any]:
     """What the result says about an output: its size, checksum, and what ffprobe sees."""
+    path = str(output.file)
     return {"url": redact(output.url), "bytes": output.file.stat().st_size,
-            "sha256": sha256_hex(output.file), "duration_s": probe_duration_s(str(output.file)),
-            "size": probe_video_size(str(output.file))}
+            "sha256": sha256_hex(output.file),
+            "duration_s": probe_duration_s(path) if output.probed else None,
+            "size": probe_video_size(path) if output.probed else None}
 
 
 @dataclass
