@@ -93,7 +93,9 @@ def _unsplit(root: Path, doc: dict[str, object], work: Path) -> None:
     _run(_spec(root, whole), work)
 
 
-@pytest.mark.parametrize("kind", ["gop2s", "gop37", "bframes", "open-gop"])
+# One source here: the farm tests (test_split_correctness) run every kind through agents; this
+# one, open GOPs (leading B-frames refer to the GOP before the cut), pins the argv alone.
+@pytest.mark.parametrize("kind", ["open-gop"])
 def test_split_encode_equals_the_unsplit_one(tmp_path: Path, kind: str) -> None:
     root = tmp_path / "media"
     source = make_source(root / "in" / f"{kind}.mp4", kind)
