@@ -146,7 +146,9 @@ def test_show_of_a_parent_has_the_split_and_its_parts(farm: Ops) -> None:
     assert rows[a["job_id"]][2:4] == ["running", node.id]
     assert sorted(r[:2] for r in rows.values()) == [
         ["audio", "-"], ["plan", "-"], ["segment", "0"], ["segment", "1"]]
-    assert f"  part of   {parent_id} (segment" in "\n".join(show(farm, a["job_id"]))
+    assert f"  part of   {parent_id} (audio)" in show(farm, a["job_id"])  # claimed first
+    segment = next(i for i, r in rows.items() if r[:2] == ["segment", "1"])
+    assert f"  part of   {parent_id} (segment 1)" in show(farm, segment)
     assert farm("jobs", "show", parent_id, "--json").json() == farm.api("GET", f"/api/v1/jobs/{parent_id}")
 
 
