@@ -20,7 +20,7 @@ from ffrtmp.contract import FINAL
 from ffrtmp.files import read_json
 from tests.helpers import wait_until
 from tests.integration.test_media_plane import Farm, farm_on, landed
-from tests.webdav import start_webdav
+from tests.webdav import WebDavStore, start_webdav
 
 SECONDS, RATE = 4, 25
 FRAMES = SECONDS * RATE
@@ -129,15 +129,21 @@ def test_a_sweep_removes_the_workspace_of_a_canceled_split(farm: Farm, where: st
     assert not any(held.rglob("seg-*"))
 
 
+def _running_plan(farm: Farm, store: WebDavStore) -> tuple[str, dict[str, Any]]:
+    """A split job of a store source, once its plan runs: the parent's id and the plan child."""
+    make_source(store.path("/in/film.mp4"))
+    parent = farm.submit({"input": "store:///in/film.mp4", "split": {"segment_s": 1},
+                          "outputs": rungs("store:///out")})
+    plan = wait_until(lambda: (c := child(farm, parent, "plan"))["state"] == "running" and c,
+                      60, "the plan to run")
+    return parent, plan
+
+
 def test_a_plan_cut_by_an_agent_restart_is_run_again_in_the_same_attempt(tmp_path: Path) -> None:
     """A probe is a message, not work: the restarted agent stages the rest and probes again."""
     store = start_webdav(tmp_path, download_bytes_per_s=16_384)  # staging takes seconds
     with farm_on(tmp_path, store) as farm:
-        make_source(store.path("/in/film.mp4"))
-        parent = farm.submit({"input": "store:///in/film.mp4", "split": {"segment_s": 1},
-                              "outputs": rungs("store:///out")})
-        plan = wait_until(lambda: (c := child(farm, parent, "plan"))["state"] == "running" and c,
-                          60, "the plan to run")
+        parent, plan = _running_plan(farm, store)
         part = farm.scratch(plan["id"]) / "inbox" / "film.mp4.part"
         wait_until(part.exists, 30, "the staging to begin")
         farm.agent.proc.kill()
@@ -155,11 +161,7 @@ def test_a_plan_cut_by_an_agent_restart_is_run_again_in_the_same_attempt(tmp_pat
 def test_a_running_plan_is_canceled_with_its_split(tmp_path: Path) -> None:
     store = start_webdav(tmp_path, download_bytes_per_s=8192)  # staging outlasts a heartbeat
     with farm_on(tmp_path, store) as farm:
-        make_source(store.path("/in/film.mp4"))
-        parent = farm.submit({"input": "store:///in/film.mp4", "split": {"segment_s": 1},
-                              "outputs": rungs("store:///out")})
-        plan = wait_until(lambda: (c := child(farm, parent, "plan"))["state"] == "running" and c,
-                          60, "the plan to run")
+        parent, plan = _running_plan(farm, store)
         farm.master.session().post(f"{farm.master.url}/api/v1/jobs/{parent}/cancel",
                                    timeout=10).raise_for_status()
         assert wait_state(farm, parent, {"canceled"}, timeout=60)["state"] == "canceled"
