@@ -1,7 +1,7 @@
 """Logging to a file and to stdout, as every ffrtmp process does.
 
-The file handler is ``WatchedFileHandler``: after logrotate moves the file, the next record
-reopens the path, so no reload or ``copytruncate`` is needed. Under systemd
+The file handler (``RotatedFileHandler``) reopens the path after logrotate moves the file, so no
+reload or ``copytruncate`` is needed; it checks the path at most once a second, not per record. Under systemd
 (``JOURNAL_STREAM`` set) stdout lines start with ``<N>`` so journald records the priority and
 ``journalctl -p err`` works. Records about a job or node carry ``job=<id>`` and ``node=<id>``:
 pass ``extra=fields(job=..., node=...)``.
@@ -14,10 +14,10 @@ start a line of its own, whatever field or exception carries it.
 from __future__ import annotations
 
 import logging
-import logging.handlers
 import os
 import re
 import sys
+import time
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -82,6 +82,52 @@ class Formatter(logging.Formatter):
         return f"{iso_from_ts(record.created)} {text}"
 
 
+class RotatedFileHandler(logging.FileHandler):
+    """A file that logrotate may move (``create``, no ``copytruncate``), checked once a second.
+
+    ``logging.handlers.WatchedFileHandler`` stats the path before every record, a system call per
+    line on the master's hot path. This one stats it when a second has passed since the last
+    check: records written in between still go to the moved file, which logrotate leaves in
+    place until the next rotation (``delaycompress``), so no line is lost. (It also keeps
+    ``logging.handlers`` and its imports off the start-up path of short-lived processes.)
+    """
+
+    CHECK_S = 1.0
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, encoding="utf-8")
+        self._identity = self._stream_identity()
+        self._checked = time.monotonic()
+
+    def _stream_identity(self) -> tuple[int, int] | None:
+        if self.stream is None:
+            return None
+        st = os.fstat(self.stream.fileno())
+        return st.st_dev, st.st_ino
+
+    def _reopen_if_moved(self) -> None:
+        now = time.monotonic()
+        if now - self._checked < self.CHECK_S:
+            return
+        self._checked = now
+        try:
+            st = Path(self.baseFilename).stat()
+        except FileNotFoundError:
+            current = None
+        else:
+            current = (st.st_dev, st.st_ino)
+        if current != self._identity and self.stream is not None:
+            self.stream.flush()
+            self.stream.close()
+            self.stream = None  # as WatchedFileHandler does: _open() may fail
+            self.stream = self._open()
+            self._identity = self._stream_identity()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self._reopen_if_moved()
+        super().emit(record)
+
+
 def log_path(log_dir: str, component: str, filename: str) -> Path:
     """``<log_dir>/<component>/<filename>``, or ``./logs/…`` when that can't be written."""
     for base in (Path(log_dir), Path.cwd() / "logs"):
@@ -100,7 +146,7 @@ def setup(component: str, filename: str, *, log_dir: str, level: str = "info",
           stream: TextIO | None = None) -> Path:
     """Send the root logger to the component's file and to stdout; return the file's path."""
     path = log_path(log_dir, component, filename)
-    file_handler = logging.handlers.WatchedFileHandler(path, encoding="utf-8")
+    file_handler = RotatedFileHandler(path)
     file_handler.setFormatter(Formatter())
     _install([file_handler, _stdout(stream)], level)
     return path

@@ -55,25 +55,7 @@ def test_setup_replaces_earlier_handlers_instead_of_doubling_lines(tmp_path: Pat
     assert len(root_logger.handlers) == 2
 
 
-def test_a_file_moved_by_logrotate_is_reopened_without_a_reload(tmp_path: Path,
-                                                                root_logger: logging.Logger) -> None:
-    path = logs.setup("worker", "agent.log", log_dir=str(tmp_path), stream=io.StringIO())
-    log = logging.getLogger("ffrtmp.agent")
-    log.info("before rotation")
-    rotated = path.with_name("agent.log.1")
-    path.rename(rotated)  # what logrotate does without copytruncate
-    log.info("after rotation")
-    log.info("and again")
-    assert [line.split(": ", 1)[1] for line in lines(rotated)] == ["before rotation"]
-    assert [line.split(": ", 1)[1] for line in lines(path)] == ["after rotation", "and again"]
-
-
-def test_a_deleted_file_is_recreated(tmp_path: Path, root_logger: logging.Logger) -> None:
-    path = logs.setup("master", "master.log", log_dir=str(tmp_path), stream=io.StringIO())
-    logging.getLogger("m").info("one")
-    path.unlink()
-    logging.getLogger("m").info("two")
-    assert [line.split(": ", 1)[1] for line in lines(path)] == ["two"]
+# A moved or deleted file: tests/unit/test_logs_rotation.py (the path is checked once a second).
 
 
 def test_under_journald_stdout_lines_carry_the_priority(tmp_path: Path, root_logger: logging.Logger,
