@@ -12,6 +12,7 @@ import logging
 import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 from ffrtmp.master.store.errors import StoreUnavailable
@@ -31,7 +32,24 @@ def touch(job_id: str, now: float) -> None:
 
 def after_commit(level: int, *args: Any, extra: dict[str, Any] | None = None) -> None:
     """Log once the transaction running on this thread commits (never for one rolled back)."""
-    _deferred.lines.append((level, args, extra))
+    _deferred.open.lines.append((level, args, extra))
+
+
+@dataclass(eq=False)
+class _Open:
+    """The transaction open on a thread: what its savepoints add to it."""
+
+    durable: bool
+    conn: Any = None
+    lines: list[tuple[int, tuple[Any, ...], dict[str, Any] | None]] = field(default_factory=list)
+    depth: int = 0
+    spoiled: StoreUnavailable | None = None
+
+
+def open_durable() -> bool:
+    """Whether the transaction open on this thread must reach the disk when it commits."""
+    tx: _Open | None = getattr(_deferred, "open", None)
+    return tx is not None and tx.durable
 
 
 class SqlCore:
@@ -76,27 +94,103 @@ class SqlCore:
         raise RuntimeError(f"settling did not converge in {SETTLE_ROUNDS} rounds")
 
     def _read(self) -> Conn:
+        """This thread's connection for reads; inside a transaction, that transaction's, so a
+        read sees what the transaction wrote so far."""
+        tx: _Open | None = getattr(_deferred, "open", None)
+        if tx is not None:
+            conn: Conn = tx.conn
+            return conn
         with self._translated():
             return self._conn()
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Run every ``_tx`` this thread enters inside it as a SAVEPOINT of one transaction,
+        which commits once on leaving (durable if any of them was): one commit for many items.
+
+        A ``StoreError`` in one ``_tx`` rolls back only its savepoint and propagates; the caller
+        may catch it and go on. A ``StoreUnavailable`` spoils the batch: the rest of its ``_tx``
+        and the batch itself raise it, since the database may have dropped the whole
+        transaction. A batch inside a batch is part of the outer one.
+        """
+        if getattr(_deferred, "open", None) is not None:
+            yield
+            return
+        with self._outer(durable=False, batch=True):
+            yield
 
     @contextmanager
     def _tx(self, *, durable: bool = True) -> Iterator[Conn]:
         """One transaction; log lines about it are written after it commits, outside any lock.
 
-        A driver error that means "the database cannot write now" leaves as ``StoreUnavailable``
-        (503 with a named code), so every write path answers a full, read-only or busy
-        database the same way.
+        Inside another transaction on this thread (a ``batch``) it is a SAVEPOINT of it. A driver
+        error that means "the database cannot write now" leaves as ``StoreUnavailable`` (503
+        with a named code), so every write path answers a full, read-only or busy database the
+        same way.
         """
-        _deferred.lines, _deferred.touched = [], {}
-        try:
-            with self._translated(), self._transaction(durable) as conn:
+        tx: _Open | None = getattr(_deferred, "open", None)
+        if tx is not None:
+            with self._savepoint(tx, durable) as conn:
                 yield conn
+            return
+        with self._outer(durable=durable, batch=False) as conn:
+            yield conn
+
+    @contextmanager
+    def _outer(self, *, durable: bool, batch: bool) -> Iterator[Conn]:
+        """The thread's transaction: settled before it commits, its lines logged after."""
+        tx = _Open(durable=durable)
+        _deferred.open, _deferred.touched = tx, {}
+        try:
+            with self._translated(), self._transaction(durable or batch) as conn:
+                tx.conn = conn
+                yield conn
+                if tx.spoiled is not None:
+                    raise tx.spoiled
                 self._settle_touched(conn)
             self._note_failure(None)
-            for level, args, extra in _deferred.lines:
-                log.log(level, *args, extra=extra)
         finally:
-            _deferred.lines, _deferred.touched = [], {}
+            _deferred.open, _deferred.touched = None, {}
+        for level, args, extra in tx.lines:
+            log.log(level, *args, extra=extra)
+
+    @contextmanager
+    def _savepoint(self, tx: _Open, durable: bool) -> Iterator[Conn]:
+        """A nested ``_tx``: its changes, settling and lines go or stay together."""
+        if tx.spoiled is not None:
+            raise tx.spoiled
+        tx.depth += 1
+        name = f"ffrtmp_{tx.depth}"
+        outer_lines, outer_touched = tx.lines, _deferred.touched
+        tx.lines, _deferred.touched = [], {}
+        try:
+            with self._translated():
+                tx.conn.execute(f"SAVEPOINT {name}")
+                try:
+                    yield tx.conn
+                    self._settle_touched(tx.conn)
+                    tx.conn.execute(f"RELEASE {name}")
+                except BaseException as exc:
+                    self._roll_back_to(tx, name, exc)
+                    raise
+            outer_lines.extend(tx.lines)
+            tx.durable = tx.durable or durable
+        finally:
+            tx.depth -= 1
+            tx.lines, _deferred.touched = outer_lines, outer_touched
+
+    def _roll_back_to(self, tx: _Open, name: str, exc: BaseException) -> None:
+        """Undo one savepoint. If the database cannot (it dropped the whole transaction, as
+        SQLite does after some full-disk and I/O errors), spoil the transaction: nothing more
+        runs in it and it does not commit."""
+        try:
+            tx.conn.execute(f"ROLLBACK TO {name}")
+            tx.conn.execute(f"RELEASE {name}")
+        except Exception as undo:
+            code = self._unavailable_code(exc) if isinstance(exc, Exception) else None
+            tx.spoiled = (exc if isinstance(exc, StoreUnavailable)
+                          else StoreUnavailable(code, exc) if code is not None
+                          else StoreUnavailable("store_unavailable", undo))
 
     @contextmanager
     def _translated(self) -> Iterator[None]:
