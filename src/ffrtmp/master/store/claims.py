@@ -1,6 +1,16 @@
 """Dispatch: a node claims queued jobs it can run, in queue, priority and FIFO order.
 
-A split job itself is never claimed: its children are (``_NOT_SPLIT``).
+A claim costs the same at any queue depth. ``jobs_queued`` (schema 4) indexes only what a
+node may claim (queued, not a split job: its children are claimed instead), by capability
+set and then in dispatch order. A claim steps through the distinct capability sets by index
+seeks, keeps those the node can run, reads the head of each and merges them in dispatch
+order: a job the node cannot run never blocks the rest, and is never read one by one.
+
+The pick is a read, outside the write lock; a short write transaction then confirms it with
+updates that name the state and attempt they expect, so a job another claimer took meanwhile
+is passed over and picked again. A claim that finds nothing to run writes nothing. Where
+claimers run concurrently (PostgreSQL), the confirming transaction picks again with
+``FOR UPDATE SKIP LOCKED``, so concurrent claims pass each other instead of waiting.
 """
 
 from __future__ import annotations
@@ -8,79 +18,118 @@ from __future__ import annotations
 import json
 import secrets
 import time
+from collections.abc import Sequence
 
 from ffrtmp.contract import JobState, NodeStatus, Step
 from ffrtmp.master.store.ids import token_hash
 from ffrtmp.master.store.protocol import Assignment
-from ffrtmp.master.store.records import node_row, running_count, transition
+from ffrtmp.master.store.records import QUEUE_VERSION, node_row, running_count, transition
 from ffrtmp.master.store.rows import Conn, Row
 from ffrtmp.master.store.transactions import SqlCore
 
-_BATCH = 200  # queued jobs read per step while skipping those the node cannot run
-_NOT_SPLIT = f" AND step <> '{Step.SPLIT.value}'"  # a fixed name, never client text
+# jobs_queued's own condition, written as literals (fixed names, never client text): only
+# then may the planners use the partial index for a query
+CLAIMABLE = f"state = '{JobState.QUEUED.value}' AND step <> '{Step.SPLIT.value}'"
+# the next capability set with a claimable job after ``?`` ('' sorts before every set)
+NEXT_SET = (f"SELECT capabilities FROM jobs WHERE {CLAIMABLE} AND capabilities > ?"
+            " ORDER BY capabilities LIMIT 1")
+# the first ``?`` claimable jobs of one capability set, in dispatch order
+HEADS = ("SELECT id, seq, capabilities, attempt, queue_rank, priority_rank FROM jobs"
+         f" WHERE {CLAIMABLE} AND capabilities = ? ORDER BY queue_rank, priority_rank, seq LIMIT ?")
+_ROUNDS = 4  # picks one claim makes while other claimers keep taking its picks first
 
 
 class ClaimsMixin(SqlCore):
     def queue_marker(self) -> tuple[int, int]:
-        """Changes when jobs are queued or leave the queue: a cheap read for long-polls."""
-        row = self._read().execute("SELECT COUNT(*), COALESCE(MAX(seq), 0) FROM jobs WHERE state = ?"
-                                   + _NOT_SPLIT,
-                                   (JobState.QUEUED.value,)).fetchone()
-        return (int(row[0]), int(row[1])) if row else (0, 0)
+        """Moves whenever a job becomes queued: one counter read for long-polls, at any depth.
+        (The queue version, summed over its writers' rows; the second value is always 0.)"""
+        row = self._read().execute("SELECT COALESCE(SUM(n), 0) FROM job_counts WHERE key = ?",
+                                   (QUEUE_VERSION,)).fetchone()
+        return (int(row[0]) if row else 0, 0)
 
     def claim(self, node_id: str, slots: int, *, lease_s: float,
               now: float | None = None) -> list[Assignment]:
         """Assign up to ``slots`` queued jobs this node can run, in dispatch order."""
         now = time.time() if now is None else now
-        if self.queue_marker()[0] == 0:  # nothing queued: answer without taking the write lock
-            node_row(self._read(), node_id)
-            return []
+        claimed: list[Assignment] = []
+        for _ in range(_ROUNDS):
+            picked = self._pick_for(node_id, slots - len(claimed))
+            if not picked:  # nothing this node can run: answered without the write lock
+                break
+            got, lost = self._confirm(node_id, slots - len(claimed), picked, now=now,
+                                      lease=now + lease_s)
+            claimed += got
+            if not lost or len(claimed) >= slots:
+                break
+        return claimed
+
+    def _pick_for(self, node_id: str, slots: int) -> list[Row]:
+        """What the node would claim now, read without a lock (an unknown node: 404)."""
+        conn = self._read()
+        node = node_row(conn, node_id)
+        capacity = _capacity(conn, node, slots)
+        return self._pick(conn, capacity, _have(node)) if capacity > 0 else []
+
+    def _confirm(self, node_id: str, slots: int, picked: Sequence[Row], *, now: float,
+                 lease: float) -> tuple[list[Assignment], bool]:
+        """Assign what was picked, unless it changed meanwhile; True as well when a pick was
+        lost to another claimer (the caller picks again)."""
         with self._tx(durable=False) as conn:
             node = node_row(conn, node_id, lock=self.FOR_UPDATE)
             conn.execute("UPDATE nodes SET last_heartbeat = ?, status = ? WHERE id = ?",
                          (now, NodeStatus.ONLINE.value, node_id))
-            if node["draining"]:
-                return []
-            capacity = min(slots, node["slots"] - running_count(conn, node_id))
+            capacity, have = _capacity(conn, node, slots), _have(node)
             if capacity <= 0:
-                return []
-            have = set(json.loads(node["encoders"])) | set(json.loads(node["hwaccels"]))
-            picked = self._pick(conn, capacity, have)
-            return [_assign(conn, row, node_id, now=now, lease=now + lease_s) for row in picked]
+                return [], False
+            if self.SKIP_LOCKED:  # claimers run concurrently: lock the picks, pass over theirs
+                picked = self._pick(conn, capacity, have, lock=self.SKIP_LOCKED)
+            rows = [r for r in picked if set(json.loads(r["capabilities"])) <= have][:capacity]
+            got = [a for a in (_assign(conn, r, node_id, now=now, lease=lease) for r in rows)
+                   if a is not None]
+            return got, len(got) < len(rows)
 
-    def _pick(self, conn: Conn, capacity: int, have: set[str]) -> list[Row]:
-        """The first ``capacity`` queued jobs whose required capabilities the node has."""
-        picked: list[Row] = []
-        last = (-1, -1, -1)
-        while len(picked) < capacity:
-            batch = conn.execute(
-                "SELECT id, seq, capabilities, attempt, queue_rank, priority_rank FROM jobs"
-                " WHERE state = ? AND (queue_rank, priority_rank, seq) > (?, ?, ?)" + _NOT_SPLIT +
-                f" ORDER BY queue_rank, priority_rank, seq LIMIT {_BATCH}" + self.SKIP_LOCKED,
-                (JobState.QUEUED.value, *last)).fetchall()
-            if not batch:
-                break
-            for row in batch:
-                if set(json.loads(row["capabilities"])) <= have:
-                    picked.append(row)
-                    if len(picked) == capacity:
-                        break
-            tail = batch[-1]
-            last = (tail["queue_rank"], tail["priority_rank"], tail["seq"])
-        return picked
+    @staticmethod
+    def _pick(conn: Conn, capacity: int, have: set[str], *, lock: str = "") -> list[Row]:
+        """The first ``capacity`` claimable jobs whose required capabilities the node has:
+        one index seek per distinct capability set, one more per set the node can run."""
+        heads: list[Row] = []
+        caps = ""
+        while (row := conn.execute(NEXT_SET, (caps,)).fetchone()) is not None:
+            caps = row[0]
+            if set(json.loads(caps)) <= have:
+                heads += conn.execute(HEADS + lock, (caps, capacity)).fetchall()
+        heads.sort(key=lambda r: (r["queue_rank"], r["priority_rank"], r["seq"]))
+        return heads[:capacity]
 
 
-def _assign(conn: Conn, row: Row, node_id: str, *, now: float, lease: float) -> Assignment:
-    """One queued job becomes this node's next attempt, with a fresh token and lease."""
+def _capacity(conn: Conn, node: Row, slots: int) -> int:
+    """Free slots of the node, up to ``slots``; none while it drains."""
+    if node["draining"]:
+        return 0
+    return min(slots, int(node["slots"]) - running_count(conn, node["id"]))
+
+
+def _have(node: Row) -> set[str]:
+    return set(json.loads(node["encoders"])) | set(json.loads(node["hwaccels"]))
+
+
+def _assign(conn: Conn, row: Row, node_id: str, *, now: float, lease: float) -> Assignment | None:
+    """One queued job becomes this node's next attempt, with a fresh token and lease; None
+    when it is no longer the queued job that was picked (another claim took it meanwhile)."""
     attempt = row["attempt"] + 1
+    taken = conn.execute(
+        "UPDATE jobs SET state = ?, node_id = ?, attempt = ?, progress = NULL, updated_at = ?"
+        " WHERE id = ? AND state = ? AND attempt = ?",
+        (JobState.ASSIGNED.value, node_id, attempt, now, row["id"], JobState.QUEUED.value,
+         row["attempt"]))
+    if taken.rowcount != 1:
+        return None
     token = secrets.token_urlsafe(24)
-    conn.execute("UPDATE jobs SET state = ?, node_id = ?, attempt = ?, progress = NULL, updated_at = ?"
-                 " WHERE id = ?", (JobState.ASSIGNED.value, node_id, attempt, now, row["id"]))
     conn.execute(
         "INSERT INTO attempts (job_id, attempt, node_id, token_hash, state,"
         " assigned_at, lease_expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
         (row["id"], attempt, node_id, token_hash(token), JobState.ASSIGNED.value, now, lease))
     transition(conn, row["id"], now, JobState.QUEUED, JobState.ASSIGNED, attempt, node_id, "claimed")
     spec = conn.execute("SELECT spec FROM jobs WHERE id = ?", (row["id"],)).fetchone()
-    assert spec is not None  # noqa: S101 -- the row was locked and updated just above
+    assert spec is not None  # noqa: S101 -- the row was updated just above
     return Assignment(row["id"], attempt, token, lease, json.loads(spec["spec"]))

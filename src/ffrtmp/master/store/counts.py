@@ -4,17 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from ffrtmp.contract import NodeStatus, Step
+from ffrtmp.contract import NodeStatus
+from ffrtmp.master.store.records import QUEUE_VERSION
 from ffrtmp.master.store.transactions import SqlCore
 
 
 class CountsMixin(SqlCore):
     def counts(self) -> dict[str, Any]:
-        """Jobs are what nodes run: a split job counts as its parts, not once more itself."""
+        """Jobs are what nodes run: a split job counts as its parts, not once more itself.
+        Jobs are read from the counters every state change keeps (``records.transition``),
+        so a scrape costs the same however many jobs the store holds."""
         conn = self._read()
-        jobs = {row[0]: row[1] for row in conn.execute(
-            "SELECT state, COUNT(*) FROM jobs WHERE step <> ? GROUP BY state",
-            (Step.SPLIT.value,)).fetchall()}
+        jobs = {row[0]: int(row[1]) for row in conn.execute(
+            "SELECT key, SUM(n) FROM job_counts WHERE key <> ? GROUP BY key HAVING SUM(n) <> 0",
+            (QUEUE_VERSION,)).fetchall()}
         nodes = {status.value: 0 for status in NodeStatus}
         for row in conn.execute("SELECT status, draining, COUNT(*) AS n FROM nodes"
                                 " GROUP BY status, draining"):

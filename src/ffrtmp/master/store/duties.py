@@ -11,7 +11,7 @@ import time
 
 from ffrtmp.contract import FINAL, AttemptEnd, JobState, NodeStatus, Step
 from ffrtmp.logs import fields
-from ffrtmp.master.store.records import end_lost, transition
+from ffrtmp.master.store.records import count_jobs, end_lost, transition
 from ffrtmp.master.store.sqltext import in_list
 from ffrtmp.master.store.transactions import SqlCore, after_commit, log
 
@@ -88,8 +88,16 @@ class DutiesMixin(SqlCore):
         with self._tx() as conn:
             cutoff = (now - retention_days * 86400,)
             self._retire(conn, cutoff[0], now)
-            conn.execute(f"DELETE FROM jobs WHERE parent_id IN ({_PURGEABLE})", cutoff)
-            count = conn.execute(f"DELETE FROM jobs WHERE id IN ({_PURGEABLE})", cutoff).rowcount
+            gone = conn.execute(f"DELETE FROM jobs WHERE parent_id IN ({_PURGEABLE})"
+                                " RETURNING state, step", cutoff).fetchall()
+            top = conn.execute(f"DELETE FROM jobs WHERE id IN ({_PURGEABLE}) RETURNING state, step",
+                               cutoff).fetchall()
+            count = len(top)
+            deltas: dict[str, int] = {}
+            for row in (*gone, *top):
+                if row["step"] != Step.SPLIT:  # a split job counts as its parts
+                    deltas[row["state"]] = deltas.get(row["state"], 0) - 1
+            count_jobs(conn, deltas)
         if count:
             log.info("removed %d finished job(s) older than %d days", count, retention_days)
         return count

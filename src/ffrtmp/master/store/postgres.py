@@ -67,11 +67,13 @@ class PgConn:
 
     Every statement, reads included, goes through the store's error translation: a connection
     the server dropped (a restart, a failover) answers 503 once, and the next use reconnects.
+    Its job counters are rows of its own (``count_shard``, see ``records.count_jobs``).
     """
 
     def __init__(self, raw: psycopg.Connection[Any],
                  translated: Callable[[], AbstractContextManager[None]]) -> None:
         self.raw, self._translated = raw, translated
+        self.count_shard = raw.info.backend_pid
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> psycopg.Cursor[Any]:
         with self._translated():

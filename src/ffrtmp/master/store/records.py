@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 
 from ffrtmp.contract import BUSY, JobState
@@ -13,6 +14,8 @@ from ffrtmp.master.store.transactions import after_commit, touch
 
 # A node's slot is taken from assignment until the attempt ends.
 BUSY_STATES = in_list(BUSY)
+# The ``job_counts`` key that counts every time a job became queued: the queue's version.
+QUEUE_VERSION = "queue_version"
 
 
 def job_row(conn: Conn, job_id: str, *, lock: str = "") -> Row:
@@ -36,16 +39,45 @@ def running_count(conn: Conn, node_id: str) -> int:
 
 
 def transition(conn: Conn, job_id: str, now: float, from_state: str | None, to_state: str,
-               attempt: int, node_id: str | None, reason: str) -> None:
+               attempt: int, node_id: str | None, reason: str, *, split: bool = False) -> None:
     """Every state change leaves a history row and, once committed, one log line; the job is
-    touched, so what the change implies (its split parent's state) settles in the same transaction."""
+    touched, so what the change implies (its split parent's state) settles in the same transaction.
+
+    The per-state counters change here too, in the same transaction (a split job, ``split``,
+    counts as its parts, not once more itself), and a job that becomes queued moves the
+    queue's version, which wakes long-polled claims."""
     conn.execute(
         "INSERT INTO transitions (job_id, at, from_state, to_state, attempt, node_id, reason)"
         " VALUES (?, ?, ?, ?, ?, ?, ?)",
         (job_id, now, from_state, to_state, attempt, node_id, reason))
+    if not split:
+        deltas = {str(to_state): 1}
+        if from_state is not None:
+            deltas[str(from_state)] = -1
+        if to_state == JobState.QUEUED:
+            deltas[QUEUE_VERSION] = 1
+        count_jobs(conn, deltas)
     touch(job_id, now)
     after_commit(logging.INFO, "job %s: %s -> %s (%s)", job_id, from_state or "-", to_state, reason,
                  extra=fields(job=job_id, node=node_id, attempt=attempt or None))
+
+
+def count_jobs(conn: Conn, deltas: dict[str, int]) -> None:
+    """Add ``deltas`` (key -> change) to this writer's counter rows. Each connection has its
+    own rows (``count_shard``: PostgreSQL's backend id; SQLite has one writer at a time), so
+    concurrent transactions never wait on each other's counters; ``counts()`` sums them."""
+    items = [(key, change) for key, change in sorted(deltas.items()) if change]
+    if not items:
+        return
+    shard = int(getattr(conn, "count_shard", 0))
+    conn.execute(_count_sql(len(items)), [v for key, change in items for v in (key, shard, change)])
+
+
+@functools.lru_cache(maxsize=16)
+def _count_sql(rows: int) -> str:
+    return ("INSERT INTO job_counts (key, shard, n) VALUES "
+            + ", ".join(["(?, ?, ?)"] * rows)
+            + " ON CONFLICT (key, shard) DO UPDATE SET n = job_counts.n + excluded.n")
 
 
 def end_lost(conn: Conn, job_id: str, attempt: int, now: float, *, ended_at: bool) -> bool:

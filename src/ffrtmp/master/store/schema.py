@@ -96,6 +96,25 @@ _MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE jobs ADD COLUMN step TEXT NOT NULL DEFAULT '';
     CREATE INDEX jobs_parent ON jobs (parent_id, seq);
     """,
+    # 4: claims and metrics that cost the same at any queue depth. ``jobs_queued`` holds only
+    # what a node may claim, by capability set and then in dispatch order, so a claim seeks
+    # the head of each set it can run. ``job_counts`` holds, per key and writer (``shard``),
+    # the number of jobs in each state (split jobs count as their parts) and under
+    # ``queue_version`` how often a job became queued: the long-polls' marker.
+    """
+    DROP INDEX jobs_dispatch;
+    CREATE INDEX jobs_queued ON jobs (capabilities, queue_rank, priority_rank, seq)
+        WHERE state = 'queued' AND step <> 'split';
+    CREATE TABLE job_counts (
+        key TEXT NOT NULL,
+        shard BIGINT NOT NULL,
+        n BIGINT NOT NULL,
+        PRIMARY KEY (key, shard)
+    );
+    INSERT INTO job_counts (key, shard, n)
+        SELECT state, 0, COUNT(*) FROM jobs WHERE step <> 'split' GROUP BY state;
+    INSERT INTO job_counts (key, shard, n) VALUES ('queue_version', 0, 0);
+    """,
 )
 
 

@@ -59,7 +59,8 @@ class SplitMixin(SqlCore):
             (job_id, JobState.QUEUED.value, json.dumps(spec), QUEUE_RANK[queue],
              PRIORITY_RANK[priority], json.dumps(sorted(capabilities)), intent, parent_id, step,
              now, now))
-        transition(conn, job_id, now, None, JobState.QUEUED, 0, None, reason)
+        transition(conn, job_id, now, None, JobState.QUEUED, 0, None, reason,
+                   split=step == Step.SPLIT)
         return job_id
 
     @staticmethod
@@ -231,7 +232,7 @@ class SplitMixin(SqlCore):
         conn.execute("UPDATE jobs SET state = ?, progress = ?, updated_at = ?, finished_at = ?"
                      " WHERE id = ?", (state.value, shown, now, finished, parent["id"]))
         transition(conn, parent["id"], now, parent["state"], state, 0, None,
-                   _reason(conn, verdict))
+                   _reason(conn, verdict), split=True)
 
 
 def _reason(conn: Conn, verdict: splitstate.Verdict) -> str:
