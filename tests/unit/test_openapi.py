@@ -149,7 +149,8 @@ def test_every_route_states_who_may_call_it() -> None:
                    if SPEC_DOC["paths"][p][m.lower()]["security"] == [{"nodeCredential": []}]}
     assert agent_paths == {"/api/v1/nodes/{node_id}/facts",
                            "/api/v1/nodes/{node_id}/heartbeat", "/api/v1/nodes/{node_id}/claim",
-                           "/api/v1/jobs/{job_id}/start", "/api/v1/jobs/{job_id}/result"}
+                           "/api/v1/jobs/{job_id}/start", "/api/v1/jobs/{job_id}/result",
+                           "/api/v1/nodes/{node_id}/starts", "/api/v1/nodes/{node_id}/results"}
 
 
 @pytest.mark.parametrize(("method", "path"), sorted(op for op in spec_operations() if "/api/v1/" in op[1]))
@@ -190,6 +191,7 @@ def test_jobspec_schema_mirrors_the_jobspec_module() -> None:
     ("RegisterRequest", agents.REGISTER), ("HeartbeatRequest", agents.HEARTBEAT),
     ("RunningAttempt", agents.RUNNING), ("ClaimRequest", agents.CLAIM),
     ("StartRequest", agents.START), ("ResultRequest", agents.RESULT),
+    ("StartItem", agents.START_ITEM), ("ResultItem", agents.RESULT_ITEM),
     ("DeliveredOutputReport", agents.DELIVERED)])
 def test_agent_request_schemas_mirror_the_server_field_tables(schema: str, fields: dict) -> None:
     doc = SPEC_DOC["components"]["schemas"][schema]
@@ -253,9 +255,14 @@ def test_full_lifecycle_requests_and_responses_match_the_spec(checked: Checked, 
     retried = ops.post(f"/api/v1/jobs/{job_id}/retry", json={})["job"]
     assert retried["state"] == "queued"
     [b] = node.post(f"/api/v1/nodes/{node_id}/claim", json={"slots": 1})["assignments"]
-    node.post(f"/api/v1/jobs/{job_id}/start", json={"attempt_token": b["attempt_token"]})
-    node.post(f"/api/v1/jobs/{job_id}/result", json={"attempt_token": b["attempt_token"],
-                                                     "outcome": "succeeded", "exit_code": 0})
+    started = node.post(f"/api/v1/nodes/{node_id}/starts", json={"starts": [
+        {"job_id": job_id, "attempt_token": b["attempt_token"]}, {"job_id": job_id}]})["starts"]
+    assert [e["status"] for e in started] == [200, 422]
+    reported = node.post(f"/api/v1/nodes/{node_id}/results", json={"results": [
+        {"job_id": job_id, "attempt_token": b["attempt_token"], "outcome": "succeeded",
+         "exit_code": 0}, {"job_id": job_id, "attempt_token": a["attempt_token"],
+                           "outcome": "succeeded"}]})["results"]
+    assert [e["status"] for e in reported] == [200, 409]
     shown = ops.get(f"/api/v1/jobs/{job_id}")["job"]
     assert shown["state"] == "succeeded"
     assert [x["state"] for x in shown["attempts"]] == ["canceled", "succeeded"]

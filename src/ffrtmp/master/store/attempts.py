@@ -1,17 +1,20 @@
 """An attempt's own reports: its node confirms the start, then delivers the result.
 
 Both are idempotent for the same token, and a stale token is refused (409), so an agent may
-resend either after any failure without running or deciding anything twice.
+resend either after any failure without running or deciding anything twice. ``start_many`` and
+``record_results`` run the same single-item methods as one ``batch()``: one commit for them
+all, each item refused on its own (its savepoint rolled back) without undoing the others.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from ffrtmp.contract import SETTLES_LATE, JobState
-from ffrtmp.master.store.errors import NotPermitted, StateConflict
+from ffrtmp.master.store.errors import NotPermitted, StateConflict, StoreError, StoreUnavailable
 from ffrtmp.master.store.ids import token_hash
 from ffrtmp.master.store.protocol import BUCKETS
 from ffrtmp.master.store.records import job_row, transition
@@ -19,6 +22,9 @@ from ffrtmp.master.store.rows import Conn, Row
 from ffrtmp.master.store.transactions import SqlCore
 
 LOG_TAIL_CHARS = 65536  # what an attempt keeps of its FFmpeg log
+T = TypeVar("T")
+# one result to record: (job id, attempt token, result fields, log tail)
+ResultItem = tuple[str, str, dict[str, Any], str]
 
 
 class AttemptsMixin(SqlCore):
@@ -86,6 +92,33 @@ class AttemptsMixin(SqlCore):
             _observe(conn, "queue_wait", started - job["created_at"])
             _observe(conn, "run", now - started)
         return {"job_id": job_id, "attempt": n, "state": outcome}
+
+
+    def start_many(self, node_id: str, items: Sequence[tuple[str, str]], *,
+                   now: float | None = None) -> list[dict[str, Any] | StoreError]:
+        """``start`` for each (job id, token), committed once; a refusal is that item's outcome."""
+        return self._each(items, lambda item: self.start(item[0], node_id, item[1], now=now))
+
+    def record_results(self, node_id: str, items: Sequence[ResultItem], *,
+                       now: float | None = None) -> list[dict[str, Any] | StoreError]:
+        """``record_result`` for each item, committed once; a refusal is that item's outcome."""
+        return self._each(items, lambda item: self.record_result(
+            item[0], node_id, item[1], item[2], log_tail=item[3], now=now))
+
+    def _each(self, items: Sequence[T],
+              one: Callable[[T], dict[str, Any]]) -> list[dict[str, Any] | StoreError]:
+        """Run ``one`` per item inside one batch. A store that cannot write now ends the whole
+        batch (nothing commits, the caller answers 503 and the sender resends it all)."""
+        outcomes: list[dict[str, Any] | StoreError] = []
+        with self.batch():
+            for item in items:
+                try:
+                    outcomes.append(one(item))
+                except StoreUnavailable:
+                    raise
+                except StoreError as exc:
+                    outcomes.append(exc)
+        return outcomes
 
 
 def _observe(conn: Conn, metric: str, value: float) -> None:
