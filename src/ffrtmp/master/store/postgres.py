@@ -85,6 +85,7 @@ class PostgresStore(SqlStore):
                             real="DOUBLE PRECISION")
     FOR_UPDATE = " FOR UPDATE"
     SKIP_LOCKED = " FOR UPDATE SKIP LOCKED"
+    CLAIM_INDEX = ""  # the planner finds the partial index itself
 
     def __init__(self, url: str, *, busy_timeout_ms: int = 10_000) -> None:
         self.url = url
