@@ -4,11 +4,17 @@ Retries apply to messages, never to work: a call is retried only when the messag
 have arrived or the master is passing through a restart (connection errors, timeouts, EOF,
 502/503/504), 3 times with 1 s doubling backoff capped at 30 s. The backoff waits on the
 shutdown event, so SIGTERM ends it at once. Everything else raises ``MasterRejected``.
+
+Several starts or results go out as one batch request (``starts``/``results``), answered per
+item; each item's outcome is what its single call would have returned or raised. A master
+without the batch routes is sent one request per item, as before them.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,6 +58,11 @@ class MasterRejected(Exception):
         """The master no longer knows this node's credential or id: register again."""
         return self.status == 401 or (self.status == 404 and self.code == "node_not_found")
 
+
+# One item's outcome in a batch: the single call's reply, or what that call would have raised.
+Outcome = dict[str, Any] | MasterRejected | MasterUnavailable
+BATCH_ITEMS = 256  # the master's limit per batch request
+BATCH_BYTES = 256 << 10  # well under the master's default body limit (FFRTMP_MAX_BODY, 1 MiB)
 
 _TRANSPORT = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
 
@@ -97,6 +108,46 @@ class MasterClient:
     def result(self, job_id: str, body: dict[str, Any]) -> dict[str, Any]:
         return self._send("POST", f"/api/v1/jobs/{job_id}/result", body)
 
+    def starts(self, items: list[tuple[str, str]]) -> list[Outcome]:
+        """Confirm each (job id, attempt token); one request for them all."""
+        return self._batch("starts", [{"job_id": j, "attempt_token": t} for j, t in items],
+                           lambda item: self.start(item["job_id"], item["attempt_token"]))
+
+    def results(self, items: list[tuple[str, dict[str, Any]]]) -> list[Outcome]:
+        """Deliver each (job id, result body); as few requests as the size limits allow."""
+        return self._batch("results", [{**body, "job_id": j} for j, body in items],
+                           lambda item: self.result(item["job_id"], {k: v for k, v in item.items()
+                                                                     if k != "job_id"}))
+
+    # --- batches ---
+
+    batches = True  # until a master answers that it has no batch routes
+
+    def _batch(self, route: str, items: list[dict[str, Any]],
+               single: Callable[[dict[str, Any]], dict[str, Any]]) -> list[Outcome]:
+        """Per item, in order. A failure of the whole request raises (``MasterUnavailable``, or
+        ``MasterRejected`` for a forgotten node), as the single call would have."""
+        outcomes: list[Outcome] = []
+        for chunk in _chunks(items):
+            if len(chunk) == 1 or not self.batches:
+                outcomes.extend(_each(chunk, single))
+                continue
+            try:
+                reply = self._send("POST", f"/api/v1/nodes/{self.node_id}/{route}", {route: chunk})
+            except MasterRejected as exc:
+                if exc.forgotten or exc.status not in (404, 405, 413):
+                    raise
+                if exc.status != 413:  # an older master: no batch routes (404 not_found, 405)
+                    log.info("the master has no %s route: one request per item", route)
+                    self.batches = False
+                outcomes.extend(_each(chunk, single))
+                continue
+            entries = reply.get(route)
+            if not isinstance(entries, list) or len(entries) != len(chunk):
+                raise MasterUnavailable(f"{route}: the reply has not one entry per item")
+            outcomes.extend(_outcome(entry) for entry in entries)
+        return outcomes
+
     # --- transport ---
 
     def _send(self, method: str, path: str, body: dict[str, Any], *, token: str | None = None,
@@ -137,3 +188,46 @@ class MasterClient:
         error = data.get("error", {}) if isinstance(data, dict) else {}
         raise MasterRejected(response.status_code, error.get("code", "http_error"),
                              error.get("message", response.reason or ""))
+
+
+def _chunks(items: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Consecutive runs of items within the master's item and body limits."""
+    chunks: list[list[dict[str, Any]]] = []
+    size = 0
+    for item in items:
+        cost = len(json.dumps(item))
+        if not chunks or len(chunks[-1]) >= BATCH_ITEMS or size + cost > BATCH_BYTES:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(item)
+        size += cost
+    return chunks
+
+
+def _each(items: list[dict[str, Any]],
+          single: Callable[[dict[str, Any]], dict[str, Any]]) -> list[Outcome]:
+    """One request per item; after a master that is away or forgot us, the rest are not sent."""
+    outcomes: list[Outcome] = []
+    for item in items:
+        try:
+            outcomes.append(single(item))
+        except MasterUnavailable as exc:
+            return outcomes + [exc] * (len(items) - len(outcomes))
+        except MasterRejected as exc:
+            if exc.forgotten:
+                return outcomes + [exc] * (len(items) - len(outcomes))
+            outcomes.append(exc)
+    return outcomes
+
+
+def _outcome(entry: Any) -> Outcome:
+    """One entry of a batch reply as its single call would have ended (one that cannot be
+    read is kept for later, as a message that may not have arrived)."""
+    status = entry.get("status") if isinstance(entry, dict) else None
+    if not isinstance(status, int) or isinstance(status, bool) or status >= 500:
+        return MasterUnavailable(f"batch entry with status {status!r}")
+    if 200 <= status < 300:
+        return {k: v for k, v in entry.items() if k != "status"}
+    error = entry.get("error")
+    error = error if isinstance(error, dict) else {}
+    return MasterRejected(status, str(error.get("code", "http_error")), str(error.get("message", "")))

@@ -1,4 +1,4 @@
-"""One pass of the agent: heartbeat, cancel/drain, collect, deliver, claim and launch.
+"""One pass of the agent: heartbeat, cancel/drain, collect, refill freed slots, deliver, claim.
 
 A step that fails logs one line with job=/node= and returns; only shutdown leaves the loop.
 Nothing here re-runs a workload: a job that could not start is reported, never retried.
@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ffrtmp import jobspec
-from ffrtmp.agent.client import MasterClient, MasterRejected, MasterUnavailable
+from ffrtmp.agent.client import MasterClient, MasterRejected, MasterUnavailable, Outcome
 from ffrtmp.agent.jobs import JobTable, LocalJob, Unreadable
 from ffrtmp.agent.media_plane import MediaPlane, remote_reads
 from ffrtmp.agent.metrics import WorkerMetrics
@@ -49,19 +49,32 @@ class AgentLoop:
         self.heartbeat_interval_s = 5.0
         self.next_heartbeat = 0.0
         self.consecutive_failures = 0
+        self.refill_early = True  # claim for a freed slot before delivering its result
 
     # --- one pass ---
 
     def run_once(self, *, claiming: bool = True, wait: Callable[[float], object] | None = None) -> None:
+        """A slot freed since the last pass is refilled first (claim, start, launch, never a
+        long-poll while results wait), then the results go out: the slot does not idle
+        through their round trip."""
         if time.monotonic() >= self.next_heartbeat:
             self.heartbeat()
         self.jobs.poll()
         self.steps.poll(self.jobs.typed_spec)
         self.launch_staged()
+        early = claiming and self.refill_early and bool(self.jobs.undelivered())
+        held = len(self.jobs.jobs)  # attempts the master counts as ours until their results land
+        refilled = self.claim_and_launch() if early else 0
         self.deliver_results()
         self.jobs.prune()
         self._update_gauges()  # before a claim that may long-poll: the gauges show this pass
-        launched = self.claim_and_launch() if claiming else 0
+        launched = refilled or (self.claim_and_launch() if claiming else 0)
+        if early and held >= self.slots and launched and not refilled:
+            # the master counted the undelivered results against our slots: it keeps the
+            # old rule, so claiming before delivering only costs a round trip; stop trying
+            log.info("the master refills a slot only after its result: delivering first",
+                     extra=fields(node=self.client.node_id))
+            self.refill_early = False
         if launched:
             self._update_gauges()
         if not launched:
@@ -110,6 +123,8 @@ class AgentLoop:
                     extra=fields(node=self.client.node_id))
 
     def deliver_results(self) -> None:
+        """Every result ready to go, in one request (one per item to a master without batches)."""
+        ready: list[tuple[LocalJob, dict[str, Any]]] = []
         for job in self.jobs.undelivered():
             try:
                 result = self.jobs.final_result(job)
@@ -119,22 +134,35 @@ class AgentLoop:
             delivery = self.media.delivered(job, self.jobs.typed_spec(job), result)
             if delivery is None:
                 continue  # its outputs are on their way; heartbeats keep the attempt
-            if not self._send_result(job, self.jobs.body(job, delivery.result, delivery.outputs)):
-                return  # the master is away: try the rest next pass
-
-    def _send_result(self, job: LocalJob, body: dict[str, Any]) -> bool:
-        ids = fields(job=job.job_id, attempt=job.attempt, node=self.client.node_id)
+            ready.append((job, self.jobs.body(job, delivery.result, delivery.outputs)))
+        if not ready:
+            return
         try:
-            reply = self.client.result(job.job_id, body)
+            outcomes = self.client.results([(job.job_id, body) for job, body in ready])
         except MasterUnavailable as exc:
-            log.warning("result not delivered yet (%s); kept in the spool", exc, extra=ids)
-            return False
+            outcomes = [exc] * len(ready)
         except MasterRejected as exc:
             if exc.forgotten:
                 raise Forgotten(str(exc)) from None
-            log.error("master refused the result: %s", exc, extra=ids)
-            reply = {"refused": exc.status, "code": exc.code, "message": exc.message}
-        self.jobs.mark_delivered(job, reply)
+            outcomes = [exc] * len(ready)
+        forgotten = [o for (job, body), o in zip(ready, outcomes, strict=True)
+                     if not self._result_sent(job, body, o)]
+        if forgotten:
+            raise Forgotten(str(forgotten[0]))
+
+    def _result_sent(self, job: LocalJob, body: dict[str, Any], outcome: Outcome) -> bool:
+        """Settle one delivery as the master answered it: delivered, refused (kept with the
+        refusal, never resent) or not arrived (kept in the spool). False: the node is forgotten."""
+        ids = fields(job=job.job_id, attempt=job.attempt, node=self.client.node_id)
+        if isinstance(outcome, MasterUnavailable):
+            log.warning("result not delivered yet (%s); kept in the spool", outcome, extra=ids)
+            return True
+        if isinstance(outcome, MasterRejected):
+            if outcome.forgotten:
+                return False
+            log.error("master refused the result: %s", outcome, extra=ids)
+            outcome = {"refused": outcome.status, "code": outcome.code, "message": outcome.message}
+        self.jobs.mark_delivered(job, outcome)
         self.media.forget(job)
         self.steps.forget(job)
         self.metrics.results_delivered.inc()
@@ -163,6 +191,7 @@ class AgentLoop:
                 raise Forgotten(str(exc)) from None
             log.error("claim refused: %s", exc, extra=fields(node=self.client.node_id))
             return 0
+        prepared: list[tuple[LocalJob, JobSpec]] = []
         for assignment in assignments:
             if self.shutdown.requested or not self.readiness.snapshot()[0]:
                 # claimed by a long-poll that began before this; never started, so it is
@@ -171,28 +200,47 @@ class AgentLoop:
                          "shutting down" if self.shutdown.requested else "not ready",
                          extra=fields(job=assignment["job_id"], node=self.client.node_id))
                 continue
-            self._start(assignment)
+            if (ready := self._prepare(assignment)) is not None:
+                prepared.append(ready)
+        self._start(prepared)
         return len(assignments)
 
-    def _start(self, assignment: dict[str, Any]) -> None:
-        """Confirm first, then launch: no workload ever runs without a confirmed attempt."""
-        ids = fields(job=assignment["job_id"], attempt=assignment["attempt"], node=self.client.node_id)
+    def _prepare(self, assignment: dict[str, Any]) -> tuple[LocalJob, JobSpec] | None:
+        """Record the assignment; one whose spec fails the local checks is reported, not started."""
         try:
             spec = jobspec.parse(assignment["spec"], self.media_roots)
         except jobspec.SpecError as exc:
             job = self.jobs.prepare(assignment, None)
-            log.error("job refused by local checks: %s: %s", exc.field, exc.message, extra=ids)
+            log.error("job refused by local checks: %s: %s", exc.field, exc.message,
+                      extra=fields(job=job.job_id, attempt=job.attempt, node=self.client.node_id))
             self.jobs.reject(job, f"spec_rejected: {exc.field}: {exc.message}")
+            return None
+        return self.jobs.prepare(assignment, spec), spec
+
+    def _start(self, prepared: list[tuple[LocalJob, JobSpec]]) -> None:
+        """Confirm first (all of one claim in one request), then launch: no workload ever runs
+        without its own confirmed attempt."""
+        if not prepared:
             return
-        job = self.jobs.prepare(assignment, spec)
         try:
-            self.client.start(job.job_id, job.attempt_token)
+            outcomes = self.client.starts([(job.job_id, job.attempt_token) for job, _ in prepared])
         except (MasterUnavailable, MasterRejected) as exc:
-            log.warning("start not confirmed (%s); not running it", exc, extra=ids)
+            outcomes = [exc] * len(prepared)
+        forgotten = None
+        for (job, spec), outcome in zip(prepared, outcomes, strict=True):
+            if isinstance(outcome, dict):
+                self._begin(job, spec)
+                continue
+            log.warning("start not confirmed (%s); not running it", outcome,
+                        extra=fields(job=job.job_id, attempt=job.attempt, node=self.client.node_id))
             self.jobs.forget(job)
-            if isinstance(exc, MasterRejected) and exc.forgotten:
-                raise Forgotten(str(exc)) from None
-            return
+            if isinstance(outcome, MasterRejected) and outcome.forgotten:
+                forgotten = outcome
+        if forgotten is not None:
+            raise Forgotten(str(forgotten))
+
+    def _begin(self, job: LocalJob, spec: JobSpec) -> None:
+        """A confirmed attempt: the agent's own step, a staging, or the wrapper."""
         if job.runs_here:  # a plan or a sweep: the agent's own task, no wrapper
             self.steps.run(job, spec)
             return
