@@ -48,6 +48,16 @@ CONTRACT = {
     "farm_throughput_ratio": ("worker", ">=", 0.95),
     "idle_rss_mb": ("worker", "<=", 60.0),
     "idle_cpu_pct": ("worker", "<=", 0.5),
+    "e2e_dispatch_jobs_per_s": ("dispatch", ">=", 500.0),
+    "e2e_dispatch_vs_celery_fsync": ("dispatch", ">=", 1.5),
+    "e2e_dispatch_vs_celery_default": ("dispatch", ">=", 1.0),
+    "claim_p99_ms_depth_0": ("depth", "<=", 25.0),
+    "claim_p99_ms_depth_10k": ("depth", "<=", 25.0),
+    "claim_p99_ms_depth_100k": ("depth", "<=", 25.0),
+    "http_5xx": ("depth", "<=", 0.0),
+    "claim_tx_worst_ms": ("depth", "<=", 5.0),
+    "metrics_scrape_ms": ("depth", "<=", 50.0),
+    "slot_utilisation": ("farm", ">=", 0.97),
 }
 
 
