@@ -31,6 +31,7 @@ _FIELDS = ("job", "attempt", "node")
 # Unicode line/paragraph separators and the bidi/zero-width format characters that reorder text.
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff\u2028\u2029\u200b-\u200f\u202a-\u202e"
                      r"\u2060-\u2064\u2066-\u206f\ufeff]")
+_RENDERED = "_ffrtmp_text"  # a record's escaped text, kept on it for the next handler
 _SHORT = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
           "warning": logging.WARNING, "error": logging.ERROR, "fatal": logging.CRITICAL,
@@ -70,16 +71,21 @@ class Formatter(logging.Formatter):
         self.journal = journal
 
     def format(self, record: logging.LogRecord) -> str:
+        text: str | None = record.__dict__.get(_RENDERED)
+        if text is None:  # the file and stdout show the same text: render it once per record
+            text = record.__dict__[_RENDERED] = self._text(record)
+        if self.journal:
+            return f"<{_PRIORITY.get(record.levelno, 6)}>{text}"
+        return f"{iso_from_ts(record.created)} {text}"
+
+    def _text(self, record: logging.LogRecord) -> str:
         tail = "".join(f" {k}={getattr(record, k)}" for k in _FIELDS if hasattr(record, k))
         text = f"{record.levelname} {record.name}: {record.getMessage()}{tail}"
         if record.exc_info:
             text += "\n" + self.formatException(record.exc_info)
         if record.stack_info:
             text += "\n" + self.formatStack(record.stack_info)
-        text = one_line(redact_text(text))
-        if self.journal:
-            return f"<{_PRIORITY.get(record.levelno, 6)}>{text}"
-        return f"{iso_from_ts(record.created)} {text}"
+        return one_line(redact_text(text))
 
 
 class RotatedFileHandler(logging.FileHandler):
