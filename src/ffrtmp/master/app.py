@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import io
+import json
 import logging
 import re
-import time
+from collections.abc import Callable
 from typing import Any
 
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Response, current_app, request
+from flask.json.provider import DefaultJSONProvider
 from gunicorn.http.errors import ParseException
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 from werkzeug.routing import BaseConverter
+from werkzeug.sansio.response import Response as BaseResponse
 
 from ffrtmp.master import errors
 from ffrtmp.master.api import agents, health, jobs, nodes
@@ -26,6 +29,24 @@ log = logging.getLogger(__name__)
 METRICS_PATHS = ("/metrics", "/health")
 
 
+class JsonProvider(DefaultJSONProvider):
+    """Flask's JSON answers with keys in the order the views build them, encoded by one compact
+    encoder made once (``json.dumps`` with options makes a new encoder for every answer)."""
+
+    sort_keys = False
+
+    def __init__(self, app: Flask) -> None:
+        super().__init__(app)
+        self._compact = json.JSONEncoder(separators=(",", ":"), default=self.default,
+                                         ensure_ascii=self.ensure_ascii, sort_keys=self.sort_keys)
+
+    def response(self, *args: Any, **kwargs: Any) -> BaseResponse:
+        if self.compact is False or (self.compact is None and self._app.debug):
+            return super().response(*args, **kwargs)  # indented, as Flask's debug mode has it
+        obj = self._prepare_response_obj(args, kwargs)
+        return self._app.response_class(f"{self._compact.encode(obj)}\n", mimetype=self.mimetype)
+
+
 def id_converter(prefix: str) -> type[BaseConverter]:
     """``<job:job_id>``: an id as ``store.new_id(prefix)`` mints it, ``<prefix>-<suffix>``.
 
@@ -36,14 +57,45 @@ def id_converter(prefix: str) -> type[BaseConverter]:
                 {"regex": re.escape(prefix) + r"-[0-9A-Za-z]{1,64}"})
 
 
-def _whole_streamed_body() -> None:
+def _port_and_body_guard(metrics_port: str) -> Callable[[], Response | None]:
+    """One hook, run before every view: the metrics port serves only its paths, and a chunked
+    body is held to ``max_body`` (one hook rather than two: each costs a dispatch per request)."""
+
+    def guard() -> Response | None:
+        environ = request.environ
+        if environ.get("SERVER_PORT") == metrics_port and request.path not in METRICS_PATHS:
+            return errors.envelope(404, "not_found", "the metrics port serves /metrics and /health")
+        _whole_streamed_body(environ)
+        return None
+
+    return guard
+
+
+def _request_counter(ctx: MasterContext) -> Callable[[Response], Response]:
+    """Count every answer by method, route template and status; each labelled child is looked
+    up once and kept, as prometheus-client keeps it (``labels()`` re-checks them each time)."""
+    children: dict[tuple[str, str, int], Any] = {}
+    requests = ctx.metrics.requests
+
+    def count(response: Response) -> Response:
+        rule = request.url_rule
+        key = (request.method, rule.rule if rule else "unmatched", response.status_code)
+        child = children.get(key)
+        if child is None:
+            child = children[key] = requests.labels(key[0], key[1], str(key[2]))
+        child.inc()
+        return response
+
+    return count
+
+
+def _whole_streamed_body(environ: dict[str, Any]) -> None:
     """Hold a chunked body to ``max_body`` as a Content-Length body is held.
 
     Werkzeug limits such a stream with ``LimitedStream(is_max=True)`` but stops reading exactly
     at the limit, so a longer body is cut there and parsed as if it were whole. Reading one byte
     past the limit tells the two apart; the body is then served from memory with its length.
     """
-    environ = request.environ
     if request.content_length is not None or not environ.get("wsgi.input_terminated"):
         return
     limit = current_app.config["MAX_CONTENT_LENGTH"]
@@ -65,28 +117,13 @@ def create_app(settings: MasterSettings, store: Store, *, shutdown: Shutdown | N
     """
     app = Flask("ffrtmp.master")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body
-    app.json.sort_keys = False  # type: ignore[attr-defined]  # DefaultJSONProvider has it; the base type does not
+    app.json = JsonProvider(app)
     ctx = MasterContext(settings, store, shutdown or Shutdown())
     app.extensions[EXTENSION] = ctx
     errors.init_app(app)
     app.url_map.converters.update({kind: id_converter(p) for kind, p in ID_PREFIXES.items()})
     for blueprint in (health.bp, jobs.bp, nodes.bp, agents.bp):
         app.register_blueprint(blueprint)
-    metrics_port = str(settings.metrics_bind[1])
-
-    @app.before_request
-    def _metrics_port_serves_only_metrics() -> Any:
-        g.started = time.monotonic()
-        if request.environ.get("SERVER_PORT") == metrics_port and request.path not in METRICS_PATHS:
-            return errors.envelope(404, "not_found", "the metrics port serves /metrics and /health")
-        return None
-
-    app.before_request(_whole_streamed_body)
-
-    @app.after_request
-    def _count(response: Response) -> Response:
-        route = request.url_rule.rule if request.url_rule else "unmatched"
-        ctx.metrics.requests.labels(request.method, route, str(response.status_code)).inc()
-        return response
-
+    app.before_request(_port_and_body_guard(str(settings.metrics_bind[1])))
+    app.after_request(_request_counter(ctx))
     return app

@@ -21,7 +21,7 @@ R = TypeVar("R")
 
 
 def _bearer() -> str:
-    header = request.headers.get("Authorization", "")
+    header: str = request.environ.get("HTTP_AUTHORIZATION", "")  # request.headers reads the same
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("unauthorized", "missing bearer token")
