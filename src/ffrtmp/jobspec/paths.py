@@ -6,10 +6,11 @@ job spec does I/O.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 from collections.abc import Sequence
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 from urllib.parse import urlsplit
 
 from ffrtmp.validation import FieldError
@@ -120,13 +121,30 @@ class Containment:
 
     def _resolves_inside(self, normal: str, lexical: list[str]) -> bool:
         try:
-            if not all(Path(root).exists() for root in lexical):
+            if not all(_exists(root) for root in lexical):
                 return True  # the root isn't mounted here: only the lexical check can apply
             real = os.path.realpath(normal)
-            real_roots = [os.path.realpath(root) for root in self.roots if Path(root).exists()]
+            real_roots = [os.path.realpath(root) for root in self.roots if _exists(root)]
         except (OSError, ValueError):
             return False
         return any(_strictly_inside(real, root) for root in real_roots)
+
+
+# Path.exists() answers False for these and raises any other error; so does _exists.
+_MISSING = frozenset({errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP})
+
+
+def _exists(path: str) -> bool:
+    """``Path(path).exists()`` for a normalised path, without building a Path on every submit."""
+    try:
+        os.stat(path)  # noqa: PTH116 - the point is to skip the Path object
+    except OSError as exc:
+        if exc.errno not in _MISSING:
+            raise
+        return False
+    except ValueError:  # a NUL in the path
+        return False
+    return True
 
 
 def _strictly_inside(path: str, root: str) -> bool:
