@@ -205,3 +205,22 @@ def test_migration_4_counts_the_jobs_a_store_already_holds(database: str) -> Non
     assert [a.job_id for a in store.claim(node["id"], 4, lease_s=60)] == ["a", "b"]
     assert store.counts()["jobs"] == truth(store)
     store.close()
+
+
+def test_retention_folds_every_writers_counters_into_one_row(database: str) -> None:
+    """Each connection counts in rows of its own; the hourly retention folds them together,
+    and what the counters and the queue version say does not change."""
+    stores = [open_store(database) for _ in range(3)]
+    stores[0].migrate()
+    for store in stores:
+        store.submit_job({"input": "x"}, queue="default", priority="medium", capabilities=[],
+                         intent=None)
+    counts, marker = stores[0].counts(), stores[0].queue_marker()
+    stores[0].purge_finished(1)
+    shards = {int(row[0]) for row in stores[0]._read().execute(  # type: ignore[attr-defined]
+        "SELECT DISTINCT shard FROM job_counts")}
+    assert shards == {0}
+    assert stores[0].counts() == counts and stores[0].queue_marker() == marker
+    assert counts["jobs"] == truth(stores[0]) == {"queued": 3}
+    for store in stores:
+        store.close()

@@ -11,7 +11,7 @@ import time
 
 from ffrtmp.contract import FINAL, AttemptEnd, JobState, NodeStatus, Step
 from ffrtmp.logs import fields
-from ffrtmp.master.store.records import count_jobs, end_lost, transition
+from ffrtmp.master.store.records import count_jobs, end_lost, fold_counts, transition
 from ffrtmp.master.store.sqltext import in_list
 from ffrtmp.master.store.transactions import SqlCore, after_commit, log
 
@@ -98,6 +98,7 @@ class DutiesMixin(SqlCore):
                 if row["step"] != Step.SPLIT:  # a split job counts as its parts
                     deltas[row["state"]] = deltas.get(row["state"], 0) - 1
             count_jobs(conn, deltas)
+            fold_counts(conn, self.SKIP_LOCKED)
         if count:
             log.info("removed %d finished job(s) older than %d days", count, retention_days)
         return count

@@ -62,14 +62,15 @@ def transition(conn: Conn, job_id: str, now: float, from_state: str | None, to_s
                  extra=fields(job=job_id, node=node_id, attempt=attempt or None))
 
 
-def count_jobs(conn: Conn, deltas: dict[str, int]) -> None:
+def count_jobs(conn: Conn, deltas: dict[str, int], *, shard: int | None = None) -> None:
     """Add ``deltas`` (key -> change) to this writer's counter rows. Each connection has its
     own rows (``count_shard``: PostgreSQL's backend id; SQLite has one writer at a time), so
-    concurrent transactions never wait on each other's counters; ``counts()`` sums them."""
+    concurrent transactions never wait on each other's counters; ``counts()`` sums them.
+    Row 0 is nobody's: the rows of connections gone are folded into it (``fold_counts``)."""
     items = [(key, change) for key, change in sorted(deltas.items()) if change]
     if not items:
         return
-    shard = int(getattr(conn, "count_shard", 0))
+    shard = int(getattr(conn, "count_shard", 0)) if shard is None else shard
     conn.execute(_count_sql(len(items)), [v for key, change in items for v in (key, shard, change)])
 
 
@@ -78,6 +79,18 @@ def _count_sql(rows: int) -> str:
     return ("INSERT INTO job_counts (key, shard, n) VALUES "
             + ", ".join(["(?, ?, ?)"] * rows)
             + " ON CONFLICT (key, shard) DO UPDATE SET n = job_counts.n + excluded.n")
+
+
+def fold_counts(conn: Conn, skip_locked: str) -> None:
+    """Move every writer's counter rows into row 0, so they stay few however often the
+    connections change; a row a writer holds now (``skip_locked``) is left for next time."""
+    rows = conn.execute("SELECT key, shard, n FROM job_counts WHERE shard <> 0"
+                        + skip_locked).fetchall()
+    deltas: dict[str, int] = {}
+    for row in rows:
+        deltas[row["key"]] = deltas.get(row["key"], 0) + int(row["n"])
+        conn.execute("DELETE FROM job_counts WHERE key = ? AND shard = ?", (row["key"], row["shard"]))
+    count_jobs(conn, deltas, shard=0)
 
 
 def end_lost(conn: Conn, job_id: str, attempt: int, now: float, *, ended_at: bool) -> bool:
