@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Final, Literal, overload
 
 from ffrtmp import logs
+from ffrtmp.defaults import WORKER_DEFAULTS, env_name
 from ffrtmp.settings import (
     CONFIG_CLASSES,
     SETTINGS_CLASSES,
@@ -130,7 +131,7 @@ class Setting:
 
     @property
     def env(self) -> str:
-        return "FFRTMP_" + self.name.upper()
+        return env_name(self.name)
 
     @property
     def flag(self) -> str:
@@ -148,9 +149,10 @@ SETTINGS: tuple[Setting, ...] = (
             "file with the token agents enroll with", (MASTER, AGENT), secret_file=True),
     Setting("media_roots", _roots, "/srv/media",
             "colon-separated directories that job files must stay inside", (MASTER, AGENT)),
-    Setting("log_dir", _path, "/var/log/ffrtmp",
+    Setting("log_dir", _path, WORKER_DEFAULTS["log_dir"],
             "log directory (falls back to ./logs when it can't be written)", (MASTER, AGENT)),
-    Setting("log_level", _level, "info", "debug, info, warn (or warning), error or fatal",
+    Setting("log_level", _level, WORKER_DEFAULTS["log_level"],
+            "debug, info, warn (or warning), error or fatal",
             (MASTER, AGENT)),
     Setting("workers", _positive_int, "2", "gunicorn worker processes", (MASTER,)),
     Setting("threads", _positive_int, "32",
@@ -185,7 +187,7 @@ SETTINGS: tuple[Setting, ...] = (
             (AGENT, CLI)),
     Setting("agent_bind", _bind, "0.0.0.0:9091",
             "address of the agent's /health /ready /metrics /wrapper/metrics /violations", (AGENT,)),
-    Setting("state_dir", _path, "/var/lib/ffrtmp/worker",
+    Setting("state_dir", _path, WORKER_DEFAULTS["state_dir"],
             "agent state: credential, job directories, result spool", (AGENT,)),
     Setting("work_dir", _path, "/var/lib/ffrtmp/worker/work",
             "scratch space for jobs; its disk usage gates readiness", (AGENT,)),
@@ -194,7 +196,7 @@ SETTINGS: tuple[Setting, ...] = (
             "seconds the agent waits for running jobs when stopped (jobs keep running after)",
             (AGENT,)),
     Setting("node_name", _text, "", "name this node registers as (default: the hostname)", (AGENT,)),
-    Setting("cancel_grace", _seconds, "10",
+    Setting("cancel_grace", _seconds, WORKER_DEFAULTS["cancel_grace"],
             "seconds between SIGTERM and SIGKILL when an operator cancels a job", (AGENT,)),
     Setting("job_history", _positive_int, "500",
             "delivered job directories the agent keeps (the oldest beyond are removed)", (AGENT,)),

@@ -37,6 +37,7 @@ from ffrtmp.agent.argv import build_argv
 from ffrtmp.agent.ffmpeg import probe_duration_s
 from ffrtmp.agent.outputs import output_dirs, settle_outputs
 from ffrtmp.agent.split_argv import write_concat_lists
+from ffrtmp.agent.standby import StandbyPool
 from ffrtmp.contract import Outcome, Step
 from ffrtmp.files import PRIVATE, read_json, tail, write_json_atomic
 from ffrtmp.isotime import iso, utc_now
@@ -181,7 +182,8 @@ class JobTable:
                  node: Callable[[], str | None] = lambda: None,
                  place: Callable[[LocalJob, JobSpec], JobSpec] = lambda job, spec: spec,
                  changed: threading.Event | None = None,
-                 scratch: Callable[[LocalJob], Path] = lambda job: job.dir) -> None:
+                 scratch: Callable[[LocalJob], Path] = lambda job: job.dir,
+                 standby: int = 1) -> None:
         self.state = StateDir(Path(state_dir))
         self.root = self.state.jobs
         self.root.mkdir(parents=True, exist_ok=True)
@@ -195,6 +197,7 @@ class JobTable:
         self.changed = changed or threading.Event()  # set when a wrapper we started exits
         self.place = place  # the spec as FFmpeg runs it here: remote media in the work dir
         self.scratch = scratch  # the attempt's media directory (a stitch's concat lists go there)
+        self.standby = StandbyPool(standby)  # started wrappers waiting for a launch (``_spawn``)
 
     # --- views ---
 
@@ -291,18 +294,28 @@ class JobTable:
             return None
 
     def _spawn(self, job: LocalJob, **call: Any) -> subprocess.Popen[bytes]:
-        """Start a wrapper for ``job``; ``call`` holds the WrapperCall fields of this mode."""
-        argv = WrapperCall(job_id=job.job_id, attempt=job.attempt, job_dir=str(job.dir),
-                           state_dir=self.state_dir, log_dir=self.log_dir,
-                           log_level=self.log_level, cancel_grace_s=self.cancel_grace_s,
-                           **{"node": self.node(), **call}).argv()
-        with job.files.wrapper_out.open("ab") as out:
-            child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
-                                     stderr=subprocess.STDOUT, start_new_session=True,
-                                     close_fds=True)
+        """Start a wrapper for ``job``; ``call`` holds the WrapperCall fields of this mode.
+
+        A standby wrapper (``agent.standby``), its start-up already paid, takes the call when
+        one is ready; else one starts cold. Either way the pool is topped up after, so the
+        next launch finds one: its start-up overlaps this job, not the slot's idle time.
+        """
+        wrapper = WrapperCall(job_id=job.job_id, attempt=job.attempt, job_dir=str(job.dir),
+                              state_dir=self.state_dir, log_dir=self.log_dir,
+                              log_level=self.log_level, cancel_grace_s=self.cancel_grace_s,
+                              **{"node": self.node(), **call})
+        child = self.standby.hand_off(wrapper, job.files.wrapper_out)
+        if child is None:
+            with job.files.wrapper_out.open("ab") as out:
+                child = subprocess.Popen(wrapper.argv(), stdin=subprocess.DEVNULL, stdout=out,
+                                         stderr=subprocess.STDOUT, start_new_session=True,
+                                         close_fds=True)
+        self.standby.fill()
+        done = child
+
         def wake_when_done() -> None:
             # wake the loop the moment the wrapper exits, so the result goes out and the slot refills
-            child.wait()
+            done.wait()
             self.changed.set()
 
         threading.Thread(target=wake_when_done, daemon=True, name=f"wrapper-{job.job_id}").start()

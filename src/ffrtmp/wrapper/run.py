@@ -4,66 +4,93 @@ The workload gets its own session and process group, /dev/null for stdin and a F
 pipe) for stdout and stderr, so nothing ties its life to ours: when the wrapper dies, is
 stopped or is upgraded away, the workload keeps running and an agent can re-attach to it.
 The wrapper signals the workload in exactly one case: an operator's cancel (SIGUSR1).
+
+The workload starts first and the rest is imported after: everything up to its exec (the
+call, the job directory, the cgroup, the signal inbox) uses only modules Python has loaded
+at start-up, and what it has to log waits in ``Notes`` until logging is set up
+(``following``), while the workload already runs.
 """
+
+# ruff: noqa: PTH110, PTH118, PTH123
+# (os.path, not pathlib: this runs before the workload starts, and pathlib is slow to import)
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import os
-import shlex
 import signal
 import sys
 import time
-from dataclasses import replace
-from datetime import datetime
-from pathlib import Path
-from typing import Any
 
-from ffrtmp.files import read_json
-from ffrtmp.isotime import iso, utc_now
-from ffrtmp.layout import JobDir, StateDir
-from ffrtmp.wrapper import cgroups, procinfo
-from ffrtmp.wrapper.cmdline import EX_SETUP, WrapperCall
-from ffrtmp.wrapper.follow import Ended, Workload, follow_workload
-from ffrtmp.wrapper.journal import finish, wrapper_state
-from ffrtmp.wrapper.placement import remove_cgroup, spawn
-from ffrtmp.wrapper.result import (
-    EXIT_START_FAILED,
-    START_FAILED,
-    Limits,
-    Result,
-    classify,
-    exit_fields,
-    progress_end,
-    reports_disk_full,
-)
+from ffrtmp.wrapper.cmdline import EX_SETUP, parse
+from ffrtmp.wrapper.jobdir import OUTPUT_LOG, WRAPPER_JSON, open_job_dir
+from ffrtmp.wrapper.notes import Notes
+from ffrtmp.wrapper.placement import spawn
 from ffrtmp.wrapper.signals import SignalInbox
-from ffrtmp.wrapper.start import wrapper_main
 
-log = logging.getLogger("ffrtmp.wrapper")
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
 
-FOLLOW_INTERVAL_S = 1.0  # SIGCHLD wakes the loop at once; this only bounds a missed wakeup
+    from ffrtmp.wrapper.cmdline import WrapperCall
+
+_AGENT_LEAF = "agent"  # cgroups.AGENT_LEAF (a test holds them equal)
 
 
 def main(argv: list[str]) -> int:
-    return wrapper_main("run", argv, lambda _call: None, _run_once)
+    call = parse("run", argv)
+    if isinstance(call, int):
+        return call
+    return run(call)
 
 
-def _run_once(args: WrapperCall, _checked: None, state_dir: StateDir, paths: JobDir,
-              extra: dict[str, Any]) -> int:
-    running = _workload_in(paths)
+def run(call: WrapperCall) -> int:
+    """Start the workload, then hand everything else to ``following``: the exit status."""
+    notes = Notes()
+    opened = open_job_dir(call, notes)
+    if isinstance(opened, int):
+        return _refused(call, notes, opened)
+    state_dir, job_dir = opened
+    running = _workload_in(job_dir)
     if running is not None:
-        log.error("pid %d from %s is still running; not starting a second workload",
-                  running, paths.wrapper_json, extra=extra)
-        return EX_SETUP
-    return _run(args, state_dir, paths, extra)
-
-
-def _workload_in(paths: JobDir) -> int | None:
-    """The pid of a workload this job directory already has, if it is still running."""
+        notes.error("pid %d from %s is still running; not starting a second workload",
+                    running, os.path.join(job_dir, WRAPPER_JSON))
+        return _refused(call, notes, EX_SETUP)
+    prepared, applied = _prepare_cgroup(call, notes)
+    inbox = SignalInbox(wake_on=(signal.SIGCHLD,))
+    started, t0 = time.time(), time.monotonic()
+    spawned: tuple[int, Path | None] | Exception
     try:
-        data = read_json(paths.wrapper_json)
+        spawned = spawn(list(call.command), os.path.join(job_dir, OUTPUT_LOG), prepared, notes)
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in an argument
+        spawned = exc
+    from ffrtmp.wrapper import following  # the rest, while the workload runs
+
+    launch = following.Launch(call=call, state_dir=state_dir, job_dir=job_dir, notes=notes,
+                              inbox=inbox, started=started, t0=t0, prepared=prepared,
+                              applied=applied)
+    return following.follow_run(launch, spawned)
+
+
+def _refused(call: WrapperCall, notes: Notes, status: int) -> int:
+    """Nothing started: log why (logging is set up only now) and return ``status``."""
+    from ffrtmp.wrapper.following import log_notes
+
+    log_notes(call, notes)
+    return status
+
+
+def _workload_in(job_dir: str) -> int | None:
+    """The pid of a workload this job directory already has, if it is still running."""
+    path = os.path.join(job_dir, WRAPPER_JSON)
+    if not os.path.exists(path):
+        return None  # the usual case: a fresh attempt, and nothing to import
+    import json
+
+    from ffrtmp.wrapper import procinfo
+
+    try:
+        with open(path, encoding="utf-8") as file:
+            data = json.load(file)
         pid, ticks = data["pid"], data["pid_start_ticks"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
@@ -72,82 +99,31 @@ def _workload_in(paths: JobDir) -> int | None:
     return None
 
 
-def _child(pid: int) -> Workload:
-    """Our own child: waited for, so its pid (= pgid) can't be reused while we follow it."""
+def _prepare_cgroup(call: WrapperCall, notes: Notes) -> tuple[Path | None, bool]:
+    """The job cgroup and whether its limits hold; ``cgroups`` is imported only where one
+    can exist (we sit in an ``agent`` leaf) or limits were asked for (to say why not)."""
+    wanted = call.cpu_max is not None or call.memory_max is not None
+    if not wanted and not _maybe_delegated():
+        return None, False
+    from ffrtmp.wrapper import cgroups
 
-    def poll() -> Ended | None:
-        waited, status = os.waitpid(pid, os.WNOHANG)
-        return Ended(wait_status=status) if waited else None
-
-    def send(sig: signal.Signals) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, sig)
-
-    return Workload(poll, send, FOLLOW_INTERVAL_S)
-
-
-def _prepare_cgroup(args: WrapperCall, extra: dict[str, Any]) -> tuple[Path | None, Limits]:
-    cgroup = cgroups.prepare(args.job_id, args.attempt, cpu_max=args.cpu_max,
-                             memory_max=args.memory_max)
+    cgroup = cgroups.prepare(call.job_id, call.attempt, cpu_max=call.cpu_max,
+                             memory_max=call.memory_max)
     if cgroup.problem:
-        log.error("cgroup: %s; the workload runs without limits", cgroup.problem, extra=extra)
-    return cgroup.path, Limits(cpu_max=args.cpu_max, memory_max=args.memory_max,
-                               applied=cgroup.applied)
+        notes.error("cgroup: %s; the workload runs without limits", cgroup.problem)
+    return cgroup.path, cgroup.applied
 
 
-def _run(args: WrapperCall, state_dir: StateDir, paths: JobDir, extra: dict[str, Any]) -> int:
-    command = list(args.command)
-    prepared, limits = _prepare_cgroup(args, extra)
-    inbox = SignalInbox(wake_on=(signal.SIGCHLD,))
-    started = utc_now()
-    t0 = time.monotonic()
+def _maybe_delegated() -> bool:
+    """False when this process is certainly not in an ``agent`` leaf (``cgroups`` decides
+    the rest): its v2 line in /proc/self/cgroup names another cgroup, or there is none."""
     try:
-        proc, cgroup_path = spawn(command, paths, prepared, extra)
-    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in an argument
-        return _start_failed(args, state_dir, paths, extra, exc, limits, started)
-    if prepared is not None and cgroup_path is None and limits.requested:
-        limits = replace(limits, applied=False)
-    state = wrapper_state(args, "run", pid=proc.pid, ticks=procinfo.start_ticks(proc.pid),
-                          started=started, cgroup=str(cgroup_path) if cgroup_path else None,
-                          argv=command, limits=limits)
-    followed = follow_workload(_child(proc.pid), inbox, args.cancel_grace_s, state, paths, extra,
-                               f"started pid {proc.pid}: {shlex.join(command)}")
-    if isinstance(followed, int):
-        proc.returncode = 0  # not ours to reap any more; keeps subprocess from asking
-        return followed
-    ended = utc_now()
-    outcome, canceled = followed
-    proc.returncode = os.waitstatus_to_exitcode(outcome.wait_status or 0)
-    runtime_s = round(time.monotonic() - t0, 3)
-    if cgroup_path is not None:
-        remove_cgroup(cgroup_path, extra)
-    reason, sla = classify(wait_status=outcome.wait_status, canceled=canceled,
-                           limits=limits, mode="run", disk_full=reports_disk_full(paths.path))
-    exit_code, signame = exit_fields(outcome.wait_status)
-    result = Result(
-        job_id=args.job_id, attempt=args.attempt, pid=proc.pid, mode="run",
-        start_time=iso(started), end_time=iso(ended), runtime_s=runtime_s,
-        exit_code=exit_code, signal=signame, platform_sla=sla, reason=reason,
-        intent=args.intent, cgroup=state["cgroup"], limits=limits,
-        canceled=canceled, progress_end=progress_end(paths.path))
-    return finish(result, paths, state_dir.path, extra)
-
-
-def _start_failed(args: WrapperCall, state_dir: StateDir, paths: JobDir, extra: dict[str, Any],
-                  exc: Exception, limits: Limits, started: datetime) -> int:
-    command = shlex.join(args.command)
-    log.error("cannot start %s: %s", command, exc, extra=extra)
-    try:
-        with paths.output_log.open("a", encoding="utf-8") as output:
-            output.write(f"ffrtmp wrapper: cannot start {command}: {exc}\n")
-    except OSError as log_exc:
-        log.error("cannot write %s: %s", paths.output_log, log_exc, extra=extra)
-    result = Result(
-        job_id=args.job_id, attempt=args.attempt, pid=None, mode="run",
-        start_time=iso(started), end_time=iso(utc_now()), runtime_s=0.0,
-        exit_code=EXIT_START_FAILED, signal=None, platform_sla=False, reason=START_FAILED,
-        intent=args.intent, cgroup=None, limits=limits, canceled=False, progress_end=None)
-    return finish(result, paths, state_dir.path, extra)
+        with open("/proc/self/cgroup", encoding="utf-8") as file:
+            lines = file.read().splitlines()
+    except OSError:
+        return False
+    return any(line.startswith("0::") and line.rstrip().rsplit("/", 1)[-1] == _AGENT_LEAF
+               for line in lines)
 
 
 if __name__ == "__main__":

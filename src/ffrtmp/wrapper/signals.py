@@ -13,8 +13,12 @@ import enum
 import os
 import select
 import signal
-from collections.abc import Mapping
-from types import FrameType
+import time
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from types import FrameType
 
 
 class Action(enum.Enum):
@@ -43,6 +47,7 @@ class SignalInbox:
                  wake_on: tuple[signal.Signals, ...] = ()) -> None:
         self.policy = dict(policy)
         self._pending: collections.deque[signal.Signals] = collections.deque()
+        self.woken_at: tuple[float, float] | None = None  # (time.time(), time.monotonic())
         self._read_fd, self._write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.set_wakeup_fd(self._write_fd, warn_on_full_buffer=False)
         for signum in (*self.policy, *wake_on):
@@ -51,6 +56,8 @@ class SignalInbox:
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         if signum in self.policy:
             self._pending.append(signal.Signals(signum))
+        else:  # a wake-up (SIGCHLD): when it came, which may be well before the loop looks
+            self.woken_at = time.time(), time.monotonic()
 
     def take(self) -> list[signal.Signals]:
         """Signals queued so far, oldest first; one arriving meanwhile stays for next time."""
