@@ -24,13 +24,16 @@ from gunicorn.glogging import Logger
 from ffrtmp import logs
 from ffrtmp.master.gunicorn_worker import block_stop_signals_at_fork
 from ffrtmp.master.store.factory import open_store
+from ffrtmp.master.store.migrations import SchemaMixin
 from ffrtmp.settings import MasterSettings
-from ffrtmp.shutdown import Shutdown
+from ffrtmp.shutdown import Shutdown, sd_notify
 
 if TYPE_CHECKING:
     from ffrtmp.master.context import MasterContext
 
 log = logging.getLogger("ffrtmp.master")
+# each wait for a busy database's lock asks systemd for this much more start time
+MIGRATION_PATIENCE_S = 60
 
 
 class RootLogger(Logger):
@@ -149,7 +152,8 @@ def serve(settings: MasterSettings) -> int:
     """Migrate the database, then run gunicorn until it is stopped; return the exit status."""
     try:
         store = open_store(settings.database)
-        version = store.migrate()
+        version = (store.migrate(waiting=_migration_waits) if isinstance(store, SchemaMixin)
+                   else store.migrate())
         store.close()
     except Exception as exc:  # unreachable server, unwritable file, newer schema: say which
         log.error("cannot open the database %s: %s", _redact(settings.database), exc)
@@ -165,6 +169,12 @@ def serve(settings: MasterSettings) -> int:
         if os.getpid() == arbiter:  # a forked worker leaves through here too: never its files
             shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
+
+
+def _migration_waits(exc: Exception) -> None:
+    """Under systemd, a start that waits for the database lock is not a start that hangs."""
+    sd_notify(f"EXTEND_TIMEOUT_USEC={int(MIGRATION_PATIENCE_S * 1e6)}\n"
+              "STATUS=waiting for the database lock to migrate")
 
 
 def _metrics_dir() -> Path:

@@ -29,7 +29,6 @@ class ConnectionCache(Generic[C]):
     def _fresh(self) -> None:
         self._local = threading.local()
         self._all: list[C] = []
-        self.write_lock = threading.Lock()  # for a dialect whose writers queue in-process
         self._pid = os.getpid()
 
     def get(self) -> C:

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
+from ffrtmp.master.store.errors import StoreUnavailable
 from ffrtmp.master.store.rows import Conn
 from ffrtmp.master.store.sqltext import statements
 from ffrtmp.master.store.transactions import SqlCore, log
+
+MIGRATE_WAIT_S = 600.0  # how long a booting master waits for a busy database's lock
+MIGRATE_RETRY_S = 0.2
 
 
 class SchemaMixin(SqlCore):
@@ -15,8 +20,28 @@ class SchemaMixin(SqlCore):
     def _migration_lock(self, conn: Conn) -> None:
         """Keep two processes from migrating at once (SQLite's write lock already does)."""
 
-    def migrate(self) -> int:
-        """Apply forward-only migrations in one transaction; return the schema version in force."""
+    def migrate(self, *, wait_s: float = MIGRATE_WAIT_S,
+                waiting: Callable[[StoreUnavailable], None] | None = None) -> int:
+        """Apply forward-only migrations in one transaction; return the schema version in force.
+
+        A busy database (another writer holds its lock past the busy timeout) is waited for, up
+        to ``wait_s``, saying so each time (``waiting``): a master that boots meanwhile starts
+        late rather than not at all.
+        """
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                return self._migrate_once()
+            except StoreUnavailable as exc:
+                if exc.code != "store_busy" or time.monotonic() >= deadline:
+                    raise
+                log.warning("the database is busy: waiting for the database lock to migrate (%s)",
+                            exc.message)
+                if waiting is not None:
+                    waiting(exc)
+                time.sleep(MIGRATE_RETRY_S)  # a refusal that came at once must not spin
+
+    def _migrate_once(self) -> int:
         latest = len(self.MIGRATIONS)
         if self._current_version() == latest:  # no write: a worker boots on a read-only database
             return latest

@@ -1,4 +1,5 @@
-"""SQLite in WAL mode: the embedded default. One connection per thread, opened lazily."""
+"""SQLite in WAL mode: the embedded default. A reading connection per thread, opened lazily,
+and one writing connection per process (``writer``)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from pathlib import Path
 from ffrtmp.master.store.connections import ConnectionCache
 from ffrtmp.master.store.schema import migrations
 from ffrtmp.master.store.sqlstore import SqlStore
+from ffrtmp.master.store.transactions import open_durable
+from ffrtmp.master.store.writer import GroupWriter
 
 # Primary result codes (the low byte of an extended code) that mean "cannot write now".
 UNAVAILABLE_CODES = {
@@ -33,6 +36,7 @@ class SqliteStore(SqlStore):
         self.busy_timeout_ms = busy_timeout_ms
         self._connections = ConnectionCache(self._connect, sqlite3.Connection.close,
                                             close_errors=(sqlite3.Error,))
+        self._writers: dict[int, GroupWriter] = {}
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
@@ -49,22 +53,20 @@ class SqliteStore(SqlStore):
 
     @contextlib.contextmanager
     def _transaction(self, durable: bool) -> Iterator[sqlite3.Connection]:
-        """Writers of this process queue on a lock rather than in SQLite's sleeping busy handler;
-        a non-durable commit skips the fsync (WAL keeps it safe against a crash, not a power cut)."""
-        conn = self._conn()
-        with self._connections.write_lock:
-            conn.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-                conn.execute("COMMIT")
-            except BaseException:
-                # SQLite has already rolled back after SQLITE_FULL and some I/O errors; a second
-                # ROLLBACK would raise and hide the error that matters
-                if conn.in_transaction:
-                    with contextlib.suppress(sqlite3.Error):
-                        conn.execute("ROLLBACK")
-                raise
+        """A member of this process's group commit (``writer``): the commit is durable if any
+        member's transaction is, and a non-durable one skips the fsync (WAL keeps it safe
+        against a crash, not a power cut)."""
+        with self._writer().member(lambda: durable or open_durable()) as conn:
+            yield conn
+
+    def _writer(self) -> GroupWriter:
+        """This process's writer; a forked child makes its own (never its parent's handle)."""
+        writer = self._writers.get(os.getpid())
+        if writer is None:
+            writer = GroupWriter(self._connect, self.path, self.busy_timeout_ms / 1000,
+                                 self._unavailable_code)
+            self._writers = {os.getpid(): writer}
+        return writer
 
     def _unavailable_code(self, exc: Exception) -> str | None:
         if not isinstance(exc, sqlite3.OperationalError):
@@ -82,3 +84,6 @@ class SqliteStore(SqlStore):
 
     def close(self) -> None:
         self._connections.close()
+        writer = self._writers.pop(os.getpid(), None)
+        if writer is not None:
+            writer.close()

@@ -197,6 +197,9 @@ class SqlCore:
         """Driver errors that mean "the database cannot serve this now" leave as ``StoreUnavailable``."""
         try:
             yield
+        except StoreUnavailable as exc:  # raised by the dialect itself (a writer that waited too long)
+            self._note_failure(exc.code, exc)
+            raise
         except Exception as exc:
             code = self._unavailable_code(exc)
             if code is None:
