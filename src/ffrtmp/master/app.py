@@ -29,6 +29,23 @@ log = logging.getLogger(__name__)
 METRICS_PATHS = ("/metrics", "/health")
 
 
+class MasterFlask(Flask):
+    """Flask, remembering which views and hooks are plain functions (every one here) instead of
+    inspecting each again on every request (``ensure_sync`` is Flask's documented override)."""
+
+    def __init__(self, import_name: str) -> None:
+        super().__init__(import_name)
+        self._plain: set[Callable[..., Any]] = set()
+
+    def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        if func in self._plain:
+            return func
+        synced = super().ensure_sync(func)
+        if synced is func:
+            self._plain.add(func)
+        return synced
+
+
 class JsonProvider(DefaultJSONProvider):
     """Flask's JSON answers with keys in the order the views build them, encoded by one compact
     encoder made once (``json.dumps`` with options makes a new encoder for every answer)."""
@@ -115,7 +132,7 @@ def create_app(settings: MasterSettings, store: Store, *, shutdown: Shutdown | N
     Nothing starts here: the caller runs ``context.of(app).start()`` where the app is served
     (gunicorn's ``post_worker_init``) and ``stop()`` when it is done.
     """
-    app = Flask("ffrtmp.master")
+    app = MasterFlask("ffrtmp.master")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body
     app.json = JsonProvider(app)
     ctx = MasterContext(settings, store, shutdown or Shutdown())
