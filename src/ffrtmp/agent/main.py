@@ -139,7 +139,8 @@ class Agent:
                              keep_delivered_s=settings.job_history_hours * 3600.0,
                              node=lambda: self.client.node_id,
                              place=self.media.place, changed=changed,
-                             scratch=lambda job: self.media.scratch(job).path)
+                             scratch=lambda job: self.media.scratch(job).path,
+                             standby=settings.slots)  # one started wrapper per slot
         self.identity = Identity(settings.state_dir)
         self.loop = AgentLoop(client=self.client, jobs=self.jobs, readiness=self.readiness,
                               metrics=self.metrics, shutdown=shutdown, slots=settings.slots,
