@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import shutil
@@ -9,7 +10,7 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -32,6 +33,9 @@ from tests.processes import (  # re-exported: the tests import the process helpe
 
 __all__ = ["AgentProcess", "MasterProcess", "agent_env", "kill_workloads", "master_env", "start_agent",
            "start_master", "stop_process", "write_tokens"]
+
+if TYPE_CHECKING:
+    from ffrtmp.master.store.sqlstore import SqlStore
 
 
 # --- databases: every store test runs on SQLite and on a real PostgreSQL ---
@@ -88,6 +92,32 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'master.db'}"
     return postgres_schema_url(request.getfixturevalue("postgres_server"))
+
+
+@pytest.fixture
+def store(database: str) -> Iterator[SqlStore]:
+    """A migrated store over each database, closed after the test."""
+    from ffrtmp.master.store.factory import open_store
+    from ffrtmp.master.store.sqlstore import SqlStore
+
+    opened = open_store(database)
+    assert isinstance(opened, SqlStore)
+    opened.migrate()
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def root_logger() -> Iterator[logging.Logger]:
+    """Give ``logs.setup`` an empty root logger, and put pytest's handlers back afterwards."""
+    root = logging.getLogger()
+    saved, level = root.handlers[:], root.level
+    root.handlers = []
+    yield root
+    for handler in root.handlers:
+        handler.close()
+    root.handlers = saved
+    root.setLevel(level)
 
 
 @pytest.fixture

@@ -4,26 +4,12 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from ffrtmp import logs
 from tests.conftest import Api, register
-
-
-@pytest.fixture
-def root_logger() -> Iterator[logging.Logger]:
-    """Give ``logs.setup`` an empty root logger, and put pytest's handlers back afterwards."""
-    root = logging.getLogger()
-    saved, level = root.handlers[:], root.level
-    root.handlers = []
-    yield root
-    for handler in root.handlers:
-        handler.close()
-    root.handlers = saved
-    root.setLevel(level)
 
 
 def lines(path: Path) -> list[str]:

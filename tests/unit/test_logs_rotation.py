@@ -9,26 +9,12 @@ import itertools
 import logging
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from ffrtmp import logs
 from tests.processes import wait_until
-
-
-@pytest.fixture
-def root_logger() -> Iterator[logging.Logger]:
-    """Give ``logs.setup`` an empty root logger, and put pytest's handlers back afterwards."""
-    root = logging.getLogger()
-    saved, level = root.handlers[:], root.level
-    root.handlers = []
-    yield root
-    for handler in root.handlers:
-        handler.close()
-    root.handlers = saved
-    root.setLevel(level)
 
 
 def messages(path: Path) -> list[str]:

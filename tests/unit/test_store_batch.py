@@ -8,26 +8,15 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from ffrtmp.master.store import transactions
 from ffrtmp.master.store.errors import RecordNotFound, StateConflict
-from ffrtmp.master.store.factory import open_store
 from ffrtmp.master.store.sqlstore import SqlStore
 
 SPEC = {"input": "store:///in/a.mp4", "outputs": [{"url": "store:///out/a.mp4", "preset": "copy"}]}
-
-
-@pytest.fixture
-def store(database: str) -> Iterator[SqlStore]:
-    opened = open_store(database)
-    assert isinstance(opened, SqlStore)
-    opened.migrate()
-    yield opened
-    opened.close()
 
 
 def _submit(store: SqlStore, now: float = 1000.0) -> str:

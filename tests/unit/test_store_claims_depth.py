@@ -9,7 +9,6 @@ import itertools
 import random
 import sqlite3
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,14 +24,6 @@ from tests.unit.test_store_split import Farm
 
 CAPS = ([], ["libx264"], ["aac", "libx264"], ["h264_nvenc"], ["libsvtav1"], ["aac"])
 RUNS = ["aac", "libx264"]  # what the test node has: CAPS[0..2] and CAPS[5]
-
-
-@pytest.fixture
-def store(database: str) -> Iterator[Store]:
-    store = open_store(database)
-    store.migrate()
-    yield store
-    store.close()
 
 
 def _node(store: Store, name: str, encoders: list[str], slots: int = 1000) -> str:

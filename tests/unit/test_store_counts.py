@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -131,14 +131,6 @@ class Life:
         """Run ``action``; a stale token, a finished job or a split job's part is refused."""
         with contextlib.suppress(StateConflict):
             action(*args, **kwargs)
-
-
-@pytest.fixture
-def store(database: str) -> Iterator[Store]:
-    store = open_store(database)
-    store.migrate()
-    yield store
-    store.close()
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
