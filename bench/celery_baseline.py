@@ -4,7 +4,7 @@ Each round starts its own ``redis-server`` on a free loopback port in a temporar
 (at Redis's defaults, or with ``appendonly yes`` and ``appendfsync always``) and a Celery
 worker process running the no-op task of ``bench/celery_noop.py``, and stops both after.
 Producers are threads calling ``task.delay()`` once per job; the run ends when every result
-has been fetched. Needs the ``bench`` extra and ``redis-server`` (``tools/bench-setup.sh``).
+has been fetched. Needs the ``bench`` extra and ``redis-server`` (``tools/bootstrap.sh --bench``).
 """
 
 from __future__ import annotations
@@ -38,10 +38,11 @@ DURABILITY = {
 def missing() -> str | None:
     """Why the baseline cannot run here, or None."""
     if shutil.which("redis-server") is None:
-        return "redis-server is not installed (tools/bench-setup.sh installs it)"
+        return "redis-server is not installed (tools/bootstrap.sh --bench installs it)"
     for module in ("celery", "redis"):
         if importlib.util.find_spec(module) is None:
-            return f"the Python package {module} is missing (tools/bench-setup.sh installs the bench extra)"
+            return (f"the Python package {module} is missing"
+                    " (tools/bootstrap.sh --bench installs the bench extra)")
     return None
 
 

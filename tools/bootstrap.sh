@@ -1,20 +1,26 @@
 #!/usr/bin/env bash
 # Install what ffrtmp needs on this machine and create the project's virtualenv (.venv).
 #   tools/bootstrap.sh          runtime: ffmpeg + the package
+#   tools/bootstrap.sh --bench  also the benchmarks' baselines (redis-server, the `bench` extra: Celery)
 #   tools/bootstrap.sh --test   also the test dependencies (nginx with the RTMP module, openssl, ...)
+#                               and the baselines, whose smoke tests run with the others
 # As root on Debian the system packages are installed with apt-get; otherwise any that are
 # missing are named and the script stops.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 mode=runtime
-[[ "${1:-}" == "--test" ]] && mode=test
+case "${1:-}" in --test) mode=test ;; --bench) mode=bench ;; esac
 
 packages=(ffmpeg python3-venv openssl procps iproute2)
 commands=(ffmpeg ffprobe openssl ps ss)
 if [[ $mode == test ]]; then
     packages+=(nginx libnginx-mod-rtmp prometheus postgresql curl)
     commands+=(nginx promtool curl)
+fi
+if [[ $mode != runtime ]]; then
+    packages+=(redis-server)
+    commands+=(redis-server)
 fi
 
 missing=()
@@ -30,7 +36,8 @@ if ((${#missing[@]})); then
     if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
         echo "bootstrap: installing ${packages[*]}"
         export DEBIAN_FRONTEND=noninteractive
-        # the tests start their own nginx, PostgreSQL and promtool: keep the packages' services off
+        # the tests and benchmarks start their own nginx, PostgreSQL, promtool and Redis: keep the
+        # packages' services off
         policy=/usr/sbin/policy-rc.d
         [[ -e $policy ]] || { printf '#!/bin/sh\nexit 101\n' >"$policy"; chmod 755 "$policy"; trap 'rm -f "$policy"' EXIT; }
         apt-get update -qq
@@ -48,6 +55,7 @@ if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null
 fi
 [[ -x .venv/bin/python ]] || "$python" -m venv .venv
 extra=""
-[[ $mode == test ]] && extra="[test]"
+[[ $mode == bench ]] && extra="[bench]"
+[[ $mode == test ]] && extra="[test,bench]"
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".${extra}"
 echo "bootstrap: ready (.venv, $(ffmpeg -hide_banner -version | head -1 | cut -d' ' -f1-3))"

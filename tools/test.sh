@@ -7,7 +7,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 tools/bootstrap.sh --test
-tools/bench-setup.sh  # the benchmarks' smoke tests run the Celery + Redis baseline too
 echo "== ruff"
 .venv/bin/ruff check
 echo "== mypy --strict (src/)"

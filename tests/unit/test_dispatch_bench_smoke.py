@@ -2,7 +2,7 @@
 
 The figures of such a small run mean nothing; the test checks that ffrtmp's round runs against
 a real master with simulated agents, that each Celery variant runs against its own Redis and
-worker (where ``tools/bench-setup.sh`` installed them), that every process is stopped, and that
+worker (where ``tools/bootstrap.sh --bench`` installed them), that every process is stopped, and that
 the result is complete and sane.
 """
 
