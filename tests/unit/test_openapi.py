@@ -273,6 +273,9 @@ def test_full_lifecycle_requests_and_responses_match_the_spec(checked: Checked, 
     assert node.post(f"/api/v1/nodes/{node_id}/heartbeat", json={})["drain"] is True
     assert ops.post(f"/api/v1/nodes/{node_id}/undrain")["node"]["draining"] is False
     assert ops.delete(f"/api/v1/nodes/{node_id}") == {"removed": node_id}
+    app.extensions["ffrtmp"].store.announce_master("m1:8080", version="0.1.0", started_at=1.0)
+    assert app.extensions["ffrtmp"].store.try_duty("leases", 1, holder="m1:8080")
+    assert ops.get("/api/v1/masters")["masters"][0]["holds"] == ["leases"]
 
     succeeded = {(m, p) for m, p, status in ops.seen if status < 300}
     assert succeeded == spec_operations(), "every operation answered successfully at least once"

@@ -17,7 +17,7 @@ from werkzeug.routing import BaseConverter
 from werkzeug.sansio.response import Response as BaseResponse
 
 from ffrtmp.master import errors
-from ffrtmp.master.api import agents, health, jobs, nodes
+from ffrtmp.master.api import agents, health, jobs, masters, nodes
 from ffrtmp.master.context import EXTENSION, MasterContext
 from ffrtmp.master.store.ids import ID_PREFIXES
 from ffrtmp.master.store.protocol import Store
@@ -126,8 +126,10 @@ def _whole_streamed_body(environ: dict[str, Any]) -> None:
     environ["CONTENT_LENGTH"] = str(len(body))
 
 
-def create_app(settings: MasterSettings, store: Store, *, shutdown: Shutdown | None = None) -> Flask:
-    """The API over ``store``, which the caller opened and migrated (and closes).
+def create_app(settings: MasterSettings, store: Store, *, shutdown: Shutdown | None = None,
+               started_at: float | None = None) -> Flask:
+    """The API over ``store``, which the caller opened and migrated (and closes); ``started_at``
+    is when the master started (its arbiter; default now), as the masters' list shows it.
 
     Nothing starts here: the caller runs ``context.of(app).start()`` where the app is served
     (gunicorn's ``post_worker_init``) and ``stop()`` when it is done.
@@ -135,11 +137,11 @@ def create_app(settings: MasterSettings, store: Store, *, shutdown: Shutdown | N
     app = MasterFlask("ffrtmp.master")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body
     app.json = JsonProvider(app)
-    ctx = MasterContext(settings, store, shutdown or Shutdown())
+    ctx = MasterContext(settings, store, shutdown or Shutdown(), started_at=started_at)
     app.extensions[EXTENSION] = ctx
     errors.init_app(app)
     app.url_map.converters.update({kind: id_converter(p) for kind, p in ID_PREFIXES.items()})
-    for blueprint in (health.bp, jobs.bp, nodes.bp, agents.bp):
+    for blueprint in (health.bp, jobs.bp, nodes.bp, agents.bp, masters.bp):
         app.register_blueprint(blueprint)
     app.before_request(_port_and_body_guard(str(settings.metrics_bind[1])))
     app.after_request(_request_counter(ctx))

@@ -24,10 +24,11 @@ EXTENSION = "ffrtmp"  # the key in ``app.extensions``
 class MasterContext:
     """Kept in ``app.extensions["ffrtmp"]``."""
 
-    def __init__(self, settings: MasterSettings, store: Store, shutdown: Shutdown) -> None:
+    def __init__(self, settings: MasterSettings, store: Store, shutdown: Shutdown, *,
+                 started_at: float | None = None) -> None:
         self.settings, self.store, self.shutdown = settings, store, shutdown
         self.metrics = MasterMetrics(store)
-        self.duties = DutyLoop(store, settings)
+        self.duties = DutyLoop(store, settings, started_at=started_at)
         self.queue_watch = QueueWatch(store, shutdown)
         self.claims = ClaimWaiter(store, self.queue_watch, self.metrics.claims_waiting,
                                   lease_s=settings.lease, capacity=max(1, settings.threads - 4))

@@ -15,6 +15,7 @@ import os
 import shutil
 import signal
 import tempfile
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -53,6 +54,7 @@ class RootLogger(Logger):
 class MasterApplication(BaseApplication):
     def __init__(self, settings: MasterSettings) -> None:
         self.settings = settings
+        self.started_at = time.time()  # in the arbiter: every worker, respawned or not, shows it
         super().__init__()
 
     def load_config(self) -> None:
@@ -89,7 +91,7 @@ class MasterApplication(BaseApplication):
         shutdown.register("logging", logging.shutdown)  # registered first: runs last
         store = open_store(self.settings.database)
         shutdown.register("database", store.close)
-        app = create_app(self.settings, store, shutdown=shutdown)
+        app = create_app(self.settings, store, shutdown=shutdown, started_at=self.started_at)
         # started by _post_worker_init, once the worker serves
         shutdown.register("background duties", _context_of(app).stop)
         return app

@@ -26,14 +26,17 @@ _PURGEABLE = (f"SELECT p.id FROM jobs p WHERE p.parent_id IS NULL AND p.state IN
 
 
 class DutiesMixin(SqlCore):
-    def try_duty(self, name: str, interval_s: float, *, now: float | None = None) -> bool:
-        """True for exactly one caller per interval across every process sharing the database."""
+    def try_duty(self, name: str, interval_s: float, *, now: float | None = None,
+                 holder: str | None = None) -> bool:
+        """True for exactly one caller per interval across every process sharing the database;
+        the winner is recorded as the duty's ``holder`` (a master id), with the time."""
         now = time.time() if now is None else now
         with self._tx(durable=False) as conn:
             conn.execute("INSERT INTO duties (name, next_run_at) VALUES (?, 0)"
                          " ON CONFLICT DO NOTHING", (name,))
-            cur = conn.execute("UPDATE duties SET next_run_at = ? WHERE name = ? AND next_run_at <= ?",
-                               (now + interval_s, name, now))
+            cur = conn.execute("UPDATE duties SET next_run_at = ?, holder = ?, held_at = ?"
+                               " WHERE name = ? AND next_run_at <= ?",
+                               (now + interval_s, holder, now, name, now))
             return cur.rowcount == 1
 
     def expire_leases(self, *, now: float | None = None) -> list[str]:

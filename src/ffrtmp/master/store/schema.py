@@ -115,6 +115,18 @@ _MIGRATIONS: tuple[str, ...] = (
         SELECT state, 0, COUNT(*) FROM jobs WHERE step <> 'split' GROUP BY state;
     INSERT INTO job_counts (key, shard, n) VALUES ('queue_version', 0, 0);
     """,
+    # 5: the masters sharing this database (each announces itself from its duty thread, keyed
+    # by its API address), and which of them last ran each duty, and when
+    """
+    CREATE TABLE masters (
+        id TEXT PRIMARY KEY,
+        version TEXT NOT NULL,
+        started_at {real} NOT NULL,
+        last_seen {real} NOT NULL
+    );
+    ALTER TABLE duties ADD COLUMN holder TEXT;
+    ALTER TABLE duties ADD COLUMN held_at {real};
+    """,
 )
 
 

@@ -14,10 +14,11 @@ from ffrtmp.master.store.counts import CountsMixin
 from ffrtmp.master.store.duties import DutiesMixin
 from ffrtmp.master.store.heartbeats import HeartbeatsMixin
 from ffrtmp.master.store.jobs import JobsMixin
+from ffrtmp.master.store.masters import MastersMixin
 from ffrtmp.master.store.migrations import SchemaMixin
 from ffrtmp.master.store.nodes import NodesMixin
 
 
 class SqlStore(SchemaMixin, JobsMixin, NodesMixin, HeartbeatsMixin, ClaimsMixin, AttemptsMixin,
-               DutiesMixin, CountsMixin):
+               DutiesMixin, CountsMixin, MastersMixin):
     """Every ``protocol.Store`` method, on the connections a dialect provides."""
