@@ -18,6 +18,7 @@ import socket
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Final, Literal, overload
+from urllib.parse import parse_qs, urlsplit
 
 from ffrtmp import logs
 from ffrtmp.defaults import WORKER_DEFAULTS, env_name
@@ -142,7 +143,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("master_bind", _bind, "0.0.0.0:8080", "address of the master API", (MASTER,)),
     Setting("metrics_bind", _bind, "0.0.0.0:9090", "address of the master's /metrics and /health", (MASTER,)),
     Setting("database", _database, "sqlite:////var/lib/ffrtmp/master/ffrtmp.db",
-            "job store: sqlite:////path.db (embedded) or postgresql://…", (MASTER,)),
+            "job store: sqlite:////path.db (embedded) or postgresql://… (no password in it)", (MASTER,)),
+    Setting("database_password_file", _optional_path, "",
+            "file holding the PostgreSQL password of the database URL's user (first line)",
+            (MASTER,), secret_file=True),
     Setting("api_token_file", _path, "/etc/ffrtmp/api-token",
             "file with operator tokens, one a line", (MASTER, CLI), secret_file=True),
     Setting("enroll_token_file", _path, "/etc/ffrtmp/enroll-token",
@@ -269,6 +273,7 @@ def load(process: str, args: Given = None, environ: Mapping[str, str] | None = N
     values = _resolve(process, given, environ)
     if process == MASTER:
         _check_tls(values)
+        _check_database(values, read_secrets=read_secrets)
     if process == AGENT and not values["node_name"]:
         values["node_name"] = socket.gethostname()
     if not read_secrets:
@@ -310,6 +315,49 @@ def _check_tls(values: dict[str, Any]) -> None:
     for name in ("tls_cert_file", "tls_key_file"):
         if values[name] and not Path(values[name]).is_file():
             raise ConfigError(BY_NAME[name].env, values[name], "file not found")
+
+
+def _check_database(values: Mapping[str, Any], *, read_secrets: bool) -> None:
+    """A PostgreSQL password lives in its own file, never in the URL (which is logged, shown in
+    ``ps`` and kept in the unit's environment); a bad file stops the start, not the first query."""
+    url, path = values["database"], values["database_password_file"]
+    if _url_has_password(url):
+        raise ConfigError(BY_NAME["database"].env, None,
+                          "the URL holds a password: put it in FFRTMP_DATABASE_PASSWORD_FILE instead")
+    if path and not url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError(BY_NAME["database_password_file"].env, path,
+                          "a password file needs a postgresql:// FFRTMP_DATABASE")
+    if path and read_secrets:
+        read_password_file(path)
+
+
+def _url_has_password(url: str) -> bool:
+    """``user:password@`` or a ``password=`` parameter (libpq reads both); a URL too broken to
+    split counts as holding one, so its text is never echoed back."""
+    try:
+        parts = urlsplit(url)
+        return parts.password is not None or "password" in parse_qs(parts.query)
+    except ValueError:
+        return True
+
+
+def read_password_file(path: str) -> str:
+    """The file's first line, stripped: readable by the service, never by other users."""
+    setting = BY_NAME["database_password_file"]
+    try:
+        with Path(path).open(encoding="utf-8") as handle:
+            mode = os.fstat(handle.fileno()).st_mode
+            text = handle.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise ConfigError(setting.env, path, f"cannot read the password file ({reason})") from None
+    if mode & 0o007:
+        raise ConfigError(setting.env, path,
+                          f"the password file is open to other users (mode {mode & 0o777:04o}): chmod o-rwx")
+    password = (text.splitlines() or [""])[0].strip()
+    if not password:
+        raise ConfigError(setting.env, path, "the password file is empty")
+    return password
 
 
 def read_token_file(setting: Setting, path: str) -> tuple[str, ...]:

@@ -96,7 +96,8 @@ BAD_VALUES: dict[str, list[str]] = {
     "job_history": ["0", "many"],
     "job_history_hours": ["0", "1.5"],
 }
-ANY_VALUE_IS_FINE = {"tls_cert_file", "tls_key_file", "ca_file", "node_name", "media_credentials_file"}
+ANY_VALUE_IS_FINE = {"tls_cert_file", "tls_key_file", "ca_file", "node_name", "media_credentials_file",
+                     "database_password_file"}  # its file: tests/unit/test_database_password.py
 
 
 def test_every_setting_has_rejection_cases_or_is_declared_free_form() -> None:

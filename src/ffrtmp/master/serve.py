@@ -89,7 +89,7 @@ class MasterApplication(BaseApplication):
 
         shutdown = Shutdown()
         shutdown.register("logging", logging.shutdown)  # registered first: runs last
-        store = open_store(self.settings.database)
+        store = open_store(self.settings.database, password_file=self.settings.database_password_file)
         shutdown.register("database", store.close)
         app = create_app(self.settings, store, shutdown=shutdown, started_at=self.started_at)
         # started by _post_worker_init, once the worker serves
@@ -153,7 +153,7 @@ def _on_exit(server: Any) -> None:
 def serve(settings: MasterSettings) -> int:
     """Migrate the database, then run gunicorn until it is stopped; return the exit status."""
     try:
-        store = open_store(settings.database)
+        store = open_store(settings.database, password_file=settings.database_password_file)
         version = (store.migrate(waiting=_migration_waits) if isinstance(store, SchemaMixin)
                    else store.migrate())
         store.close()

@@ -17,6 +17,7 @@ class MasterConfig(SettingsBase):
     master_bind: tuple[str, int]
     metrics_bind: tuple[str, int]
     database: str
+    database_password_file: str | None
     api_token_file: str
     enroll_token_file: str
     media_roots: tuple[str, ...]

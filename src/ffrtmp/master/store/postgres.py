@@ -87,16 +87,17 @@ class PostgresStore(SqlStore):
     SKIP_LOCKED = " FOR UPDATE SKIP LOCKED"
     CLAIM_INDEX = ""  # the planner finds the partial index itself
 
-    def __init__(self, url: str, *, busy_timeout_ms: int = 10_000) -> None:
+    def __init__(self, url: str, *, password: str | None = None, busy_timeout_ms: int = 10_000) -> None:
         self.url = url
         self.busy_timeout_ms = busy_timeout_ms
+        self._password = password  # a keyword of its own (None: none), never part of self.url
         self._connections = ConnectionCache(self._connect, lambda conn: conn.raw.close(),
                                             alive=lambda conn: not conn.raw.closed,
                                             close_errors=(psycopg.Error,))
 
     def _connect(self) -> PgConn:
         raw = psycopg.connect(self.url, autocommit=True, row_factory=_rows,
-                              application_name="ffrtmp-master")
+                              application_name="ffrtmp-master", password=self._password)
         # a write that waits this long for a row or table lock answers 503 store_busy,
         # like SQLite's busy timeout, instead of holding its request thread forever
         raw.execute(f"SET lock_timeout = {int(self.busy_timeout_ms)}")
