@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Sequence
 
 from prometheus_client import Gauge
 
@@ -127,23 +128,26 @@ class ClaimWaiter:
         self.store, self.watch, self.waiting, self.lease_s = store, watch, waiting, lease_s
         self._slots = threading.BoundedSemaphore(capacity)
 
-    def wait_and_claim(self, node_id: str, slots: int, deadline: float) -> list[Assignment]:
-        """Claim now, then each time the queue changes; past the cap, claim once and answer."""
+    def wait_and_claim(self, node_id: str, slots: int, deadline: float,
+                       ended: Sequence[tuple[str, int]] = ()) -> list[Assignment]:
+        """Claim now, then each time the queue changes; past the cap, claim once and answer.
+        ``ended``: the node's attempts whose workload has ended (``Store.claim``)."""
         if not self._slots.acquire(blocking=False):
-            return self.store.claim(node_id, slots, lease_s=self.lease_s)
+            return self.store.claim(node_id, slots, lease_s=self.lease_s, ended=ended)
         self.waiting.inc()
         try:
-            return self._claim_on_change(node_id, slots, deadline)
+            return self._claim_on_change(node_id, slots, deadline, ended)
         finally:
             self.waiting.dec()
             self._slots.release()
 
-    def _claim_on_change(self, node_id: str, slots: int, deadline: float) -> list[Assignment]:
+    def _claim_on_change(self, node_id: str, slots: int, deadline: float,
+                         ended: Sequence[tuple[str, int]]) -> list[Assignment]:
         seen = self.watch.enter()
         try:
             while seen is not None:
                 # the watch is entered first, so no change between this claim and the wait is missed
-                found = self.store.claim(node_id, slots, lease_s=self.lease_s)
+                found = self.store.claim(node_id, slots, lease_s=self.lease_s, ended=ended)
                 if found:
                     return found
                 seen = self.watch.wait(seen, deadline)

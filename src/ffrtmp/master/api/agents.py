@@ -61,9 +61,15 @@ HEARTBEAT = {
     "running": Field(list_of(obj(RUNNING), 256), default=[]),
     "free_slots": Field(integer(0, 256)),
 }
+# An attempt whose workload has ended on the node, its result not yet delivered: its slot is free.
+ENDED = {
+    "job_id": Field(JOB_ID, required=True),
+    "attempt": Field(integer(1, 1_000_000), required=True),
+}
 CLAIM = {
     "slots": Field(integer(1, 256), required=True),
     "wait_s": Field(number(0, 3600), default=0.0),
+    "ended": Field(list_of(obj(ENDED), 256), default=[]),
 }
 # One delivered output, as the agent verified it in the store (ffprobe's figures for media).
 SHA256 = NameRule(re.compile(r"[0-9a-f]{64}"), "must be a SHA-256 as 64 lowercase hex digits")
@@ -157,10 +163,12 @@ def claim(node_id: str) -> Response:
     ext = current()
     wait_s = min(body["wait_s"], ext.settings.claim_wait_max)
     deadline = time.monotonic() + wait_s
+    ended = [(item["job_id"], item["attempt"]) for item in body["ended"]]
     if wait_s > 0:
-        assignments = ext.claims.wait_and_claim(node_id, body["slots"], deadline)
+        assignments = ext.claims.wait_and_claim(node_id, body["slots"], deadline, ended)
     else:
-        assignments = ext.store.claim(node_id, body["slots"], lease_s=ext.settings.lease)
+        assignments = ext.store.claim(node_id, body["slots"], lease_s=ext.settings.lease,
+                                      ended=ended)
     return jsonify({"assignments": [
         {"job_id": a.job_id, "attempt": a.attempt, "attempt_token": a.attempt_token,
          "lease_s": ext.settings.lease, "spec": a.spec} for a in assignments]})

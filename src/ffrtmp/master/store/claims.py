@@ -11,6 +11,13 @@ updates that name the state and attempt they expect, so a job another claimer to
 is passed over and picked again. A claim that finds nothing to run writes nothing. Where
 claimers run concurrently (PostgreSQL), the confirming transaction picks again with
 ``FOR UPDATE SKIP LOCKED``, so concurrent claims pass each other instead of waiting.
+
+A node's attempts hold its slots until their results land, except those its agent lists in
+the claim as ended (``ended``): their workload has exited and only the result is on its way
+(the output probe, the delivery), so the slot is free and may be refilled before it lands.
+Only the node's own started, current attempts count as ended, and at most ``slots`` of them:
+a node holds at most twice its slots of attempts however its agent reports them, and runs
+at most its slots of workloads as long as its agent lists only what has ended.
 """
 
 from __future__ import annotations
@@ -53,29 +60,32 @@ class ClaimsMixin(SqlCore):
         return (int(row[0]) if row else 0, 0)
 
     def claim(self, node_id: str, slots: int, *, lease_s: float,
-              now: float | None = None) -> list[Assignment]:
-        """Assign up to ``slots`` queued jobs this node can run, in dispatch order."""
+              ended: Sequence[tuple[str, int]] = (), now: float | None = None) -> list[Assignment]:
+        """Assign up to ``slots`` queued jobs this node can run, in dispatch order; ``ended``:
+        the (job id, attempt) whose workload has ended on the node, results not yet delivered."""
         now = time.time() if now is None else now
         claimed: list[Assignment] = []
+        ended = sorted(set(ended))
         for _ in range(_ROUNDS):
-            picked = self._pick_for(node_id, slots - len(claimed))
+            picked = self._pick_for(node_id, slots - len(claimed), ended)
             if not picked:  # nothing this node can run: answered without the write lock
                 break
-            got, lost = self._confirm(node_id, slots - len(claimed), picked, now=now,
+            got, lost = self._confirm(node_id, slots - len(claimed), picked, ended, now=now,
                                       lease=now + lease_s)
             claimed += got
             if not lost or len(claimed) >= slots:
                 break
         return claimed
 
-    def _pick_for(self, node_id: str, slots: int) -> list[Row]:
+    def _pick_for(self, node_id: str, slots: int, ended: Sequence[tuple[str, int]]) -> list[Row]:
         """What the node would claim now, read without a lock (an unknown node: 404)."""
         conn = self._read()
         node = node_row(conn, node_id)
-        capacity = _capacity(conn, node, slots)
+        capacity = _capacity(conn, node, slots, ended)
         return self._pick(conn, capacity, _have(node)) if capacity > 0 else []
 
-    def _confirm(self, node_id: str, slots: int, picked: Sequence[Row], *, now: float,
+    def _confirm(self, node_id: str, slots: int, picked: Sequence[Row],
+                 ended: Sequence[tuple[str, int]], *, now: float,
                  lease: float) -> tuple[list[Assignment], bool]:
         """Assign what was picked, unless it changed meanwhile; True as well when a pick was
         lost to another claimer (the caller picks again)."""
@@ -83,7 +93,7 @@ class ClaimsMixin(SqlCore):
             node = node_row(conn, node_id, lock=self.FOR_UPDATE)
             conn.execute("UPDATE nodes SET last_heartbeat = ?, status = ? WHERE id = ?",
                          (now, NodeStatus.ONLINE.value, node_id))
-            capacity, have = _capacity(conn, node, slots), _have(node)
+            capacity, have = _capacity(conn, node, slots, ended), _have(node)
             if capacity <= 0:
                 return [], False
             if self.SKIP_LOCKED:  # claimers run concurrently: lock the picks, pass over theirs
@@ -107,11 +117,25 @@ class ClaimsMixin(SqlCore):
         return heads[:capacity]
 
 
-def _capacity(conn: Conn, node: Row, slots: int) -> int:
-    """Free slots of the node, up to ``slots``; none while it drains."""
+def _capacity(conn: Conn, node: Row, slots: int, ended: Sequence[tuple[str, int]]) -> int:
+    """Free slots of the node, up to ``slots``; none while it drains. An attempt holds a slot
+    until its result lands, unless it is one of the node's ended ones (at most its slots)."""
     if node["draining"]:
         return 0
-    return min(slots, int(node["slots"]) - running_count(conn, node["id"]))
+    held = running_count(conn, node["id"]) - min(int(node["slots"]), _ended_count(conn, node, ended))
+    return min(slots, int(node["slots"]) - held)
+
+
+def _ended_count(conn: Conn, node: Row, ended: Sequence[tuple[str, int]]) -> int:
+    """How many of ``ended`` (distinct) are the node's started, current, unsettled attempts."""
+    if not ended:
+        return 0
+    ids = ", ".join("?" * len(ended))
+    rows = conn.execute(f"SELECT id, attempt FROM jobs WHERE node_id = ? AND state = ?"
+                        f" AND id IN ({ids})",
+                        (node["id"], JobState.RUNNING.value, *(job_id for job_id, _ in ended)))
+    current = {(row["id"], int(row["attempt"])) for row in rows.fetchall()}
+    return len(current.intersection(ended))
 
 
 def _have(node: Row) -> set[str]:
