@@ -36,6 +36,7 @@ PREFIXES: dict[str, str] = {
     "ffrtmp.master": "master",
     "ffrtmp.cli": "cli",
     "ffrtmp.cli.main": "entry",
+    "ffrtmp.cli.db": "entry",  # ffrtmp db migrate-to: the store itself, on the master's host
     "ffrtmp.__main__": "entry",
 }
 

@@ -39,10 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
     wsub = wrapper.add_subparsers(dest="wrapper_command", metavar="run|attach", required=True)
     for name, summary in WRAPPER.items():
         wsub.add_parser(name, help=summary, add_help=False)
-    from ffrtmp.cli import commands, media
+    from ffrtmp.cli import commands, db, media
 
     commands.add_parsers(sub)
     media.add_parsers(sub)
+    db.add_parsers(sub)
     return parser
 
 
