@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from ffrtmp.cli import render
+from ffrtmp.cli import masters, render
 from ffrtmp.cli.connection import Api
 from ffrtmp.cli.context import Env
 from ffrtmp.cli.submit import add_submit_options, spec_from_args
@@ -201,6 +201,7 @@ def add_parsers(sub: SubParsers) -> None:
     p.add_argument("job_id")
     p.set_defaults(handler=watch)
     _add_requests(_noun(sub, "nodes", "inspect and drain nodes"), NODE_REQUESTS, common)
+    masters.add_parser(sub, common)
 
 
 def _noun(sub: SubParsers, name: str, text: str) -> SubParsers:
