@@ -90,6 +90,22 @@ def _url(raw: str) -> str:
     return raw.rstrip("/")
 
 
+def _urls(raw: str) -> tuple[str, ...]:
+    """Comma-separated URLs, in the order a client tries them (several masters: failover)."""
+    urls: list[str] = []
+    for index, part in enumerate(raw.split(","), 1):
+        if not part.strip():
+            raise ValueError(f"URL {index} is empty: expected comma-separated http(s):// URLs")
+        try:
+            url = _url(part.strip())
+        except ValueError as exc:
+            raise ValueError(f"URL {index} ({part.strip()!r}): {exc}") from None
+        if url in urls:
+            raise ValueError(f"URL {index} ({url!r}) is listed twice")
+        urls.append(url)
+    return tuple(urls)
+
+
 def _optional_url(raw: str) -> str | None:
     return _url(raw) if raw else None
 
@@ -180,7 +196,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("max_body", _positive_int, "1048576", "largest accepted request body in bytes", (MASTER,)),
     Setting("tls_cert_file", _optional_path, "", "certificate for HTTPS (with tls_key_file)", (MASTER,)),
     Setting("tls_key_file", _optional_path, "", "private key for HTTPS (with tls_cert_file)", (MASTER,)),
-    Setting("master_url", _url, "http://127.0.0.1:8080", "the master API's URL", (AGENT, CLI)),
+    Setting("master_url", _urls, "http://127.0.0.1:8080",
+            "the master API's URL, or several, comma-separated: one in use, the next on failure",
+            (AGENT, CLI)),
     Setting("ca_file", _optional_path, "",
             "CA bundle that verifies the master (default: the system store)", (AGENT, CLI)),
     Setting("media_store_url", _optional_url, "",

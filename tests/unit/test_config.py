@@ -58,6 +58,19 @@ def test_values_are_typed_after_parsing(tmp_path: Path) -> None:
     assert settings.api_tokens == (OPERATOR_TOKEN,) and settings.enroll_token == ENROLL_TOKEN
 
 
+def test_master_url_is_a_list_in_order_and_one_url_is_a_list_of_one(tmp_path: Path) -> None:
+    one = config.load("agent", {}, agent_env(tmp_path, FFRTMP_MASTER_URL="https://m1:8080/"))
+    assert one.master_url == ("https://m1:8080",)
+    several = config.load("cli", {"master_url": "http://m2:8080, https://m1:8443/api/"},
+                          {"FFRTMP_API_TOKEN": OPERATOR_TOKEN})
+    assert several.master_url == ("http://m2:8080", "https://m1:8443/api")
+    with pytest.raises(config.ConfigError,
+                       match=r"^FFRTMP_MASTER_URL='http://a,,http://b': URL 2 is empty"):
+        config.load("agent", {}, agent_env(tmp_path, FFRTMP_MASTER_URL="http://a,,http://b"))
+    with pytest.raises(config.ConfigError, match=r"^FFRTMP_MASTER_URL=.*URL 2 \('x:1'\): expected an"):
+        config.load("cli", {"master_url": "http://a, x:1"}, {"FFRTMP_API_TOKEN": OPERATOR_TOKEN})
+
+
 def test_agent_node_name_defaults_to_the_hostname(tmp_path: Path) -> None:
     assert config.load("agent", {}, agent_env(tmp_path)).node_name == socket.gethostname()
     assert config.load("agent", {}, agent_env(tmp_path, FFRTMP_NODE_NAME="enc-7")).node_name == "enc-7"
@@ -85,7 +98,8 @@ BAD_VALUES: dict[str, list[str]] = {
     "retention_days": ["0"],
     "duty_interval": ["0"],
     "max_body": ["1MB"],
-    "master_url": ["127.0.0.1:8080", "ftp://master", "http://", ""],
+    "master_url": ["127.0.0.1:8080", "ftp://master", "http://", "", "http://a,", ",http://a",
+                   "http://a,,http://b", "http://a, ftp://b", "http://a,http://a/"],
     "media_store_url": ["127.0.0.1:8088", "ftp://store", "http://"],
     "agent_bind": ["9091"],
     "state_dir": [""],

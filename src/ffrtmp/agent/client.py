@@ -1,20 +1,41 @@
-"""MasterClient: one method per API call, explicit timeouts, transport-only retries.
+"""MasterClient: one method per API call, explicit timeouts, transport-only retries, failover.
 
 Retries apply to messages, never to work: a call is retried only when the message may not
 have arrived or the master is passing through a restart (connection errors, timeouts, EOF,
-502/503/504), 3 times with 1 s doubling backoff capped at 30 s. The backoff waits on the
-shutdown event, so SIGTERM ends it at once. Everything else raises ``MasterRejected``.
+502/503/504). Everything else raises ``MasterRejected`` and never moves to another master.
+
+Several masters (``FFRTMP_MASTER_URL=a,b,…``): the client sends every message to one master,
+``url``, and keeps using it while it answers. A failure the retry policy covers moves the
+client to the next URL of ``urls`` (in order, wrapping round) and retries there:
+
+- a retry to a master not yet tried in this message's cycle goes at once;
+- once every master has failed in the cycle, the usual backoff (1 s doubling, capped at
+  30 s) is waited, and a new cycle starts at the next master;
+- a message gets at most ``retry.total`` (3) backoffs, so at most ``(total + 1) * len(urls)``
+  attempts and the same waits as one master (1 + 2 + 4 s), each attempt within its timeout.
+
+One URL is exactly the single-master policy: 4 attempts, 3 backoffs. The master in use is
+the one that last answered (any answer, a refusal too); the next message goes to ``url``,
+which is that master unless a message since failed everywhere (then it is where its retries
+stopped). When a message is answered by a master other than the one in use, the switch is
+logged once (from, to, and the failure that caused it) and reported to ``on_switch``; the
+attempts in between are not logged one by one, only the backoffs, as with one master.
+A long-poll claim cut off by its master is the same claim asked again of the next one. A
+failover is a retried message: starts and results carry attempt tokens and are idempotent on
+every master (the node credential is farm-wide), so nothing re-runs work. The backoff waits
+on the shutdown event, so SIGTERM ends it at once (immediate failovers still go).
 
 Several starts or results go out as one batch request (``starts``/``results``), answered per
 item; each item's outcome is what its single call would have returned or raised. A master
-without the batch routes is sent one request per item, as before them.
+without the batch routes is sent one request per item, as before them (asked again after a
+switch: the next master may have them).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,10 +88,20 @@ BATCH_BYTES = 256 << 10  # well under the master's default body limit (FFRTMP_MA
 _TRANSPORT = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
 
 
+# told (from URL, to URL, why) each time the client moves to another master
+SwitchListener = Callable[[str, str, str], None]
+
+
 class MasterClient:
-    def __init__(self, url: str, *, shutdown: Shutdown, ca_file: str | None = None,
-                 retry: RetryPolicy | None = None, timeout_s: float = 10.0) -> None:
-        self.url = url.rstrip("/")
+    def __init__(self, urls: str | Sequence[str], *, shutdown: Shutdown, ca_file: str | None = None,
+                 retry: RetryPolicy | None = None, timeout_s: float = 10.0,
+                 on_switch: SwitchListener | None = None) -> None:
+        self.urls = list(dict.fromkeys(u.rstrip("/") for u in ([urls] if isinstance(urls, str) else urls)))
+        if not self.urls:
+            raise ValueError("MasterClient needs at least one master URL")
+        self.url = self.urls[0]  # where the next attempt goes: the master in use
+        self._in_use = self.url  # the master that answered last
+        self.on_switch = on_switch
         self.shutdown = shutdown
         self.retry = retry or RetryPolicy()
         self.timeout_s = timeout_s
@@ -95,8 +126,12 @@ class MasterClient:
         return self._send("POST", f"/api/v1/nodes/{self.node_id}/heartbeat",
                           {"running": running, "free_slots": free_slots})
 
-    def claim(self, slots: int, wait_s: float) -> list[dict[str, Any]]:
-        body = {"slots": slots, "wait_s": round(wait_s, 3)}
+    def claim(self, slots: int, wait_s: float,
+              ended: Sequence[tuple[str, int]] = ()) -> list[dict[str, Any]]:
+        """``ended``: (job id, attempt) whose workload has ended here, results not yet delivered."""
+        body: dict[str, Any] = {"slots": slots, "wait_s": round(wait_s, 3)}
+        if ended:  # only then: a master before ``ended`` refuses the field (the loop falls back)
+            body["ended"] = [{"job_id": job_id, "attempt": attempt} for job_id, attempt in ended]
         reply = self._send("POST", f"/api/v1/nodes/{self.node_id}/claim", body,
                            timeout=self.timeout_s + wait_s)
         assignments: list[dict[str, Any]] = reply["assignments"]
@@ -153,20 +188,48 @@ class MasterClient:
     def _send(self, method: str, path: str, body: dict[str, Any], *, token: str | None = None,
               timeout: float | None = None) -> dict[str, Any]:
         headers = {"Authorization": f"Bearer {token or self.credential}"}
-        retry = 0
+        retry = tried = 0  # backoffs waited; masters failed in this cycle
+        why = ""  # the first failure of this message, named when another master answers it
         while True:
-            failure = self._attempt(method, path, body, headers, timeout or self.timeout_s)
+            try:
+                failure = self._attempt(method, path, body, headers, timeout or self.timeout_s)
+            except MasterRejected as exc:
+                if exc.status:  # an answer: this master is in use (a TLS failure is none)
+                    self._answered(why)
+                raise
             if not isinstance(failure, MasterUnavailable):
+                self._answered(why)
                 return failure
+            why = why or f"{method} {path} to {self.url}: {failure}"
+            tried += 1
+            if tried < len(self.urls):  # a master not yet tried in this cycle: at once
+                self._next()
+                continue
             if retry >= self.retry.total:
                 raise failure
             delay = self.retry.backoff(retry)
-            retry += 1
+            retry, tried = retry + 1, 0
             log.warning("%s %s failed (%s); retry %d/%d in %.0fs", method, path, failure, retry,
                         self.retry.total, delay)
             if self.shutdown.wait(delay):
                 raise MasterUnavailable(f"{failure} (retries stopped by shutdown)",
                                         timeout=failure.timeout)
+            self._next()
+
+    def _next(self) -> None:
+        """Send the next attempt to the next master of the list (the same one with one URL)."""
+        self.url = self.urls[(self.urls.index(self.url) + 1) % len(self.urls)]
+
+    def _answered(self, why: str) -> None:
+        """The master at ``url`` answered: if it is not the one in use so far, it is now, and
+        that switch is logged once and told to ``on_switch``."""
+        old, self._in_use = self._in_use, self.url
+        if old == self.url:
+            return
+        self.batches = True  # the new master may have the batch routes
+        log.warning("switched masters: %s -> %s (%s)", old, self.url, why or "answered")
+        if self.on_switch is not None:
+            self.on_switch(old, self.url, why)
 
     def _attempt(self, method: str, path: str, body: dict[str, Any], headers: dict[str, str],
                  timeout: float) -> dict[str, Any] | MasterUnavailable:

@@ -4,6 +4,11 @@ Shutdown follows the seed: stop claiming, wait up to FFRTMP_SHUTDOWN_TIMEOUT for
 (still heartbeating and delivering results), stop the heartbeat, run the shutdown handlers
 (metrics server, then logging), exit 0. Jobs still running keep running; the next agent
 start re-adopts them.
+
+Several masters (``FFRTMP_MASTER_URL=a,b``) share one client, which fails over between them
+(``agent/client.py``): the heartbeat therefore succeeds while any master answers, so
+``/ready``'s ``master`` check (the last heartbeat's outcome) is ``reachable`` then, and
+``worker_master_info{url}`` is 1 for the master in use, 0 for the others.
 """
 
 from __future__ import annotations
@@ -125,7 +130,10 @@ class Agent:
         self.readiness = Readiness(settings.work_dir, media_roots=settings.media_roots,
                                    media=lambda: self.media.status)
         self.metrics = WorkerMetrics(self.readiness)
-        self.client = MasterClient(settings.master_url, shutdown=shutdown, ca_file=settings.ca_file)
+        self.client = MasterClient(settings.master_url, shutdown=shutdown, ca_file=settings.ca_file,
+                                   on_switch=lambda _old, new, _why: self.metrics.set_master(
+                                       self.client.urls, new))
+        self.metrics.set_master(self.client.urls, self.client.url)
         self.watchdog = Watchdog()
         for scheme in ("http://", "https://"):
             self.client.session.mount(scheme, PromisingAdapter(self.watchdog))
@@ -197,7 +205,7 @@ class Agent:
                 continue
             except MasterUnavailable as exc:
                 self.readiness.record_heartbeat("timeout" if exc.timeout else "unreachable")
-                log.warning("cannot register with %s yet: %s", self.client.url, exc)
+                log.warning("cannot register with %s yet: %s", ", ".join(self.client.urls), exc)
                 self._pause(self.loop.heartbeat_interval_s)
                 continue
             except MasterRejected as exc:
@@ -262,7 +270,7 @@ def main(settings: AgentSettings) -> int:
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # log files reopen by themselves
     shutdown.register("logging", logging.shutdown)  # registered first: runs last
     log.info("agent %s starting: master=%s slots=%d; probing ffmpeg's encoders", __version__,
-             settings.master_url, settings.slots)
+             ",".join(settings.master_url), settings.slots)
     agent = Agent(settings, shutdown)
     server, thread = start_server(settings.agent_bind, AgentApp(agent.readiness, agent.metrics,
                                                                settings.state_dir))

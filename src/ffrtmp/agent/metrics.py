@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -57,6 +57,9 @@ class WorkerMetrics:
         self.media_store_up = Gauge("worker_media_store_up",
                                     "1 when the media store answers and takes the credentials "
                                     "(absent when none is configured)", registry=r)
+        self.master_info = Gauge("worker_master_info",
+                                 "1 for the master URL in use, 0 for the other configured ones",
+                                 ["url"], registry=r)
         for direction in ("download", "upload"):
             for metric in (self.media_bytes, self.media_retries, self.media_waiting):
                 metric.labels(direction)
@@ -67,3 +70,8 @@ class WorkerMetrics:
         self.progress.clear()
         for job, percent in values.items():
             self.progress.labels(job).set(percent)
+
+    def set_master(self, urls: Sequence[str], in_use: str) -> None:
+        """Which of the configured masters the agent uses (one series per URL, always present)."""
+        for url in urls:
+            self.master_info.labels(url).set(1 if url == in_use else 0)

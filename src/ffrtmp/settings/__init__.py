@@ -54,7 +54,7 @@ class AgentConfig(SettingsBase):
     media_roots: tuple[str, ...]
     log_dir: str
     log_level: str
-    master_url: str
+    master_url: tuple[str, ...]
     ca_file: str | None
     media_store_url: str | None
     media_credentials_file: str | None
@@ -81,7 +81,7 @@ class CliConfig(SettingsBase):
     """The cli process's values from the table."""
 
     api_token_file: str
-    master_url: str
+    master_url: tuple[str, ...]
     ca_file: str | None
     media_store_url: str | None
     media_credentials_file: str | None
