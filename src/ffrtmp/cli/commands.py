@@ -178,7 +178,8 @@ if TYPE_CHECKING:  # generic only in typeshed: argparse's own class takes no sub
 
 def add_parsers(sub: SubParsers) -> None:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--master-url", help="master API URL (env FFRTMP_MASTER_URL)")
+    common.add_argument("--master-url", help="master API URL, or several comma-separated "
+                        "(env FFRTMP_MASTER_URL)")
     common.add_argument("--api-token-file", "--token-file", dest="token_file",
                         help="file holding an operator token "
                         "(env FFRTMP_API_TOKEN, FFRTMP_API_TOKEN_FILE)")
