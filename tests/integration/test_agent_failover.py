@@ -85,3 +85,20 @@ def test_kill_9_of_the_agents_master_during_an_encode(tmp_path: Path,
         stop_process(agent.proc)
         kill_workloads(agent.state_dir)
         print(f"--- agent ---\n{agent.output()}")
+
+
+def test_an_agent_whose_first_master_is_down_registers_and_is_ready_on_the_next(
+        tmp_path: Path, master_proc: MasterProcess) -> None:
+    from tests.helpers import free_port
+
+    closed = f"http://127.0.0.1:{free_port()}"
+    env = agent_env(tmp_path, master_proc, FFRTMP_MASTER_URL=f"{closed}, {master_proc.url}")
+    agent = start_agent(tmp_path, master_proc, env=env)  # waits for /ready 200
+    try:
+        ready = requests.get(agent.url + "/ready", timeout=5).json()
+        assert ready["checks"]["master"] == "reachable"
+        assert master_info(agent) == {closed: 0.0, master_proc.url: 1.0}
+        assert f"master={closed},{master_proc.url} " in agent.output()
+    finally:
+        stop_process(agent.proc)
+        print(f"--- agent ---\n{agent.output()}")
