@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import requests
 
 from tests.conftest import MasterProcess, master_env, postgres_schema_url, start_master, stop_process
@@ -132,3 +133,34 @@ def test_the_copy_knows_every_table_of_the_schema(tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / "master.db") as conn:
         names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert names - {"sqlite_sequence"} == set(TABLES) | set(REBUILT) - {"sqlite_sequence"}
+
+
+def test_a_copy_that_fails_its_check_commits_nothing(tmp_path: Path, postgres_server: str,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import psycopg
+
+    from ffrtmp.master.store import transfer
+    from ffrtmp.master.store.sqlite import SqliteStore
+
+    source = SqliteStore(str(tmp_path / "master.db"))
+    source.migrate()
+    spec = {"input": "testsrc://?duration=2", "outputs": [{"url": "file:///srv/media/x.mp4",
+                                                           "preset": "h264-480p"}]}
+    source.submit_job(spec, queue="default", priority="medium", capabilities=[], intent=None)
+    source.register_node(name="node-1", slots=1, encoders=[], hwaccels=[], labels={},
+                         ffmpeg_version="", agent_version="", live_s=30)
+    source.close()
+    target = postgres_schema_url(postgres_server)
+
+    def refuse(*args: object) -> None:
+        raise transfer.MigrateError("jobs: 1 row(s) in the source, 0 in the target")
+
+    monkeypatch.setattr(transfer, "_verify", refuse)
+    with pytest.raises(transfer.MigrateError):
+        transfer.migrate_to(str(tmp_path / "master.db"), target)
+    with psycopg.connect(target) as conn:
+        assert [conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone() for t in ("jobs", "nodes")] \
+            == [(0,), (0,)]
+    monkeypatch.undo()
+    copied = transfer.migrate_to(str(tmp_path / "master.db"), target)
+    assert (copied["jobs"], copied["nodes"], copied["transitions"]) == (1, 1, 1)
