@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build (or reuse) the root filesystem the Molecule guests boot from: Debian 12 with
 # systemd as PID 1, sshd, python3 (+venv, +apt bindings for Ansible's apt module) and the
-# heavy packages the roles install (ffmpeg, logrotate, openssl, nginx) already present, so a run only
+# heavy packages the roles install (ffmpeg, logrotate, openssl, nginx, postgresql with
+# python3-psycopg2) already present, so a run only
 # proves that the roles' own install tasks are no-ops instead of downloading ~100 MB.
 #
 # Usage: build-image.sh [--force]
@@ -16,7 +17,7 @@ SUITE=${SUITE:-bookworm}
 BASE=$STATE/base
 KEY=$STATE/ssh/id_ed25519
 BOOTSTRAP_PKGS="systemd,systemd-sysv,dbus,python3,python3-venv,python3-apt,ca-certificates,curl,iproute2,procps"
-EXTRA_PKGS="openssh-server ffmpeg logrotate openssl nginx"
+EXTRA_PKGS="openssh-server ffmpeg logrotate openssl nginx postgresql python3-psycopg2"
 # The stamp changes whenever this script does, so editing the package list rebuilds.
 STAMP=$(cat "$0" | sha256sum | cut -c1-16)
 export DEBIAN_FRONTEND=noninteractive LANG=C.UTF-8
@@ -61,6 +62,8 @@ done
 ln -sf /lib/systemd/system/multi-user.target "$rootfs/etc/systemd/system/default.target"
 # nginx is in the image only so the media role needs no mirror: off until a role enables it
 rm -f "$rootfs/etc/systemd/system/multi-user.target.wants/nginx.service"
+# likewise PostgreSQL (its package created the cluster, 15/main): ffrtmp_postgres enables it
+rm -f "$rootfs/etc/systemd/system/multi-user.target.wants/postgresql.service"
 echo 'LANG=C.UTF-8' > "$rootfs/etc/default/locale"
 # sshd host keys differ per guest: generated at each guest's first boot
 mkdir -p "$rootfs/etc/systemd/system/ssh.service.d"
