@@ -23,7 +23,7 @@ from ffrtmp import config  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 ROLES = ROOT / "roles"
-ROLE_NAMES = ("ffrtmp_common", "ffrtmp_master", "ffrtmp_worker", "ffrtmp_media")
+ROLE_NAMES = ("ffrtmp_common", "ffrtmp_master", "ffrtmp_worker", "ffrtmp_media", "ffrtmp_postgres")
 TOOLS_VENV = Path(os.environ.get("FFRTMP_MOLECULE_VENV", "/opt/ffrtmp-molecule-venv"))
 
 
@@ -258,11 +258,23 @@ def test_clients_get_a_netrc_readable_by_the_agent_only() -> None:
     assert defaults["ffrtmp_media_credentials_file"] == "/etc/ffrtmp/media.netrc"
 
 
-def test_site_deploys_the_store_before_its_clients() -> None:
+def test_site_deploys_each_part_before_its_clients() -> None:
     plays = [p["ansible.builtin.import_playbook"] for p in _load(ROOT / "playbooks" / "site.yml")]
-    assert plays == ["media.yml", "master.yml", "workers.yml"]
+    assert plays == ["media.yml", "database.yml", "master.yml", "workers.yml"]
     hosts = _load(ROOT / "inventory" / "hosts.yml")["all"]["children"]
     assert list(hosts["media"]["hosts"]) == list(hosts["master"]["hosts"])
+    database = _load(ROOT / "playbooks" / "database.yml")
+    assert [p["hosts"] for p in database] == ["database"]
+    assert [r["role"] for r in database[0]["roles"]] == ["ffrtmp_postgres"]
+
+
+def test_masters_are_deployed_one_at_a_time() -> None:
+    """Each master is ready (the role waits for /ready) before the next is touched."""
+    (play,) = _load(ROOT / "playbooks" / "master.yml")
+    assert play["hosts"] == "master" and play["serial"] == 1 and play["max_fail_percentage"] == 0
+    assert [r["role"] for r in play["roles"]] == ["ffrtmp_master"]
+    check = _load(ROLES / "ffrtmp_master" / "tasks" / "check.yml")
+    assert "/ready" in str(check)
 
 
 def test_worker_mounts_nfs_with_the_posix_collection() -> None:
@@ -275,10 +287,133 @@ def test_worker_mounts_nfs_with_the_posix_collection() -> None:
 
 def test_rolling_update_stops_at_the_first_failure() -> None:
     plays = _load(ROOT / "playbooks" / "rolling_update.yml")
-    roll = next(p for p in plays if p.get("serial"))
-    assert roll["serial"] == 1 and roll["max_fail_percentage"] == 0
+    rolls = [p for p in plays if p.get("serial")]
+    # the masters first, one at a time, then the workers as before
+    assert [p["hosts"] for p in rolls] == ["master", "workers"]
+    for roll in rolls:
+        assert roll["serial"] == 1 and roll["max_fail_percentage"] == 0
+    assert [r["role"] for r in rolls[0]["roles"]] == ["ffrtmp_master"]
     text = (ROOT / "playbooks" / "rolling_update.yml").read_text(encoding="utf-8")
     assert "/drain" in text and "/undrain" in text
+
+
+# --- PostgreSQL and several masters ------------------------------------------------------
+
+POSTGRES = ROLES / "ffrtmp_postgres"
+
+
+def _tasks_by_name(path: Path) -> dict[str, dict]:
+    def walk(items: list[dict]):
+        for task in items or []:
+            yield task
+            yield from walk(task.get("block", []))
+    return {t["name"]: t for t in walk(_load(path))}
+
+
+def test_postgres_role_has_least_privilege_and_never_drops() -> None:
+    tasks = _tasks_by_name(POSTGRES / "tasks" / "database.yml")
+    user = tasks["Create the ffrtmp role with a SCRAM-hashed password"]
+    flags = user["community.postgresql.postgresql_user"]["role_attr_flags"].split(",")
+    assert {"NOSUPERUSER", "NOCREATEDB", "NOCREATEROLE", "NOREPLICATION", "LOGIN"} <= set(flags)
+    assert user["no_log"] is True
+    assert "password_encryption=scram-sha-256" in user["environment"]["PGOPTIONS"]
+    db = tasks["Create the database owned by the role"]["community.postgresql.postgresql_db"]
+    assert db["state"] == "present" and db["owner"] == "{{ ffrtmp_postgres_user }}"
+    revoke = tasks["Keep other roles out of the database"]["community.postgresql.postgresql_privs"]
+    assert (revoke["roles"], revoke["state"]) == ("PUBLIC", "absent")
+    # nothing in the role removes a database, a role or a cluster
+    text = "\n".join(p.read_text(encoding="utf-8") for p in sorted(POSTGRES.glob("*/*.yml")))
+    assert not re.search(r"state: absent|pg_dropcluster|dropdb|DROP ", text.replace(
+        "state: absent\n        login_unix_socket", "")), "a re-run must never drop data"
+
+
+def test_postgres_password_is_generated_once_and_kept_private() -> None:
+    configure = _tasks_by_name(POSTGRES / "tasks" / "configure.yml")
+    generate = configure["Generate the role's password once"]
+    copy = generate["ansible.builtin.copy"]
+    assert copy["force"] is False and copy["mode"] == "0600" and copy["owner"] == "root"
+    assert generate["no_log"] is True
+    assert configure["Create the password directory"]["ansible.builtin.file"]["mode"] == "0700"
+    internal = _load(POSTGRES / "vars" / "main.yml")
+    assert internal["_ffrtmp_postgres_password_file"] == (
+        "{{ ffrtmp_postgres_password_dir }}/{{ ffrtmp_postgres_user }}.password")
+    handling = {"ansible.builtin.copy", "ansible.builtin.slurp", "community.postgresql.postgresql_user"}
+    for path in POSTGRES.glob("tasks/*.yml"):
+        for name, task in _tasks_by_name(path).items():
+            if "password" in name.lower() and handling & set(task):
+                assert task.get("no_log") is True, name
+
+
+def test_postgres_listens_and_lets_in_only_the_masters_with_scram() -> None:
+    conf = (POSTGRES / "templates" / "ffrtmp.conf.j2").read_text(encoding="utf-8")
+    assert "listen_addresses = '{{ _ffrtmp_postgres_listen | join(\",\") }}'" in conf
+    assert "\npassword_encryption = scram-sha-256\n" in conf
+    assert "ssl = on" in conf and "{% if _ffrtmp_postgres_tls | bool %}" in conf
+    hba = [line for line in (POSTGRES / "templates" / "pg_hba.conf.j2").read_text(encoding="utf-8").splitlines()
+           if line and not line.startswith(("#", "{{ ansible_managed"))]
+    local = [line.split() for line in hba if line.startswith("local")]
+    assert local == [["local", "all", "postgres", "peer"], ["local", "replication", "postgres", "peer"]]
+    remote = [line for line in hba if not line.startswith(("local", "{%"))]
+    assert len(remote) == 1 and remote[0].endswith(" scram-sha-256")
+    assert "_ffrtmp_postgres_clients" in "\n".join(hba)
+    for word in ("trust", "md5", "password ", " all "):
+        assert word not in remote[0], word
+
+
+def test_postgres_handlers_restart_the_cluster_and_reload_for_pg_hba() -> None:
+    handlers = {h["name"]: h for h in _load(POSTGRES / "handlers" / "main.yml")}
+    assert handlers["Restart PostgreSQL"]["ansible.builtin.systemd_service"]["state"] == "restarted"
+    assert handlers["Reload PostgreSQL"]["ansible.builtin.systemd_service"]["state"] == "reloaded"
+    configure = _tasks_by_name(POSTGRES / "tasks" / "configure.yml")
+    assert configure["Write the client authentication rules"]["notify"] == "Reload PostgreSQL"
+    assert configure["Write the server settings of ffrtmp"]["notify"] == "Restart PostgreSQL"
+
+
+def test_master_reads_the_database_password_from_a_file_only() -> None:
+    internal = _load(ROLES / "ffrtmp_master" / "vars" / "main.yml")
+    assert internal["_ffrtmp_master_env"]["FFRTMP_DATABASE_PASSWORD_FILE"] == (
+        "{{ _ffrtmp_master_database_password_file }}")
+    deliver = _tasks_by_name(ROLES / "ffrtmp_master" / "tasks" / "database_password.yml")
+    write = deliver["Write the database password file"]
+    module = write["ansible.builtin.copy"]
+    assert (module["owner"], module["group"], module["mode"]) == ("root", "{{ ffrtmp_group }}", "0640")
+    assert write["no_log"] is True and deliver["Read the database password on the database host"]["no_log"]
+    preflight = _tasks_by_name(ROLES / "ffrtmp_master" / "tasks" / "preflight.yml")
+    refuse = preflight["Assert that the database URL holds no password"]
+    assert "urlsplit('password') is none" in str(refuse["ansible.builtin.assert"]["that"])
+    assert "{{" not in refuse["ansible.builtin.assert"]["fail_msg"]  # never echoes the URL
+    unit = _unit("ffrtmp_master", "ffrtmp-master")
+    assert "password" not in unit.lower() and "Environment=" not in unit
+
+
+def test_worker_joins_every_master_url_in_order() -> None:
+    env = jinja2.Environment(autoescape=False)  # noqa: S701 - renders a plain string, not HTML
+    internal = _load(ROLES / "ffrtmp_worker" / "vars" / "main.yml")
+    joined = env.from_string(internal["_ffrtmp_worker_master_url"])
+    assert joined.render(_ffrtmp_worker_master_url_list=["http://m1:8080", "http://m2:8080"]) == (
+        "http://m1:8080,http://m2:8080")
+    defaults = _load(ROLES / "ffrtmp_worker" / "defaults" / "main.yml")
+    assert defaults["ffrtmp_worker_master_urls"] == [] and defaults["ffrtmp_worker_master_url"] == ""
+
+
+def test_ha_inventory_example_has_two_masters_a_database_and_workers_listing_both() -> None:
+    hosts = _load(ROOT / "inventory" / "ha" / "hosts.yml")["all"]["children"]
+    assert len(hosts["master"]["hosts"]) == 2 and len(hosts["database"]["hosts"]) == 1
+    group_vars = ROOT / "inventory" / "ha" / "group_vars"
+    master = _load(group_vars / "master.yml")
+    database = next(iter(hosts["database"]["hosts"]))
+    assert master["ffrtmp_master_database"] == f"postgresql://ffrtmp@{database}:5432/ffrtmp"
+    assert master["ffrtmp_master_database_password_file"]
+    urls = _load(group_vars / "workers.yml")["ffrtmp_worker_master_urls"]
+    assert urls == [f"http://{name}:8080" for name in hosts["master"]["hosts"]]
+
+
+def test_the_guest_image_carries_postgresql_for_offline_guests() -> None:
+    script = (ROOT / "tools" / "molecule" / "build-image.sh").read_text(encoding="utf-8")
+    packages = re.search(r'(?m)^EXTRA_PKGS="([^"]*)"', script)
+    assert packages and {"postgresql", "python3-psycopg2"} <= set(packages.group(1).split())
+    requirements = (ROOT / "tools" / "molecule" / "requirements.txt").read_text(encoding="utf-8")
+    assert re.search(r"(?m)^ansible==\d", requirements)  # carries community.postgresql
 
 
 # --- lint ------------------------------------------------------------------------------
