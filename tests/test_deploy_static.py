@@ -349,8 +349,8 @@ def test_postgres_listens_and_lets_in_only_the_masters_with_scram() -> None:
     assert "listen_addresses = '{{ _ffrtmp_postgres_listen | join(\",\") }}'" in conf
     assert "\npassword_encryption = scram-sha-256\n" in conf
     assert "ssl = on" in conf and "{% if _ffrtmp_postgres_tls | bool %}" in conf
-    hba = [line for line in (POSTGRES / "templates" / "pg_hba.conf.j2").read_text(encoding="utf-8").splitlines()
-           if line and not line.startswith(("#", "{{ ansible_managed"))]
+    text = (POSTGRES / "templates" / "pg_hba.conf.j2").read_text(encoding="utf-8")
+    hba = [line for line in text.splitlines() if line and not line.startswith(("#", "{{ ansible_managed"))]
     local = [line.split() for line in hba if line.startswith("local")]
     assert local == [["local", "all", "postgres", "peer"], ["local", "replication", "postgres", "peer"]]
     remote = [line for line in hba if not line.startswith(("local", "{%"))]
