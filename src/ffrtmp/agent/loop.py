@@ -49,7 +49,9 @@ class AgentLoop:
         self.heartbeat_interval_s = 5.0
         self.next_heartbeat = 0.0
         self.consecutive_failures = 0
-        self.refill_early = True  # claim for a freed slot before delivering its result
+        # claim for a freed slot before delivering its result, listing the results on their
+        # way as ended (until a master refuses the field: then deliver first, as before it)
+        self.refill_early = True
 
     # --- one pass ---
 
@@ -63,18 +65,14 @@ class AgentLoop:
         self.steps.poll(self.jobs.typed_spec)
         self.launch_staged()
         early = claiming and self.refill_early and bool(self.jobs.undelivered())
-        held = len(self.jobs.jobs)  # attempts the master counts as ours until their results land
         refilled = self.claim_and_launch() if early else 0
-        self.deliver_results()
+        delivered = self.deliver_results()
         self.jobs.prune()
         self._update_gauges()  # before a claim that may long-poll: the gauges show this pass
-        launched = refilled or (self.claim_and_launch() if claiming else 0)
-        if early and held >= self.slots and launched and not refilled:
-            # the master counted the undelivered results against our slots: it keeps the
-            # old rule, so claiming before delivering only costs a round trip; stop trying
-            log.info("the master refills a slot only after its result: delivering first",
-                     extra=fields(node=self.client.node_id))
-            self.refill_early = False
+        # an early claim that got nothing is asked again only once a result has gone out (it
+        # may have held the last place the master keeps for results on their way)
+        again = claiming and not refilled and (not early or delivered > 0 or not self.refill_early)
+        launched = refilled or (self.claim_and_launch() if again else 0)
         if launched:
             self._update_gauges()
         if not launched:
@@ -122,8 +120,9 @@ class AgentLoop:
         log.warning("heartbeat failed (%s); %d in a row", why, self.consecutive_failures,
                     extra=fields(node=self.client.node_id))
 
-    def deliver_results(self) -> None:
-        """Every result ready to go, in one request (one per item to a master without batches)."""
+    def deliver_results(self) -> int:
+        """Every result ready to go, in one request (one per item to a master without batches);
+        how many the master has now (accepted or refused)."""
         ready: list[tuple[LocalJob, dict[str, Any]]] = []
         for job in self.jobs.undelivered():
             try:
@@ -136,7 +135,7 @@ class AgentLoop:
                 continue  # its outputs are on their way; heartbeats keep the attempt
             ready.append((job, self.jobs.body(job, delivery.result, delivery.outputs)))
         if not ready:
-            return
+            return 0
         try:
             outcomes = self.client.results([(job.job_id, body) for job, body in ready])
         except MasterUnavailable as exc:
@@ -149,6 +148,7 @@ class AgentLoop:
                      if not self._result_sent(job, body, o)]
         if forgotten:
             raise Forgotten(str(forgotten[0]))
+        return sum(1 for o in outcomes if not isinstance(o, MasterUnavailable))
 
     def _result_sent(self, job: LocalJob, body: dict[str, Any], outcome: Outcome) -> bool:
         """Settle one delivery as the master answered it: delivered, refused (kept with the
@@ -181,14 +181,23 @@ class AgentLoop:
             return 0
         busy = bool(self.jobs.running() or self.jobs.undelivered())  # never long-poll over a result
         wait = 0.0 if busy else max(0.0, min(self.next_heartbeat - time.monotonic(), LONG_POLL_MAX_S))
+        # results on their way hold no slot: the master refills them before the results land
+        ended = [j.key for j in self.jobs.undelivered()] if self.refill_early else []
         try:
-            assignments = self.client.claim(self.free_slots(), wait)
+            assignments = self.client.claim(self.free_slots(), wait, ended)
         except MasterUnavailable as exc:
             log.warning("claim failed: %s", exc, extra=fields(node=self.client.node_id))
             return 0
         except MasterRejected as exc:
             if exc.forgotten:
                 raise Forgotten(str(exc)) from None
+            if ended and exc.code == "invalid" and exc.message.startswith("ended"):
+                # a master from before ``ended``: it counts a result against its slot until
+                # the result lands, so claiming before delivering only costs a round trip
+                log.info("the master refills a slot only after its result: delivering first",
+                         extra=fields(node=self.client.node_id))
+                self.refill_early = False
+                return 0
             log.error("claim refused: %s", exc, extra=fields(node=self.client.node_id))
             return 0
         prepared: list[tuple[LocalJob, JobSpec]] = []
