@@ -9,17 +9,22 @@ an upload cut by a restart resumes with the next object and the encode is never 
 
 from __future__ import annotations
 
+import json
+import re
+import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin
 
-from ffrtmp.agent.ffmpeg import probe_duration_s, probe_video_size
 from ffrtmp.files import read_json, write_json_atomic
 from ffrtmp.jobspec import AudioStep, HlsSink, JobSpec, SegmentStep
 from ffrtmp.media.digests import sha256_hex
+from ffrtmp.progress import finite_float
 from ffrtmp.urls import redact
+
+PROBE_TIMEOUT_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -70,11 +75,31 @@ def playlist_entries(playlist: Path) -> list[str]:
 
 def record(output: Output) -> dict[str, Any]:
     """What the result says about an output: its size, checksum, and what ffprobe sees."""
-    path = str(output.file)
+    duration, size = probe_media(str(output.file)) if output.probed else (None, None)
     return {"url": redact(output.url), "bytes": output.file.stat().st_size,
-            "sha256": sha256_hex(output.file),
-            "duration_s": probe_duration_s(path) if output.probed else None,
-            "size": probe_video_size(path) if output.probed else None}
+            "sha256": sha256_hex(output.file), "duration_s": duration, "size": size}
+
+
+def probe_media(path: str, ffprobe: str = "ffprobe") -> tuple[float | None, str | None]:
+    """The container's duration and the first video stream's ``WxH``, from one ffprobe run:
+    the answers of ``probe_duration_s`` and ``probe_video_size``, at half the cost (it runs
+    while the slot's next encode does). Raises FileNotFoundError when ffprobe is missing."""
+    try:
+        done = subprocess.run([ffprobe, "-v", "error", "-select_streams", "v:0", "-show_entries",
+                               "format=duration:stream=width,height", "-of", "json", "-i", path],
+                              capture_output=True, text=True, errors="replace", check=False,
+                              timeout=PROBE_TIMEOUT_S, stdin=subprocess.DEVNULL)
+        data = json.loads(done.stdout) if done.returncode == 0 else {}
+    except (subprocess.TimeoutExpired, ValueError):
+        data = {}
+    data = data if isinstance(data, dict) else {}
+    fmt = data.get("format")
+    duration = finite_float(str(fmt.get("duration"))) if isinstance(fmt, dict) else None
+    streams = data.get("streams")
+    first = streams[0] if isinstance(streams, list) and streams and isinstance(streams[0], dict) else {}
+    size = f"{first.get('width')}x{first.get('height')}"
+    return (duration if duration is not None and duration > 0 else None,
+            size if re.fullmatch(r"\d+x\d+", size) else None)
 
 
 @dataclass
