@@ -59,10 +59,7 @@ QUICK = Profile("quick", jobs=6, job_s=1.0, pairs=2, deadline_s=300.0)
 def slot_spans(encodes: list[tuple[float, float]], slots: int) -> dict[str, Any]:
     """Lay (start, end) encodes on ``slots`` slots in start order, each on the slot free first;
     the time in FFmpeg over each slot's first-start → last-end span, and the gaps between."""
-    lanes: list[list[tuple[float, float]]] = [[] for _ in range(slots)]
-    for start, end in sorted(encodes):
-        lane = min(lanes, key=lambda jobs: jobs[-1][1] if jobs else float("-inf"))
-        lane.append((start, end))
+    lanes = [[encodes[k] for k in lane] for lane in lanes_of(encodes, slots)]
     busy = span = 0.0
     gaps: list[float] = []
     for jobs in (lane for lane in lanes if lane):
@@ -77,15 +74,44 @@ def slot_spans(encodes: list[tuple[float, float]], slots: int) -> dict[str, Any]
             "jobs_per_slot": [len(lane) for lane in lanes]}
 
 
-def encodes_of(farm: Farm, ids: list[str]) -> list[tuple[float, float]]:
-    """Each job's FFmpeg start and end, as its wrapper reported them."""
+def lanes_of(encodes: list[tuple[float, float]], slots: int) -> list[list[int]]:
+    """The encodes' indexes laid on ``slots`` slots in start order, each on the slot free first."""
+    lanes: list[list[int]] = [[] for _ in range(slots)]
+    for k in sorted(range(len(encodes)), key=lambda k: encodes[k]):
+        min(lanes, key=lambda lane: encodes[lane[-1]][1] if lane else float("-inf")).append(k)
+    return lanes
+
+
+def slot_gaps(steps: list[dict[str, float]], slots: int) -> dict[str, Any]:
+    """Where each gap between one encode and the next in a slot goes, by the clocks of the
+    wrapper (FFmpeg's start and end) and the master (assigned, started): exit → the next job
+    assigned, assigned → its start confirmed, confirmed → its FFmpeg started."""
+    encodes = [(s["ffmpeg_start"], s["ffmpeg_end"]) for s in steps]
+    parts: dict[str, list[float]] = {"exit_to_assigned": [], "assigned_to_started": [],
+                                     "started_to_ffmpeg": []}
+    for lane in lanes_of(encodes, slots):
+        for a, b in itertools.pairwise(lane):
+            before, after = steps[a], steps[b]
+            parts["exit_to_assigned"].append(after["assigned"] - before["ffmpeg_end"])
+            parts["assigned_to_started"].append(after["started"] - after["assigned"])
+            parts["started_to_ffmpeg"].append(after["ffmpeg_start"] - after["started"])
+    return {k: {"median_ms": round(median(v) * 1000, 1),
+                "max_ms": round(max(v) * 1000, 1) if v else 0.0} for k, v in parts.items()}
+
+
+def steps_of(farm: Farm, ids: list[str]) -> list[dict[str, float]]:
+    """Each job's FFmpeg start and end, as its wrapper reported them, and when the master
+    assigned its attempt and saw it start."""
     out = []
     for job_id in ids:
-        result = farm.job(job_id)["attempts"][-1]["result"] or {}
-        start, end = parse_ts(result.get("started_at")), parse_ts(result.get("ended_at"))
-        if start is None or end is None:
-            raise BenchError(f"job {job_id}: no FFmpeg start/end in its result")
-        out.append((start, end))
+        attempt = farm.job(job_id)["attempts"][-1]
+        result = attempt["result"] or {}
+        times = {"ffmpeg_start": parse_ts(result.get("started_at")),
+                 "ffmpeg_end": parse_ts(result.get("ended_at")),
+                 "assigned": parse_ts(attempt["assigned_at"]), "started": parse_ts(attempt["started_at"])}
+        if None in times.values():
+            raise BenchError(f"job {job_id}: no FFmpeg start/end in its result, or no start")
+        out.append({k: float(v or 0.0) for k, v in times.items()})
     return out
 
 
@@ -99,13 +125,14 @@ def farm_batch(farm: Farm, specs: list[dict[str, Any]], argvs: list[list[str]],
     clear_outputs(farm)
     measured = run_farm(farm, specs, bound)
     ids = measured.pop("ids")
-    encodes = encodes_of(farm, ids)
+    steps = steps_of(farm, ids)
+    encodes = [(s["ffmpeg_start"], s["ffmpeg_end"]) for s in steps]
     return {"wall_s": measured["wall_s"], "jobs_per_s": measured["jobs_per_s"],
             "argv_identical": same_work(farm, ids, argvs), "cpu": measured["cpu"],
             "ffmpeg_mean_s": round(statistics.mean(e - s for s, e in encodes), 3),
             "whole_wall_utilisation": measured["timing"]["slot_utilisation"],
             "steps": {k: measured["timing"][k] for k in ("confirm", "spawn", "report", "reclaim")},
-            **slot_spans(encodes, farm.slots)}
+            "gap_steps": slot_gaps(steps, farm.slots), **slot_spans(encodes, farm.slots)}
 
 
 def xargs_batch(farm: Farm, argvs: list[list[str]], slots: int, bound: float) -> dict[str, Any]:
@@ -197,6 +224,9 @@ def render(result: dict[str, Any]) -> str:
         lines.append("  farm steps median ms: " + ", ".join(f"{k} {v['median_ms']}" for k, v in steps.items())
                      + f"; window util {farm['window_utilisation']}, whole-wall util "
                      f"{farm['whole_wall_utilisation']}, FFmpeg mean {farm['ffmpeg_mean_s']} s")
+        lines.append("  slot gap median ms: " + ", ".join(
+            f"{k.replace('_to_', ' → ')} {v['median_ms']} (max {v['max_ms']})"
+            for k, v in farm["gap_steps"].items()))
     lines += ["", f"slot utilisation per batch {s['slot_utilisation']}, "
                   f"median {s['slot_utilisation_median']}",
               f"farm/xargs per pair {s['ratios']}, median {s['ratio_median']}; "

@@ -23,6 +23,15 @@ def test_slot_spans_count_only_the_gaps_between_encodes_in_a_slot() -> None:
     assert spans["window_utilisation"] == round(8.0 / (2 * 4.5), 4)
 
 
+def test_slot_gaps_split_each_gap_by_the_master_and_wrapper_clocks() -> None:
+    # one slot: encode 0-2, then the next assigned at 2.05, started at 2.07, FFmpeg at 2.1
+    steps = [{"assigned": -0.1, "started": -0.05, "ffmpeg_start": 0.0, "ffmpeg_end": 2.0},
+             {"assigned": 2.05, "started": 2.07, "ffmpeg_start": 2.1, "ffmpeg_end": 4.0}]
+    gaps = farm_bench.slot_gaps(steps, slots=1)
+    assert {k: v["median_ms"] for k, v in gaps.items()} == {
+        "exit_to_assigned": 50.0, "assigned_to_started": 20.0, "started_to_ffmpeg": 30.0}
+
+
 def test_tiny_run_reports_every_figure(tmp_path: Path) -> None:
     profile = dataclasses.replace(farm_bench.QUICK, name="smoke", jobs=3, job_s=0.3, pairs=1,
                                   deadline_s=120.0)
@@ -37,5 +46,7 @@ def test_tiny_run_reports_every_figure(tmp_path: Path) -> None:
     assert set(result["goals"]) == set(farm_bench.GOALS)
     assert not harness.LIVE  # every process the benchmark started was stopped
     assert "slot utilisation per batch" in farm_bench.render(result)
+    assert set(farm["gap_steps"]) == {"exit_to_assigned", "assigned_to_started", "started_to_ffmpeg"}
+    assert "slot gap median ms" in farm_bench.render(result)
     saved = harness.write_result(result, tmp_path / "results")
     assert json.loads(saved.read_text())["goals"] == result["goals"]
