@@ -321,10 +321,13 @@ def test_postgres_role_has_least_privilege_and_never_drops() -> None:
     assert db["state"] == "present" and db["owner"] == "{{ ffrtmp_postgres_user }}"
     revoke = tasks["Keep other roles out of the database"]["community.postgresql.postgresql_privs"]
     assert (revoke["roles"], revoke["state"]) == ("PUBLIC", "absent")
-    # nothing in the role removes a database, a role or a cluster
-    text = "\n".join(p.read_text(encoding="utf-8") for p in sorted(POSTGRES.glob("*/*.yml")))
-    assert not re.search(r"state: absent|pg_dropcluster|dropdb|DROP ", text.replace(
-        "state: absent\n        login_unix_socket", "")), "a re-run must never drop data"
+    # nothing in the role removes a database, a role, a file or a cluster (but PUBLIC's rights)
+    for path in sorted([*POSTGRES.glob("tasks/*.yml"), *POSTGRES.glob("handlers/*.yml")]):
+        for name, task in _tasks_by_name(path).items():
+            args = [v for k, v in task.items() if "." in k and isinstance(v, dict)]
+            if any(a.get("state") == "absent" for a in args):
+                assert name == "Keep other roles out of the database", name
+            assert not re.search(r"pg_dropcluster|dropdb|DROP ", str(task)), name
 
 
 def test_postgres_password_is_generated_once_and_kept_private() -> None:
@@ -352,7 +355,11 @@ def test_postgres_listens_and_lets_in_only_the_masters_with_scram() -> None:
     text = (POSTGRES / "templates" / "pg_hba.conf.j2").read_text(encoding="utf-8")
     hba = [line for line in text.splitlines() if line and not line.startswith(("#", "{{ ansible_managed"))]
     local = [line.split() for line in hba if line.startswith("local")]
-    assert local == [["local", "all", "postgres", "peer"], ["local", "replication", "postgres", "peer"]]
+    assert local == [["local", db, "postgres", "peer", "map=ffrtmp_superuser"]
+                     for db in ("all", "replication")]
+    configure = _tasks_by_name(POSTGRES / "tasks" / "configure.yml")
+    ident = configure["Map the OS users root and postgres to the superuser"]
+    assert ident["loop"] == ["root", "postgres"]  # root acts as the superuser without sudo or a password
     remote = [line for line in hba if not line.startswith(("local", "{%"))]
     assert len(remote) == 1 and remote[0].endswith(" scram-sha-256")
     assert "_ffrtmp_postgres_clients" in "\n".join(hba)
