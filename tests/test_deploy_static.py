@@ -423,6 +423,63 @@ def test_the_guest_image_carries_postgresql_for_offline_guests() -> None:
     assert re.search(r"(?m)^ansible==\d", requirements)  # carries community.postgresql
 
 
+RENDER_INVENTORY = """
+all:
+  vars: {ansible_connection: local, ansible_python_interpreter: "{{ ansible_playbook_python }}"}
+  children:
+    database: {hosts: {db: {ansible_host: 10.78.1.20}}}
+    master:
+      hosts:
+        m1: {ansible_host: 10.78.1.21}
+        m2: {ansible_host: "fd00::22", ffrtmp_master_threads: 16}
+    workers: {hosts: {w1: {ansible_host: 10.78.1.23}}}
+"""
+RENDER_PLAY = """
+- hosts: db,m2,w1
+  gather_facts: false
+  vars_files: {files}
+  tasks:
+    - ansible.builtin.set_fact:
+        ansible_facts: {{distribution: Debian, distribution_major_version: "12"}}
+    - ansible.builtin.copy:
+        content: "{{{{ {{'postgres': {{'version': _ffrtmp_postgres_version | trim,
+          'listen': _ffrtmp_postgres_listen, 'clients': _ffrtmp_postgres_clients,
+          'needed': _ffrtmp_postgres_needed_connections | int}},
+          'master': {{'env': _ffrtmp_master_env['FFRTMP_DATABASE_PASSWORD_FILE'] | trim,
+          'source': _ffrtmp_master_database_password_source | trim,
+          'deliver': _ffrtmp_master_deliver_password | bool, 'copies': _ffrtmp_master_copies_tokens | bool,
+          'first': _ffrtmp_master_first}},
+          'worker': _ffrtmp_worker_master_url}} | to_json }}}}"
+        dest: "{out}/{{{{ inventory_hostname }}}}.json"
+        mode: "0600"
+      vars:
+        ffrtmp_master_database: postgresql://ffrtmp@db:5432/ffrtmp
+"""
+
+
+def test_role_variables_render_for_a_two_master_inventory(tmp_path: Path) -> None:
+    """The derived addresses, URLs and paths, rendered by Ansible itself from a two-master inventory."""
+    tool = _tool("ansible-playbook")
+    if tool is None:
+        pytest.skip("ansible-playbook is not installed (tools/molecule/setup-host.sh installs it)")
+    roles = ("ffrtmp_common", "ffrtmp_postgres", "ffrtmp_master", "ffrtmp_worker")
+    files = [str(ROLES / role / kind / "main.yml") for role in roles for kind in ("defaults", "vars")
+             if (ROLES / role / kind).is_dir()]
+    (tmp_path / "inventory.yml").write_text(RENDER_INVENTORY, encoding="utf-8")
+    play = RENDER_PLAY.format(files=json.dumps(files), out=tmp_path)
+    (tmp_path / "play.yml").write_text(play, encoding="utf-8")
+    result = _run([tool, "-i", str(tmp_path / "inventory.yml"), str(tmp_path / "play.yml")])
+    assert result.returncode == 0, result.stdout + result.stderr
+    db, m2, w1 = (json.loads((tmp_path / f"{host}.json").read_text(encoding="utf-8"))
+                  for host in ("db", "m2", "w1"))
+    assert db["postgres"] == {"version": "15", "listen": ["localhost", "10.78.1.20"],
+                              "clients": ["fd00::22/128", "10.78.1.21/32"], "needed": 2 * 2 * (32 + 4)}
+    assert m2["master"] == {"env": "/etc/ffrtmp/database-password",
+                            "source": "/etc/ffrtmp/postgres/ffrtmp.password",
+                            "deliver": True, "copies": True, "first": "m1"}
+    assert w1["worker"] == "http://m1:8080,http://m2:8080"
+
+
 # --- lint ------------------------------------------------------------------------------
 
 
