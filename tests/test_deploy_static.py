@@ -411,6 +411,9 @@ def test_ha_inventory_example_has_two_masters_a_database_and_workers_listing_bot
     database = next(iter(hosts["database"]["hosts"]))
     assert master["ffrtmp_master_database"] == f"postgresql://ffrtmp@{database}:5432/ffrtmp"
     assert master["ffrtmp_master_database_password_file"]
+    assert master["ffrtmp_package_spec"] == "ffrtmp[postgres]"  # the driver is the postgres extra
+    preflight = _tasks_by_name(ROLES / "ffrtmp_master" / "tasks" / "preflight.yml")
+    assert "Assert that a PostgreSQL master installs the driver" in preflight
     urls = _load(group_vars / "workers.yml")["ffrtmp_worker_master_urls"]
     assert urls == [f"http://{name}:8080" for name in hosts["master"]["hosts"]]
 
