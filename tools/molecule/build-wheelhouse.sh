@@ -10,7 +10,8 @@ trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp/src"
 cp -a "$src/pyproject.toml" "$src/README.md" "$src/src" "$tmp/src/"
 find "$tmp/src" -name __pycache__ -prune -exec rm -rf {} +
-"$py" -m pip wheel --quiet --disable-pip-version-check --wheel-dir "$tmp/wheels" "$tmp/src"
+# with the postgres extra (psycopg), so the same wheelhouse serves masters on PostgreSQL
+"$py" -m pip wheel --quiet --disable-pip-version-check --wheel-dir "$tmp/wheels" "$tmp/src[postgres]"
 tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -czf "$out.tmp" -C "$tmp/wheels" .
 mv "$out.tmp" "$out"
 echo "wheelhouse: $out ($(ls "$tmp/wheels" | wc -l) wheels)"
