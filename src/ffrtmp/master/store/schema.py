@@ -127,6 +127,13 @@ _MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE duties ADD COLUMN holder TEXT;
     ALTER TABLE duties ADD COLUMN held_at {real};
     """,
+    # 6: a node's readiness as its agent last reported it (NULL: an agent that does not say),
+    # and since when a drained node's agent said it stopped for maintenance (status 'maintenance')
+    """
+    ALTER TABLE nodes ADD COLUMN ready INTEGER;
+    ALTER TABLE nodes ADD COLUMN ready_reason TEXT;
+    ALTER TABLE nodes ADD COLUMN maintenance_since {real};
+    """,
 )
 
 
