@@ -180,6 +180,13 @@ def _exited(child: subprocess.Popen[bytes], pidfd: int | None) -> bool:
     return True
 
 
+def known_duration_s(spec: JobSpec) -> float | None:
+    """The output's length when the spec says it, for progress percentages; no probe."""
+    if spec.step is not None and spec.step.kind in RUN_BY_AGENT:
+        return None  # a probe or deletes: no FFmpeg progress to weigh
+    return spec.expected_duration_s()
+
+
 def expected_duration_s(spec: JobSpec) -> float | None:
     """The output's length when known, for progress percentages (ffprobe for file inputs)."""
     if spec.step is not None and spec.step.kind in RUN_BY_AGENT:
@@ -236,7 +243,8 @@ class JobTable:
         job = LocalJob(assignment["job_id"], assignment["attempt"], assignment["attempt_token"],
                        assignment["spec"], self.state.job(assignment["job_id"], assignment["attempt"]).path)
         job.dir.mkdir(parents=True, exist_ok=True)
-        job.expected_duration_s = expected_duration_s(spec) if spec else None
+        # what the spec says; a file input's length is probed once the wrapper is on its way
+        job.expected_duration_s = known_duration_s(spec) if spec else None
         write_json_atomic(job.files.assignment, {
             "job_id": job.job_id, "attempt": job.attempt, "attempt_token": job.attempt_token,
             "spec": job.spec, "expected_duration_s": job.expected_duration_s,
@@ -251,8 +259,6 @@ class JobTable:
         launched and lost, never started a second time.
         """
         spec = self.place(job, spec)
-        if job.expected_duration_s is None and job.files.fetched.exists():
-            job.expected_duration_s = expected_duration_s(spec)  # the staged copy can be probed
         write_json_atomic(job.files.launched, {"at": iso(utc_now())})
         for directory in output_dirs(spec):
             Path(directory).mkdir(parents=True, exist_ok=True)
@@ -265,6 +271,21 @@ class JobTable:
         job.launched_at = time.monotonic()
         log.info("launched wrapper pid=%d", job.child.pid,
                  extra=fields(job=job.job_id, attempt=job.attempt, node=self.node()))
+        self.learn_duration(job, spec)
+
+    @staticmethod
+    def learn_duration(job: LocalJob, spec: JobSpec) -> None:
+        """Probe the input's length (the staged copy of a remote one) in the background when
+        the spec does not say it: only progress percentages need it, and an ffprobe before
+        the launch cost the slot 50-200 ms per job."""
+        if job.expected_duration_s is not None or job.runs_here or spec.source.local_path is None:
+            return
+
+        def probe() -> None:
+            with contextlib.suppress(OSError):  # no ffprobe: no percentages, as before
+                job.expected_duration_s = expected_duration_s(spec)
+
+        threading.Thread(target=probe, daemon=True, name=f"duration-{job.job_id}").start()
 
     def _concat_lists(self, job: LocalJob, spec: JobSpec) -> Path | None:
         """A stitch's concat lists, written before launch into the attempt's media directory."""
@@ -402,6 +423,8 @@ class JobTable:
             if not job.finished:
                 log.info("re-adopting a running job",
                          extra=fields(job=job.job_id, attempt=job.attempt, node=self.node()))
+                if (spec := self.local_spec(job)) is not None:
+                    self.learn_duration(job, spec)
         self.history.extend(sorted(delivered))
 
     def quarantine(self, directory: Path, problem: Unreadable) -> None:
