@@ -85,8 +85,8 @@ def test_a_pick_another_claim_took_first_is_picked_again(store: Store, database:
     real_pick = store._pick_for  # type: ignore[attr-defined]
     raced = []
 
-    def pick_then_lose(node_id: str, slots: int) -> Any:
-        picked = real_pick(node_id, slots)
+    def pick_then_lose(node_id: str, slots: int, *rest: Any) -> Any:
+        picked = real_pick(node_id, slots, *rest)
         if not raced:
             raced.append([a.job_id for a in other.claim(theirs, 1, lease_s=60)])
         return picked
