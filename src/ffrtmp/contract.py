@@ -70,11 +70,14 @@ class Priority(StrEnum):
 
 
 class NodeStatus(StrEnum):
-    """What the registry says of a node; draining is a flag on an online node."""
+    """What the registry says of a node. The database holds online, offline or maintenance
+    (a drained node whose agent said it stopped on purpose: its jobs are never made lost);
+    draining is a flag, shown as the status of an online node that has it."""
 
     ONLINE = "online"
     OFFLINE = "offline"
     DRAINING = "draining"
+    MAINTENANCE = "maintenance"
 
 
 DEFAULT_QUEUE = Queue.DEFAULT

@@ -150,7 +150,8 @@ def test_every_route_states_who_may_call_it() -> None:
     assert agent_paths == {"/api/v1/nodes/{node_id}/facts",
                            "/api/v1/nodes/{node_id}/heartbeat", "/api/v1/nodes/{node_id}/claim",
                            "/api/v1/jobs/{job_id}/start", "/api/v1/jobs/{job_id}/result",
-                           "/api/v1/nodes/{node_id}/starts", "/api/v1/nodes/{node_id}/results"}
+                           "/api/v1/nodes/{node_id}/starts", "/api/v1/nodes/{node_id}/results",
+                           "/api/v1/nodes/{node_id}/maintenance"}
 
 
 @pytest.mark.parametrize(("method", "path"), sorted(op for op in spec_operations() if "/api/v1/" in op[1]))
@@ -160,7 +161,7 @@ def test_each_route_accepts_exactly_the_token_kind_the_spec_declares(api: Api, m
     node_id, node = register_node(api)
     tokens = {"operatorToken": OPERATOR_TOKEN, "enrollmentToken": ENROLL_TOKEN, "nodeCredential": node.token}
     [declared] = SPEC_DOC["paths"][path][method.lower()]["security"][0]
-    url = path.format(job_id=job_id, node_id=node_id)
+    url = path.format(job_id=job_id, node_id=node_id, ref=node_id)
     for kind, token in tokens.items():
         status = api.as_(token).request(method, url, expect=None, json={}).status_code
         if kind == declared:
@@ -271,6 +272,11 @@ def test_full_lifecycle_requests_and_responses_match_the_spec(checked: Checked, 
     assert ops.get(f"/api/v1/nodes/{node_id}")["node"]["labels"] == {}
     assert ops.post(f"/api/v1/nodes/{node_id}/drain")["node"]["draining"] is True
     assert node.post(f"/api/v1/nodes/{node_id}/heartbeat", json={})["drain"] is True
+    assert node.post(f"/api/v1/nodes/{node_id}/maintenance")["node"]["status"] == "maintenance"
+    beat = node.post(f"/api/v1/nodes/{node_id}/heartbeat",
+                     json={"ready": {"ok": False, "reason": "media unreachable"}})
+    assert beat["drain"] is True
+    assert ops.get(f"/api/v1/nodes/{node_id}")["node"]["ready_reason"] == "draining; media unreachable"
     assert ops.post(f"/api/v1/nodes/{node_id}/undrain")["node"]["draining"] is False
     assert ops.delete(f"/api/v1/nodes/{node_id}") == {"removed": node_id}
     app.extensions["ffrtmp"].store.announce_master("m1:8080", version="0.1.0", started_at=1.0)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from ffrtmp.cli import masters, render
 from ffrtmp.cli.connection import Api
 from ffrtmp.cli.context import Env
-from ffrtmp.cli.submit import add_submit_options, spec_from_args
+from ffrtmp.cli.submit import SUBMIT_EPILOG, add_submit_options, check_nodes, spec_from_args
 from ffrtmp.contract import AT_REST, JobState, Queue
 
 Handler = Callable[[argparse.Namespace, Env], int]
@@ -135,6 +135,7 @@ def _with_reasons(api: Api, parts: list[dict[str, Any]]) -> list[dict[str, Any]]
 def submit(args: argparse.Namespace, env: Env) -> int:
     spec = spec_from_args(args, env)  # usage errors first, before any token is needed
     api = Api.connect(args, env)
+    check_nodes(spec, api.call("GET", "/api/v1/nodes")["nodes"], args, env)
     job = api.call("POST", "/api/v1/jobs", spec)["job"]
     if args.watch:
         env.stderr.write(f"submitted {job['id']}\n")
@@ -186,7 +187,8 @@ def add_parsers(sub: SubParsers) -> None:
     common.add_argument("--ca-file", help="CA bundle to verify the master (env FFRTMP_CA_FILE)")
     common.add_argument("--json", action="store_true", help="print the API's JSON")
     jobs = _noun(sub, "jobs", "submit and follow jobs")
-    p = jobs.add_parser("submit", parents=[common], help="submit a job")
+    p = jobs.add_parser("submit", parents=[common], help="submit a job", epilog=SUBMIT_EPILOG,
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
     add_submit_options(p, QUEUES)
     p.set_defaults(handler=submit)
     p = jobs.add_parser("list", parents=[common], help="list jobs, newest first (split jobs' parts "

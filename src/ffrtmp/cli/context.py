@@ -16,12 +16,33 @@ from ffrtmp import config
 
 
 class ExitStatus(enum.IntEnum):
+    """Every status an operator command exits with, declared once: ``--help`` and the README
+    show ``EXIT_TABLE`` (tests check the README against it)."""
+
     OK = 0
     ERROR = 1
     USAGE = 2
+    UNSATISFIABLE = 3
     AUTH = 4
     CONFIG = config.EX_CONFIG
     INTERRUPTED = 130
+
+
+EXIT_MEANINGS: dict[ExitStatus, str] = {
+    ExitStatus.OK: "success (jobs watch, submit --watch: the job succeeded)",
+    ExitStatus.ERROR: "error: the master refused, could not be reached (the message says how), "
+                      "or the job watched did not succeed",
+    ExitStatus.USAGE: "usage or job spec error (bad flags, a spec the CLI or the master refuses)",
+    ExitStatus.UNSATISFIABLE: "jobs submit --strict: no registered node can run the job",
+    ExitStatus.AUTH: "authentication refused (HTTP 401/403)",
+    ExitStatus.CONFIG: "bad configuration: the one line names the setting",
+    ExitStatus.INTERRUPTED: "interrupted (Ctrl-C)",
+}
+
+
+def exit_table() -> str:
+    """The statuses as ``--help`` prints them."""
+    return "exit statuses:\n" + "".join(f"  {int(s):>3}  {text}\n" for s, text in EXIT_MEANINGS.items())
 
 
 @dataclass

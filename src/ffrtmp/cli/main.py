@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ffrtmp import __version__, config
-from ffrtmp.cli.context import CliError, Env, ExitStatus
+from ffrtmp.cli.context import CliError, Env, ExitStatus, exit_table
 
 # the daemons and the wrapper's commands, with their summaries; each is imported only when chosen
 COMMANDS: dict[str, str] = {
@@ -27,8 +27,24 @@ WRAPPER: dict[str, str] = {
     "attach": "observe a running workload to completion",
 }
 
+EXAMPLES = """examples:
+  ffrtmp jobs submit --input file:///srv/media/in/talk.mkv \\
+      --output file:///srv/media/out/talk-480p.mp4 --preset h264-480p --watch
+  ffrtmp jobs list --state running
+  ffrtmp jobs show j-2daabfb67c8d
+  ffrtmp nodes list
+  ffrtmp nodes drain n-99321a2e0971
+  eval "$(ffrtmp completion bash)"
+
+settings: flags, then FFRTMP_* variables, then $FFRTMP_CONFIG, else ~/.config/ffrtmp/cli.env
+over /etc/ffrtmp/cli.env; `ffrtmp jobs submit --help` lists the presets and job spec fields.
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ffrtmp", description="A managed FFmpeg transcoding farm.")
+    parser = argparse.ArgumentParser(prog="ffrtmp", description="A managed FFmpeg transcoding farm.",
+                                     epilog=EXAMPLES + "\n" + exit_table(),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"ffrtmp {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -39,11 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
     wsub = wrapper.add_subparsers(dest="wrapper_command", metavar="run|attach", required=True)
     for name, summary in WRAPPER.items():
         wsub.add_parser(name, help=summary, add_help=False)
-    from ffrtmp.cli import commands, db, media
+    from ffrtmp.cli import commands, completion, db, media
 
     commands.add_parsers(sub)
     media.add_parsers(sub)
     db.add_parsers(sub)
+    completion.add_parser(sub, parser)
     return parser
 
 

@@ -57,9 +57,15 @@ RUNNING = {
     "attempt": Field(integer(1, 1_000_000), required=True),
     "progress": Field(free_object(16)),
 }
+# The agent's own readiness verdict (its /ready): whether it claims work, and why not.
+READY = {
+    "ok": Field(boolean, required=True),
+    "reason": Field(text(200, strict=True)),
+}
 HEARTBEAT = {
     "running": Field(list_of(obj(RUNNING), 256), default=[]),
     "free_slots": Field(integer(0, 256)),
+    "ready": Field(obj(READY)),
 }
 # An attempt whose workload has ended on the node, its result not yet delivered: its slot is free.
 ENDED = {
@@ -152,8 +158,17 @@ def heartbeat(node_id: str) -> Response:
     # an attempt left out of the heartbeats for one interval plus the node timeout is lost
     reply = current().store.heartbeat(node_id, body["running"],
                                       unlisted_after_s=settings.heartbeat_interval
-                                      + settings.node_timeout)
+                                      + settings.node_timeout, ready=body["ready"])
     return jsonify({**reply, **current().timing()})
+
+
+@bp.post("/nodes/<node:node_id>/maintenance")
+@node_required
+def maintenance(node_id: str) -> Response:
+    """A drained node's agent, stopping on purpose, says so: the node is ``maintenance`` (not
+    offline, its jobs not lost) until it heartbeats again. A node not drained: 409."""
+    fields_of(json_body(allow_empty=True), {})
+    return jsonify({"node": current().store.enter_maintenance(node_id)})
 
 
 @bp.post("/nodes/<node:node_id>/claim")

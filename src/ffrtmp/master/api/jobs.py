@@ -14,6 +14,7 @@ from ffrtmp import jobspec
 from ffrtmp.contract import JobState, Queue
 from ffrtmp.jobspec import split
 from ffrtmp.jobview import operator_job, operator_log
+from ffrtmp.master.api.nodes import node_filter
 from ffrtmp.master.auth import operator_required
 from ffrtmp.master.context import current
 from ffrtmp.master.errors import ApiError, Invalid
@@ -61,7 +62,7 @@ def list_jobs() -> Response:
     limit = query_int("limit", 100, 1, 500)
     cursor = query_int("cursor", None, 1, 2**62)
     jobs, next_cursor = current().store.list_jobs(states=states, queue=queue,
-                                               node_id=query_text("node"),
+                                               node_id=node_filter(query_text("node")),
                                                limit=limit, before=cursor,
                                                parent_id=_parent_param(),
                                                children=query_int("children", 0, 0, 1) == 1)

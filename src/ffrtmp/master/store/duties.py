@@ -64,7 +64,11 @@ class DutiesMixin(SqlCore):
         return expired
 
     def mark_offline(self, timeout_s: float, *, now: float | None = None) -> list[str]:
-        """Silent nodes go offline; their running jobs become lost (never re-run automatically)."""
+        """Silent nodes go offline; their running jobs become lost (never re-run automatically).
+
+        Only online nodes: a node in maintenance (its agent said it stopped on purpose, after a
+        drain) stays so however long it is away, its jobs untouched, until it heartbeats again
+        or an operator removes it; its jobs keep running on the host meanwhile."""
         now = time.time() if now is None else now
         lost = []
         with self._tx(durable=False) as conn:

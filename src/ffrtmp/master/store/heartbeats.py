@@ -14,25 +14,32 @@ from typing import Any
 from ffrtmp.contract import JobState, NodeStatus
 from ffrtmp.logs import fields
 from ffrtmp.master.store.records import end_lost, node_row, transition
-from ffrtmp.master.store.rows import Conn
+from ffrtmp.master.store.rows import Conn, Row
 from ffrtmp.master.store.transactions import SqlCore, after_commit, touch
 
 
 class HeartbeatsMixin(SqlCore):
     def heartbeat(self, node_id: str, running: Sequence[dict[str, Any]], *,
-                  unlisted_after_s: float | None = None, now: float | None = None) -> dict[str, Any]:
-        """Record liveness and progress; return cancel requests and the drain flag.
+                  unlisted_after_s: float | None = None, ready: dict[str, Any] | None = None,
+                  now: float | None = None) -> dict[str, Any]:
+        """Record liveness, readiness and progress; return cancel requests and the drain flag.
 
         With ``unlisted_after_s``, the node's running attempts are reconciled with ``running``.
+        ``ready`` is the agent's own verdict (``{"ok", "reason"}``); None keeps the last one.
+        A node back from offline or maintenance is online again (still drained, if it was).
         """
         now = time.time() if now is None else now
         cancel: list[dict[str, Any]] = []
         with self._tx(durable=False) as conn:
             node = node_row(conn, node_id)
-            conn.execute("UPDATE nodes SET last_heartbeat = ?, status = ? WHERE id = ?",
-                         (now, NodeStatus.ONLINE.value, node_id))
-            if node["status"] == NodeStatus.OFFLINE:
-                after_commit(logging.INFO, "node %s is back online", node_id, extra=fields(node=node_id))
+            conn.execute("UPDATE nodes SET last_heartbeat = ?, status = ?, maintenance_since = NULL"
+                         " WHERE id = ?", (now, NodeStatus.ONLINE.value, node_id))
+            if ready is not None:
+                _record_ready(conn, node, ready)
+            if node["status"] != NodeStatus.ONLINE:
+                after_commit(logging.INFO, "node %s is back online (was %s)%s", node_id, node["status"],
+                             "; still drained: ffrtmp nodes undrain gives it jobs again"
+                             if node["draining"] else "", extra=fields(node=node_id))
             for item in running:
                 job = conn.execute(
                     "SELECT j.id, j.cancel_requested, j.parent_id, j.attempt AS current_attempt FROM jobs j"
@@ -51,6 +58,19 @@ class HeartbeatsMixin(SqlCore):
             if unlisted_after_s is not None:
                 _reconcile(conn, node_id, running, unlisted_after_s, now)
         return {"cancel": cancel, "drain": bool(node["draining"])}
+
+
+def _record_ready(conn: Conn, node: Row, ready: dict[str, Any]) -> None:
+    """Store the agent's readiness; a change is logged once, here, for the whole farm's log."""
+    ok, reason = int(bool(ready["ok"])), (None if ready["ok"] else ready.get("reason") or "not ready")
+    if (node["ready"], node["ready_reason"]) == (ok, reason):
+        return
+    conn.execute("UPDATE nodes SET ready = ?, ready_reason = ? WHERE id = ?", (ok, reason, node["id"]))
+    if ok:
+        after_commit(logging.INFO, "node %s is ready again", node["name"], extra=fields(node=node["id"]))
+    else:
+        after_commit(logging.WARNING, "node %s is not ready: %s", node["name"], reason,
+                     extra=fields(node=node["id"]))
 
 
 def _reconcile(conn: Conn, node_id: str, running: Sequence[dict[str, Any]],

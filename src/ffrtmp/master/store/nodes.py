@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ffrtmp.contract import NodeStatus
+from ffrtmp.isotime import iso_from_ts
 from ffrtmp.logs import fields
 from ffrtmp.master.store.errors import RecordNotFound, StateConflict
 from ffrtmp.master.store.ids import ID_PREFIXES, new_id, token_hash
@@ -31,7 +32,7 @@ def _write_facts(conn: Conn, node_id: str, facts: Facts, now: float,
     conn.execute(
         "UPDATE nodes SET name = ?, slots = ?, encoders = ?, hwaccels = ?, labels = ?,"
         " ffmpeg_version = ?, agent_version = ?, status = ?, last_heartbeat = ?,"
-        " credential_hash = COALESCE(?, credential_hash) WHERE id = ?",
+        " maintenance_since = NULL, credential_hash = COALESCE(?, credential_hash) WHERE id = ?",
         (*facts, NodeStatus.ONLINE.value, now, token_hash(credential) if credential else None,
          node_id))
 
@@ -121,6 +122,69 @@ class NodesMixin(SqlCore):
     def get_node(self, node_id: str) -> dict[str, Any]:
         conn = self._read()
         return node_dict(node_row(conn, node_id), running_count(conn, node_id))
+
+    def resolve_node(self, ref: str) -> str:
+        """The id of the node ``ref`` names: its id, its name, or a prefix of one id only.
+
+        An exact id or name wins over prefixes; a prefix of several ids is refused with the
+        candidates (``ambiguous_node``), so an operator never acts on a node by chance.
+        """
+        conn = self._read()
+        row = conn.execute("SELECT id FROM nodes WHERE id = ? OR name = ? ORDER BY id = ? DESC",
+                           (ref, ref, ref)).fetchone()
+        if row is not None:
+            return str(row["id"])
+        rows = conn.execute("SELECT id, name FROM nodes WHERE substr(id, 1, ?) = ? ORDER BY id"
+                            " LIMIT 21", (len(ref), ref)).fetchall()
+        if len(rows) == 1:
+            return str(rows[0]["id"])
+        if not rows:
+            raise RecordNotFound("node_not_found", f"no node {ref!r} (give an id, a unique id "
+                                 "prefix or a name: ffrtmp nodes list)")
+        candidates = [{"id": r["id"], "name": r["name"]} for r in rows[:20]]
+        raise StateConflict("ambiguous_node", f"{ref!r} is the prefix of {len(rows)}"
+                            f"{'+' if len(rows) > 20 else ''} node ids: give more of the id, or the name",
+                            details={"candidates": candidates})
+
+    def node_detail(self, node_id: str, *, violations: int = 10) -> dict[str, Any]:
+        """The node with its running jobs and its latest platform SLA violations (the results
+        its attempts reported with ``platform_sla`` false), newest first."""
+        conn = self._read()
+        node = node_dict(node_row(conn, node_id), running_count(conn, node_id))
+        node["running_jobs"] = [
+            {"id": r["id"], "state": r["state"], "attempt": r["attempt"],
+             "started_at": iso_from_ts(r["started_at"]), "progress": json.loads(r["progress"] or "null")}
+            for r in conn.execute(
+                "SELECT j.id, j.state, j.attempt, j.progress, a.started_at FROM jobs j"
+                " LEFT JOIN attempts a ON a.job_id = j.id AND a.attempt = j.attempt"
+                f" WHERE j.node_id = ? AND j.state IN {BUSY_STATES} ORDER BY j.seq", (node_id,))]
+        node["violations"] = []
+        for r in conn.execute("SELECT job_id, attempt, ended_at, result FROM attempts"
+                              " WHERE node_id = ? AND result LIKE ? ORDER BY ended_at DESC LIMIT ?",
+                              (node_id, '%"platform_sla": false%', violations)):
+            result = json.loads(r["result"])
+            node["violations"].append({"job_id": r["job_id"], "attempt": r["attempt"],
+                                       "at": iso_from_ts(r["ended_at"]),
+                                       "reason": result.get("reason", ""),
+                                       "exit_code": result.get("exit_code")})
+        return node
+
+    def enter_maintenance(self, node_id: str, *, now: float | None = None) -> dict[str, Any]:
+        """A drained node's agent is stopping on purpose: the node is in ``maintenance`` until its
+        next heartbeat. ``mark_offline`` passes it over, so its running jobs (which keep running
+        under systemd's KillMode=process) are never made lost; the agent re-adopts them."""
+        now = time.time() if now is None else now
+        with self._tx() as conn:
+            node = node_row(conn, node_id, lock=self.FOR_UPDATE)
+            if not node["draining"]:
+                raise StateConflict("node_not_draining", f"node {node_id} is not drained: only a "
+                                    "drained node goes into maintenance (ffrtmp nodes drain)")
+            conn.execute("UPDATE nodes SET status = ?, maintenance_since = ? WHERE id = ?",
+                         (NodeStatus.MAINTENANCE.value, now, node_id))
+            after_commit(logging.INFO, "node %s (%s) stopped for maintenance with %d running job(s):"
+                         " they are not made lost while it is away", node["name"], node_id,
+                         running_count(conn, node_id), extra=fields(node=node_id))
+        return self.get_node(node_id)
 
     def list_nodes(self) -> list[dict[str, Any]]:
         conn = self._read()

@@ -9,7 +9,7 @@ import json
 from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 
-from ffrtmp.contract import DEFAULT_PRIORITY, DEFAULT_QUEUE
+from ffrtmp.contract import DEFAULT_PRIORITY, DEFAULT_QUEUE, NodeStatus
 from ffrtmp.isotime import iso_from_ts
 
 
@@ -64,8 +64,34 @@ def transition_dict(row: Row) -> dict[str, Any]:
             "attempt": row["attempt"], "node_id": row["node_id"], "reason": row["reason"]}
 
 
+def node_status(row: Row) -> str:
+    """The stored status, except that an online node with the drain flag is ``draining``."""
+    if row["status"] == NodeStatus.ONLINE and row["draining"]:
+        return NodeStatus.DRAINING.value
+    return str(row["status"])
+
+
+def node_readiness(row: Row) -> tuple[bool | None, str | None]:
+    """Whether the node claims work, and why not: the master's view (offline, maintenance,
+    draining) first, then what its agent reported in its last heartbeat. ``None``: an agent
+    that does not report readiness, online and not drained."""
+    reasons = []
+    if row["status"] != NodeStatus.ONLINE:
+        reasons.append(str(row["status"]))
+    elif row["draining"]:
+        reasons.append(NodeStatus.DRAINING.value)
+    if row["ready"] == 0 and row["status"] == NodeStatus.ONLINE:
+        reasons.append(row["ready_reason"] or "not ready")
+    if reasons:
+        return False, "; ".join(reasons)
+    return (None if row["ready"] is None else True), None
+
+
 def node_dict(row: Row, running: int) -> dict[str, Any]:
-    return {"id": row["id"], "name": row["name"], "status": row["status"],
+    ready, reason = node_readiness(row)
+    return {"id": row["id"], "name": row["name"], "status": node_status(row),
+            "ready": ready, "ready_reason": reason,
+            "maintenance_since": iso_from_ts(row["maintenance_since"]),
             "draining": bool(row["draining"]), "slots": row["slots"], "running": running,
             "encoders": json.loads(row["encoders"]), "hwaccels": json.loads(row["hwaccels"]),
             "labels": json.loads(row["labels"]), "ffmpeg_version": row["ffmpeg_version"],
