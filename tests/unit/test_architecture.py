@@ -34,6 +34,7 @@ PREFIXES: dict[str, str] = {
     "ffrtmp.wrapper": "wrapper",
     "ffrtmp.agent": "agent",
     "ffrtmp.master": "master",
+    "ffrtmp.master.console": "master",  # the web console (/ui): pages over the API's own views
     "ffrtmp.cli": "cli",
     "ffrtmp.cli.main": "entry",
     "ffrtmp.cli.db": "entry",  # ffrtmp db migrate-to: the store itself, on the master's host

@@ -49,7 +49,8 @@ def template(rule: str) -> str:
 def flask_operations(app: Any) -> set[tuple[str, str]]:
     ops = set()
     for rule in app.url_map.iter_rules():
-        if rule.endpoint != "static":
+        # the web console (/ui, docs/console.md) is pages over these operations, not an API
+        if rule.endpoint != "static" and not rule.endpoint.startswith("console."):
             ops |= {(m, template(rule.rule)) for m in rule.methods - {"HEAD", "OPTIONS"}}
     return ops
 
