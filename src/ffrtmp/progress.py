@@ -27,6 +27,7 @@ class Progress:
     frame: int | None
     percent: float | None
     ended: bool
+    eta_s: float | None = None  # the time left at this speed, when the length is known
 
 
 def read_progress(path: str, expected_duration_s: float | None) -> Progress | None:
@@ -71,14 +72,24 @@ def _progress(block: dict[str, str], expected_duration_s: float | None) -> Progr
     if out_time_s is not None and expected_duration_s:
         percent = round(min(100.0, 100.0 * out_time_s / expected_duration_s), 1)
     frame = finite_float(block.get("frame"))
+    speed = finite_float(block.get("speed", "").removesuffix("x"))
     return Progress(
         out_time_s=out_time_s,
         fps=finite_float(block.get("fps")),
-        speed=finite_float(block.get("speed", "").removesuffix("x")),
+        speed=speed,
         frame=int(frame) if frame is not None else None,
         percent=percent,
         ended=block.get("progress") == "end",
+        eta_s=eta_s(out_time_s, expected_duration_s, speed),
     )
+
+
+def eta_s(out_time_s: float | None, expected_duration_s: float | None,
+          speed: float | None) -> float | None:
+    """Seconds of wall time left: the media still to encode over the speed FFmpeg reports."""
+    if out_time_s is None or not expected_duration_s or not speed or speed <= 0:
+        return None
+    return round(max(0.0, expected_duration_s - out_time_s) / speed, 1)
 
 
 def _out_time_s(block: dict[str, str]) -> float | None:

@@ -271,7 +271,7 @@ def test_watch_follows_progress_and_exits_0_when_the_job_succeeds(ops: Ops, mast
     lines = err.getvalue().splitlines()
     assert lines[0].startswith(f"{job_id} queued")
     assert any(line.startswith(f"{job_id} running") and "[###############...............]" in line
-               and "fps=25 speed=1.0x" in line for line in lines), lines
+               and "fps 25  speed 1.0x" in line for line in lines), lines
     assert out.getvalue().startswith(f"job {job_id}: succeeded\n")
 
 

@@ -152,7 +152,7 @@ def test_every_route_states_who_may_call_it() -> None:
                            "/api/v1/nodes/{node_id}/heartbeat", "/api/v1/nodes/{node_id}/claim",
                            "/api/v1/jobs/{job_id}/start", "/api/v1/jobs/{job_id}/result",
                            "/api/v1/nodes/{node_id}/starts", "/api/v1/nodes/{node_id}/results",
-                           "/api/v1/nodes/{node_id}/maintenance"}
+                           "/api/v1/nodes/{node_id}/maintenance", "/api/v1/nodes/{node_id}/progress"}
 
 
 @pytest.mark.parametrize(("method", "path"), sorted(op for op in spec_operations() if "/api/v1/" in op[1]))
@@ -243,6 +243,11 @@ def test_full_lifecycle_requests_and_responses_match_the_spec(checked: Checked, 
         "running": [{"job_id": job_id, "attempt": 1,
                      "progress": {"percent": 42.5, "fps": 30, "speed": "1.01x", "eta": None}}],
         "free_slots": 2})
+    reported = node.post(f"/api/v1/nodes/{node_id}/progress", json={"running": [
+        {"job_id": job_id, "attempt": 1, "progress": {"percent": 43.0, "fps": 30, "speed": 1.01,
+                                                      "out_time_s": 4.3, "eta_s": 5.6}}]})
+    assert reported == {"stored": 1}
+    assert ops.get(f"/api/v1/jobs/{job_id}")["job"]["progress"]["updated_at"]
     ops.post(f"/api/v1/jobs/{job_id}/cancel")
     beat = node.post(f"/api/v1/nodes/{node_id}/heartbeat",
                      json={"running": [{"job_id": job_id, "attempt": 1}]})

@@ -53,12 +53,19 @@ def test_a_job_without_delivered_outputs_prints_none(api: Api) -> None:
     assert "delivered" not in shown(api, job_id)
 
 
-def test_a_failure_reason_is_shown_once(api: Api) -> None:
+def test_a_failure_reason_is_shown_in_the_outcome_and_the_history(api: Api) -> None:
     job_id, node, a = running_job(api)
     reason = "output_refused: PUT https://store.example/out/a.mp4 -> 403 Forbidden"
-    report(node, job_id, a, outcome="failed", exit_code=None, platform_sla=False, reason=reason)
+    report(node, job_id, a, outcome="failed", exit_code=None, platform_sla=False, reason=reason,
+           runtime_s=3.25)
     text = shown(api, job_id)
-    assert text.count(reason) == 1 and text.startswith(f"job {job_id}: failed\n")
+    assert text.startswith(f"job {job_id}: failed\n")
+    lines = text.splitlines()
+    node_id = api.get(f"/api/v1/jobs/{job_id}").get_json()["job"]["node_id"]
+    assert (f"  outcome   failed: exit -, platform SLA FAILED, runtime 3.2 s (attempt 1 on node-a "
+            f"({node_id}))") in lines
+    assert f"  reason    {reason}" in lines
+    assert text.count(reason) == 2 and lines[-1].endswith(reason)  # and once in the history
 
 
 def test_a_failure_reason_missing_from_the_history_gets_its_own_line() -> None:
@@ -66,7 +73,7 @@ def test_a_failure_reason_missing_from_the_history_gets_its_own_line() -> None:
            "attempts": [{"attempt": 1, "result": {"outcome": "failed", "reason": "input_refused: "
                                                   "GET https://s.example/in.mp4?sig=x -> 404 Not Found",
                                                   "outputs": []}}]}
-    assert ("  failed    attempt 1: input_refused: GET https://s.example/in.mp4?REDACTED -> 404 Not Found"
+    assert ("  reason    input_refused: GET https://s.example/in.mp4?REDACTED -> 404 Not Found"
             in render.job_detail(job).splitlines())
 
 

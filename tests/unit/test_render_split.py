@@ -14,7 +14,7 @@ from typing import Any
 
 from ffrtmp.cli import main as cli
 from ffrtmp.cli import render
-from ffrtmp.cli.commands import _list_params
+from ffrtmp.cli.jobs import _list_params
 from ffrtmp.cli.context import Env
 from ffrtmp.cli.main import build_parser
 from ffrtmp.cli.submit import spec_from_args
@@ -165,7 +165,7 @@ class PagedApi:
 
 
 def test_show_reads_every_page_of_parts_and_the_reasons_of_the_first_failed_ones() -> None:
-    from ffrtmp.cli import commands
+    from ffrtmp.cli import jobs as commands
 
     failed = [{**failed_segment(f"broken {i}"), "id": f"j-seg-{i}"} for i in range(commands.REASONS_READ + 3)]
     api = PagedApi([part("j-plan", "plan", "succeeded"), *failed])

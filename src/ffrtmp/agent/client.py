@@ -126,6 +126,16 @@ class MasterClient:
         return self._send("POST", f"/api/v1/nodes/{self.node_id}/heartbeat",
                           {"running": running, "free_slots": free_slots})
 
+    def report_progress(self, running: list[dict[str, Any]], timeout_s: float = 2.0) -> dict[str, Any]:
+        """One attempt to the master in use, never retried or failed over: progress is
+        informational, and the next report a second later replaces this one."""
+        headers = {"Authorization": f"Bearer {self.credential}"}
+        answer = self._attempt("POST", f"/api/v1/nodes/{self.node_id}/progress",
+                               {"running": running}, headers, timeout_s)
+        if isinstance(answer, MasterUnavailable):
+            raise answer
+        return answer
+
     def claim(self, slots: int, wait_s: float,
               ended: Sequence[tuple[str, int]] = ()) -> list[dict[str, Any]]:
         """``ended``: (job id, attempt) whose workload has ended here, results not yet delivered."""

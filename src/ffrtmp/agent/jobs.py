@@ -528,7 +528,8 @@ class JobTable:
         if p is None:
             return None
         return {k: v for k, v in (("percent", p.percent), ("out_time_s", p.out_time_s),
-                                  ("fps", p.fps), ("speed", p.speed), ("frame", p.frame))
+                                  ("fps", p.fps), ("speed", p.speed), ("frame", p.frame),
+                                  ("eta_s", p.eta_s))
                 if v is not None}
 
     def final_result(self, job: LocalJob) -> Result:

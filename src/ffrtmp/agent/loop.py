@@ -17,6 +17,7 @@ from ffrtmp.agent.jobs import JobTable, LocalJob, Unreadable
 from ffrtmp.agent.media_plane import MediaPlane, remote_reads
 from ffrtmp.agent.metrics import WorkerMetrics
 from ffrtmp.agent.probes import Readiness
+from ffrtmp.agent.progress_reports import ProgressReports
 from ffrtmp.agent.steps import Steps
 from ffrtmp.files import write_json_atomic
 from ffrtmp.isotime import iso, utc_now
@@ -52,6 +53,7 @@ class AgentLoop:
         # claim for a freed slot before delivering its result, listing the results on their
         # way as ended (until a master refuses the field: then deliver first, as before it)
         self.refill_early = True
+        self.progress = ProgressReports(client, jobs)  # figures between heartbeats, once a second
 
     # --- one pass ---
 
@@ -62,6 +64,7 @@ class AgentLoop:
         if time.monotonic() >= self.next_heartbeat:
             self.heartbeat()
         self.jobs.poll()
+        self.progress.send_due()
         self.steps.poll(self.jobs.typed_spec)
         self.launch_staged()
         early = claiming and self.refill_early and bool(self.jobs.undelivered())

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from ffrtmp.cli.context import Env
@@ -118,12 +120,66 @@ def job_detail(job: Mapping[str, Any]) -> str:
              + (" (cancel requested)" if job.get("cancel_requested") else ""),
              f"  input     {job['spec']['input']}"]
     lines += [f"  output    {o['url']} ({o['preset']})" for o in job["spec"]["outputs"]]
-    lines += [f"  queue     {job['queue']} / {job['priority']}", f"  node      {job['node_id'] or '-'}",
-              f"  progress  {progress_text(job)}"]
-    lines += split_lines(job) + delivered_lines(job) + failure_lines(job) + ["  history:"]
-    lines += [f"    {h['at']}  {h['from'] or '-'} -> {h['to']}  attempt={h['attempt']}  "
-              f"{h['reason']}" for h in job.get("history", [])]
+    lines += [f"  queue     {job['queue']} / {job['priority']}",
+              f"  requires  {', '.join(job.get('capabilities') or []) or '-'}",
+              f"  node      {node_text(job)}",
+              f"  progress  {progress_text({**job, 'progress': shown_progress(job)})}"]
+    lines += split_lines(job) + outcome_lines(job) + delivered_lines(job) + attempt_lines(job)
+    lines += ["  history:"] + [f"    {h['at']}  {h['from'] or '-'} -> {h['to']}  attempt={h['attempt']}  "
+                               f"{h['reason']}" for h in job.get("history", [])]
     return "\n".join(lines) + "\n"
+
+
+def node_text(item: Mapping[str, Any]) -> str:
+    """``ops-w1 (n-1a2b…)``: the name operators use, and the id; ``-`` before any claim."""
+    if not item.get("node_id"):
+        return "-"
+    return f"{item['node_name']} ({item['node_id']})" if item.get("node_name") else str(item["node_id"])
+
+
+def outcome_lines(job: Mapping[str, Any]) -> list[str]:
+    """How the job ended: the latest result's outcome, exit, platform SLA, runtime and node,
+    then its reason; a job ended without a result (lost, canceled early) names its last
+    transition's reason."""
+    attempts = [a for a in job.get("attempts") or [] if a.get("result")]
+    if not attempts:
+        history = job.get("history") or []
+        if job["state"] not in AT_REST or job["state"] == JobState.SUCCEEDED or not history:
+            return []
+        return [f"  outcome   {job['state']}", f"  reason    {history[-1].get('reason') or '-'}"]
+    attempt, result = attempts[-1], attempts[-1]["result"]
+    facts = [exit_text(result), "platform SLA " + ("met" if result.get("platform_sla", True) else "FAILED")]
+    if isinstance(result.get("runtime_s"), int | float):
+        facts.append(f"runtime {result['runtime_s']:.1f} s")
+    lines = [f"  outcome   {result.get('outcome', job['state'])}: {', '.join(facts)} "
+             f"(attempt {attempt['attempt']} on {node_text(attempt)})"]
+    return lines + ([f"  reason    {result['reason']}"] if result.get("reason") else [])
+
+
+def exit_text(result: Mapping[str, Any]) -> str:
+    if result.get("signal"):
+        return f"signal {result['signal']}"
+    return "exit -" if result.get("exit_code") is None else f"exit {result['exit_code']}"
+
+
+def attempt_lines(job: Mapping[str, Any]) -> list[str]:
+    """Every attempt: where it ran, how it ended, how long it took."""
+    attempts = job.get("attempts") or []
+    if not attempts:
+        return []
+    rows = [(a["attempt"], a.get("node_name") or a.get("node_id"), a.get("state"), a.get("started_at"),
+             a.get("ended_at"), *_attempt_result(a.get("result") or {})) for a in attempts]
+    text = table(("attempt", "node", "state", "started", "ended", "runtime", "exit", "sla"), rows)
+    return ["  attempts:"] + [f"    {row}" for row in text.splitlines()]
+
+
+def _attempt_result(result: Mapping[str, Any]) -> tuple[str | None, str | None, str | None]:
+    if not result:
+        return None, None, None
+    runtime = result.get("runtime_s")
+    return (f"{runtime:.1f} s" if isinstance(runtime, int | float) else None,
+            exit_text(result).removeprefix("exit "),
+            "met" if result.get("platform_sla", True) else "FAILED")
 
 
 def size_text(n: int) -> str:
@@ -146,17 +202,6 @@ def delivered_lines(job: Mapping[str, Any]) -> list[str]:
     return [f"  delivered {o['url']}  {size_text(o['bytes'])}  sha256 {o['sha256'][:8]}…  "
             + ("-" if o.get("duration_s") is None else f"{o['duration_s']:.1f} s")
             + f"  {o.get('size') or '-'}" for o in outputs]
-
-
-def failure_lines(job: Mapping[str, Any]) -> list[str]:
-    """The latest attempt's failure reason, unless the history already shows it."""
-    attempts = [a for a in job.get("attempts", []) if a.get("result")]
-    if not attempts or attempts[-1]["result"].get("outcome") != "failed":
-        return []
-    reason = attempts[-1]["result"].get("reason") or ""
-    if not reason or any(reason in (h.get("reason") or "") for h in job.get("history", [])):
-        return []
-    return [f"  failed    attempt {attempts[-1]['attempt']}: {reason}"]
 
 
 def job_state(job: Mapping[str, Any]) -> str:
@@ -191,15 +236,124 @@ def node_detail(node: Mapping[str, Any]) -> str:
     return node_rows([node]) + "".join(f"  {key:<11}{value}\n" for key, value in facts)
 
 
-def bar(job: Mapping[str, Any], width: int = 30) -> str:
-    p = job.get("progress") or {}
+def clock_text(seconds: float | None) -> str:
+    """``1:05`` or ``2:03:04``; ``-`` when unknown."""
+    if seconds is None:
+        return "-"
+    whole = max(0, int(seconds))
+    hours, rest = divmod(whole, 3600)
+    return (f"{hours}:" if hours else "") + (f"{rest // 60:02d}" if hours else f"{rest // 60}") \
+        + f":{rest % 60:02d}"
+
+
+def shown_progress(job: Mapping[str, Any]) -> dict[str, Any]:
+    """The figures to show: a succeeded job is at 100 % whatever its last report said (a
+    master from before progress reports kept the last heartbeat's, 19 % or 92 %)."""
+    p = dict(job.get("progress") or {})
+    if job["state"] == JobState.SUCCEEDED and not is_split(job):
+        p.update(percent=100.0, eta_s=0.0)
+    return p
+
+
+def eta_left(job: Mapping[str, Any], now: float) -> float | None:
+    """The reported time left, counted down since the report arrived; None when unknown."""
+    p = shown_progress(job)
+    if p.get("eta_s") is None or job["state"] in AT_REST:
+        return 0.0 if job["state"] == JobState.SUCCEEDED else None
+    stamp = ts(p.get("updated_at"))
+    return max(0.0, float(p["eta_s"]) - (max(0.0, now - stamp) if stamp else 0.0))
+
+
+def elapsed(job: Mapping[str, Any], now: float) -> float | None:
+    """Wall time of the current attempt: since its start, until its end once it ended."""
+    attempt = current_attempt(job)
+    started = ts(attempt.get("started_at"))
+    if started is None:
+        return None
+    ended = ts(attempt.get("ended_at")) or (ts(job.get("finished_at")) if job["state"] in AT_REST else None)
+    return max(0.0, (ended or now) - started)
+
+
+def current_attempt(job: Mapping[str, Any]) -> Mapping[str, Any]:
+    return next((a for a in job.get("attempts") or [] if a.get("attempt") == job.get("attempt")), {})
+
+
+def ts(value: Any) -> float | None:
+    """An API timestamp (ISO-8601) as a Unix time; None when absent or unreadable."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def rate_text(p: Mapping[str, Any]) -> list[str]:
+    """fps and speed as FFmpeg reports them: ``fps 25``, ``speed 1.02x``."""
+    out = []
+    if isinstance(p.get("fps"), int | float):
+        out.append(f"fps {p['fps']:g}")
+    speed = p.get("speed")
+    if isinstance(speed, int | float):
+        out.append(f"speed {speed:.2f}x")
+    elif isinstance(speed, str) and speed:
+        out.append(f"speed {speed}")
+    return out
+
+
+def bar(job: Mapping[str, Any], width: int = 30, now: float | None = None) -> str:
+    """One line of ``jobs watch``: state, bar and percent, elapsed, ETA, fps, speed, node."""
+    now = time.time() if now is None else now
+    p = shown_progress(job)
     percent = p.get("percent")
     shown = ""
-    if percent is not None:
+    if isinstance(percent, int | float):
         filled = int(width * min(percent, 100) / 100)
         shown = "[" + "#" * filled + "." * (width - filled) + f"] {percent:5.1f}% "
-    extra = " ".join(f"{k}={p[k]}" for k in ("fps", "speed") if p.get(k) is not None)
     if is_split(job):
         extra = " ".join(t for t in (f"segments {segments_done(p)}" if p.get("segments") else "",
                                      p.get("stage")) if t)
-    return f"{job['id']} {job['state']:<9} {shown}{extra}".rstrip()
+        return f"{job['id']} {job['state']:<9} {shown}{extra}".rstrip()
+    facts = [f"elapsed {clock_text(elapsed(job, now))}"] if elapsed(job, now) is not None else []
+    if (left := eta_left(job, now)) is not None:
+        facts.append(f"eta {clock_text(left)}")
+    facts += rate_text(p)
+    if job.get("node_name") or job.get("node_id"):
+        facts.append(f"on {job.get('node_name') or job['node_id']}")
+    facts += outcome_facts(job)
+    return f"{job['id']} {job['state']:<9} {shown}{'  '.join(facts)}".rstrip()
+
+
+def live_line(job: Mapping[str, Any], now: float) -> str:
+    """A job's line in a piped ``jobs watch`` without an id (a short bar)."""
+    return bar(job, width=10, now=now)
+
+
+def outcome_facts(job: Mapping[str, Any]) -> list[str]:
+    """A finished attempt's exit and SLA, for the last line of a watch."""
+    result = current_attempt(job).get("result") or {}
+    if not result:
+        return []
+    exit_text = f"signal {result['signal']}" if result.get("signal") else f"exit {result.get('exit_code')}"
+    return [exit_text, "SLA met" if result.get("platform_sla", True) else "SLA FAILED"]
+
+
+def live_rows(jobs: Sequence[Mapping[str, Any]], now: float) -> str:
+    """``jobs watch`` without an id: every assigned or running job, as a table."""
+    return table(("id", "state", "node", "progress", "fps", "speed", "eta", "updated"),
+                 [(j["id"], j["state"], j.get("node_name") or j.get("node_id"),
+                   progress_text({**j, "progress": shown_progress(j)}),
+                   *_rates(shown_progress(j)), clock_text(eta_left(j, now)),
+                   _age(shown_progress(j), now)) for j in jobs])
+
+
+def _rates(p: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    fps, speed = p.get("fps"), p.get("speed")
+    return (f"{fps:g}" if isinstance(fps, int | float) else None,
+            f"{speed:.2f}x" if isinstance(speed, int | float) else (speed or None))
+
+
+def _age(p: Mapping[str, Any], now: float) -> str | None:
+    """How old the figures are (``2s ago``): a job whose node went quiet shows it."""
+    stamp = ts(p.get("updated_at"))
+    return None if stamp is None else f"{max(0.0, now - stamp):.0f}s ago"

@@ -17,7 +17,7 @@ from werkzeug.routing import BaseConverter
 from werkzeug.sansio.response import Response as BaseResponse
 
 from ffrtmp.master import console, errors
-from ffrtmp.master.api import agents, health, jobs, masters, nodes
+from ffrtmp.master.api import agents, health, jobs, masters, nodes, progress
 from ffrtmp.master.context import EXTENSION, MasterContext
 from ffrtmp.master.store.ids import ID_PREFIXES
 from ffrtmp.master.store.protocol import Store
@@ -141,7 +141,7 @@ def create_app(settings: MasterSettings, store: Store, *, shutdown: Shutdown | N
     app.extensions[EXTENSION] = ctx
     errors.init_app(app)
     app.url_map.converters.update({kind: id_converter(p) for kind, p in ID_PREFIXES.items()})
-    for blueprint in (health.bp, jobs.bp, nodes.bp, agents.bp, masters.bp):
+    for blueprint in (health.bp, jobs.bp, nodes.bp, agents.bp, masters.bp, progress.bp):
         app.register_blueprint(blueprint)
     app.register_blueprint(console.bp)  # the web console at /ui (master/console)
     app.before_request(_port_and_body_guard(str(settings.metrics_bind[1])))

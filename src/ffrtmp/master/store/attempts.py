@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from ffrtmp.contract import SETTLES_LATE, JobState
 from ffrtmp.master.store.errors import NotPermitted, StateConflict, StoreError, StoreUnavailable
 from ffrtmp.master.store.ids import token_hash
+from ffrtmp.master.store.progress import finished
 from ffrtmp.master.store.protocol import BUCKETS
 from ffrtmp.master.store.records import job_row, transition
 from ffrtmp.master.store.rows import Conn, Row
@@ -85,6 +86,9 @@ class AttemptsMixin(SqlCore):
                 return {"job_id": job_id, "attempt": n, "state": JobState.CANCELED.value}
             conn.execute("UPDATE jobs SET state = ?, updated_at = ?, finished_at = ? WHERE id = ?",
                          (outcome, now, now, job_id))
+            if outcome == JobState.SUCCEEDED:  # its last report came a moment before its end
+                conn.execute("UPDATE jobs SET progress = ? WHERE id = ?",
+                             (finished(job["progress"], now), job_id))
             reason = result.get("reason") or outcome
             if job["state"] == JobState.LOST:
                 reason += " (late result after lost)"

@@ -5,7 +5,6 @@ It also reconciles: an attempt its live node stops listing ends ``lost`` after a
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Sequence
@@ -13,6 +12,7 @@ from typing import Any
 
 from ffrtmp.contract import JobState, NodeStatus
 from ffrtmp.logs import fields
+from ffrtmp.master.store.progress import stamped
 from ffrtmp.master.store.records import end_lost, node_row, transition
 from ffrtmp.master.store.rows import Conn, Row
 from ffrtmp.master.store.transactions import SqlCore, after_commit, touch
@@ -52,7 +52,7 @@ class HeartbeatsMixin(SqlCore):
                     cancel.append({"job_id": job["id"], "attempt": item["attempt"]})
                 if item.get("progress") is not None:
                     conn.execute("UPDATE jobs SET progress = ? WHERE id = ?",
-                                 (json.dumps(item["progress"]), job["id"]))
+                                 (stamped(item["progress"], now), job["id"]))
                     if job["parent_id"] is not None:  # its split job's progress follows
                         touch(job["id"], now)
             if unlisted_after_s is not None:

@@ -46,6 +46,7 @@ class JobsMixin(SplitMixin):
                 "SELECT * FROM attempts WHERE job_id = ? ORDER BY attempt", (job_id,))]
             job["history"] = [transition_dict(t) for t in conn.execute(
                 "SELECT * FROM transitions WHERE job_id = ? ORDER BY id", (job_id,))]
+        _name_nodes(conn, [job, *job.get("attempts", [])])
         return job
 
     def list_jobs(self, *, states: Sequence[str] = (), queue: str | None = None,
@@ -68,7 +69,8 @@ class JobsMixin(SplitMixin):
             f"SELECT * FROM jobs {clause} ORDER BY seq {order} LIMIT ?", (*args, limit + 1)).fetchall()
         more = len(rows) > limit
         rows = rows[:limit]
-        return [job_dict(r) for r in rows], (rows[-1]["seq"] if more else None)
+        jobs = [job_dict(r) for r in rows]
+        return _name_nodes(self._read(), jobs), (rows[-1]["seq"] if more else None)
 
     def job_log(self, job_id: str) -> dict[str, Any]:
         conn = self._read()
@@ -125,6 +127,17 @@ class JobsMixin(SplitMixin):
                                 f"{job['parent_id']}; {action} that job instead",
                                 details={"parent_id": job["parent_id"]})
         return str(job["step"])
+
+def _name_nodes(conn: Conn, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Give each job or attempt the name of its node (``node_name``), as operators know it;
+    None when it has none or the node was removed since."""
+    ids = sorted({i["node_id"] for i in items if i.get("node_id")})
+    names = {} if not ids else {r["id"]: r["name"] for r in conn.execute(
+        f"SELECT id, name FROM nodes WHERE id IN ({','.join('?' * len(ids))})", ids)}
+    for item in items:
+        item["node_name"] = names.get(item.get("node_id"))
+    return items
+
 
 def _filters(states: Sequence[str], queue: str | None, node_id: str | None,
              parent_id: str | None, children: bool) -> tuple[list[str], list[Any]]:

@@ -17,8 +17,9 @@ from ffrtmp.master.store.jobs import JobsMixin
 from ffrtmp.master.store.masters import MastersMixin
 from ffrtmp.master.store.migrations import SchemaMixin
 from ffrtmp.master.store.nodes import NodesMixin
+from ffrtmp.master.store.progress import ProgressMixin
 
 
 class SqlStore(SchemaMixin, JobsMixin, NodesMixin, HeartbeatsMixin, ClaimsMixin, AttemptsMixin,
-               DutiesMixin, CountsMixin, MastersMixin):
+               DutiesMixin, CountsMixin, MastersMixin, ProgressMixin):
     """Every ``protocol.Store`` method, on the connections a dialect provides."""
