@@ -201,6 +201,10 @@ def test_log_in_watch_progress_move_and_cancel_through_the_button(
 
     driver.get(farm.master.url + "/ui/nodes")
     wait_until(lambda: job_id in (text_of(driver, "#nodes") or ""), 10, "the job on its node")
+    running = f'[data-running-job="{job_id}"]'
+    before = wait_until(lambda: progress_of(driver, running), 10, "its progress on the nodes page")
+    wait_until(lambda: (p := progress_of(driver, running)) is not None and p > before, 20,
+               "the node's running job to move")
     screenshot(driver, screenshot_dir, "nodes")
 
     driver.get(farm.master.url + "/ui/jobs?state=running")

@@ -90,7 +90,12 @@
       row.querySelector('[data-action="drain"]').hidden = !!node.draining;
       row.querySelector('[data-action="undrain"]').hidden = !node.draining;
     });
-    if (changed) window.location.reload();  // running jobs came or went: render them afresh
+    if (changed) { window.location.reload(); return; }  // running jobs came or went: render afresh
+    const bars = document.querySelectorAll("[data-running-job]");
+    if (!bars.length) return;
+    const running = await getJson("/ui/api/jobs?state=assigned,running&limit=500");
+    const byId = new Map(running.jobs.map(j => [j.id, j]));
+    bars.forEach(item => { const job = byId.get(item.dataset.runningJob); if (job) updateJob(item, job); });
   }
 
   async function act(button) {
