@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import pty
 import re
 import signal
 import subprocess
@@ -67,8 +68,8 @@ class Farm:
         env = {k: v for k, v in os.environ.items() if not k.startswith("FFRTMP_")}
         env.update(FFRTMP_MASTER_URL=self.master.url, FFRTMP_API_TOKEN=OPERATOR_TOKEN,
                    FFRTMP_CONFIG=str(self.media.parent / "no-cli.env"), PYTHONUNBUFFERED="1")
-        return subprocess.Popen([sys.executable, "-m", "ffrtmp", *argv], env=env, text=True,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
+        streams: dict[str, Any] = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, **kw}
+        return subprocess.Popen([sys.executable, "-m", "ffrtmp", *argv], env=env, text=True, **streams)
 
 
 class Timed:
@@ -186,3 +187,36 @@ def test_watch_without_an_id_follows_every_running_job_until_ctrl_c(farm: Farm) 
     percents = [float(m.group(1)) for line in lines if (m := PERCENT.search(line))]
     assert len(set(percents)) >= 3 and percents == sorted(percents), lines
     assert "100.0%" in lines[-1] and "exit 0" in lines[-1], lines
+
+
+def test_watch_without_an_id_redraws_the_table_in_place_on_a_terminal(farm: Farm) -> None:
+    terminal, side = pty.openpty()
+    watch = farm.cli("jobs", "watch", stdout=side)
+    os.close(side)
+    seen: list[str] = []
+    reader = threading.Thread(target=_drain, args=(terminal, seen), daemon=True)
+    reader.start()
+    job_id = farm.submit(3, "terminal")
+    try:
+        wait_until(lambda: len(re.findall(rf"{job_id} +running .*%", "".join(seen))) >= 2, 60,
+                   "two drawings of the running job")
+    finally:
+        watch.send_signal(signal.SIGINT)
+        status = watch.wait(10)
+    assert status == 0
+    text = "".join(seen)
+    assert re.search(r"\x1b\[\d+F\x1b\[J", text), "the table is drawn over the previous one"
+    assert re.search(r"ID +STATE +NODE +PROGRESS +FPS +SPEED +ETA +UPDATED", text), text
+    assert "job(s) assigned or running" in text
+    wait_until(lambda: farm.job(job_id)["state"] == "succeeded", 60, "the job to end")
+
+
+def _drain(fd: int, into: list[str]) -> None:
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # the other side closed
+            return
+        if not chunk:
+            return
+        into.append(chunk.decode(errors="replace"))
