@@ -115,3 +115,24 @@ def test_jobs_and_their_attempts_name_their_node(api: Api) -> None:
 def _spec(api: Api, job_id: str) -> dict[str, Any]:
     spec: dict[str, Any] = api.get(f"/api/v1/jobs/{job_id}").get_json()["job"]["spec"]
     return spec
+
+
+def test_a_report_to_one_master_is_seen_at_once_by_another_on_the_same_postgresql(
+        postgres_server: str, tmp_path: Any) -> None:
+    """Several masters serve one farm on PostgreSQL: the figures live in the shared jobs table,
+    not in any master's memory."""
+    from ffrtmp import config
+    from tests.conftest import make_app, master_env, postgres_schema_url
+
+    url = postgres_schema_url(postgres_server)
+    apps = [make_app(config.load("master", {}, master_env(tmp_path, FFRTMP_DATABASE=url)))
+            for _ in range(2)]
+    try:
+        first, second = (Api(app.test_client()) for app in apps)
+        job_id, node, a = running_job(first)
+        progress(node, node_of(first), [{"job_id": job_id, "attempt": a["attempt"], "progress": FIGURES}])
+        shown = second.get(f"/api/v1/jobs/{job_id}").get_json()["job"]["progress"]
+        assert shown["percent"] == FIGURES["percent"] and "updated_at" in shown
+    finally:
+        for app in apps:
+            app.extensions["ffrtmp"].store.close()
