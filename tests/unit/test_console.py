@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ffrtmp import config
 from ffrtmp.isotime import iso_from_ts
@@ -221,3 +224,24 @@ def test_node_fields_from_newer_masters_are_optional() -> None:
     assert render.node_status({"status": "online", "draining": True}) == "draining"
     assert render.node_status({"status": "maintenance"}) == "maintenance"
     assert render.node_status({}) == "unknown"
+
+
+_TEXT = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=40)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(query=st.dictionaries(st.sampled_from(["state", "queue", "node", "limit", "cursor", "x"]), _TEXT,
+                             max_size=3),
+       segment=_TEXT)
+def test_hostile_input_to_console_routes_is_never_a_500(client: Any, query: dict[str, str],
+                                                        segment: str) -> None:
+    if client.get_cookie("ffrtmp_console", path="/ui") is None:
+        logged_in(client)
+    quoted = urllib.parse.quote(segment, safe="")
+    for path, args in (("/ui/jobs", query), ("/ui/nodes", query), (f"/ui/jobs/{quoted}", None),
+                       ("/ui/api/jobs", query), (f"/ui/api/jobs/{quoted}", None),
+                       (f"/ui/api/nodes/{quoted}", None)):
+        reply = client.get(path, query_string=args)
+        assert reply.status_code < 500, (path, args, reply.data[:300])
+        if reply.status_code >= 400:  # a page saying why, or the API's error envelope
+            assert b'id="error-message"' in reply.data or reply.get_json()["error"]["message"]

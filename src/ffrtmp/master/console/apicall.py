@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote
 
 from flask import current_app, request
 from werkzeug.exceptions import NotFound
@@ -26,7 +27,9 @@ def call(path: str, *, method: str = "GET", query: Mapping[str, Any] | None = No
     if token is None:
         raise Unauthorized("unauthorized", "log in to the console first")
     allowed = READS if method == "GET" else ACTIONS
-    with current_app.test_request_context(path, method=method, query_string=dict(query or {}),
+    # quoted: a decoded ``?`` or ``#`` from the console's own URL stays part of the path
+    with current_app.test_request_context(quote(path, safe="/"), method=method,
+                                          query_string=dict(query or {}),
                                           headers={"Authorization": f"Bearer {token}"}):
         rule = request.url_rule
         if request.routing_exception is not None or rule is None or rule.endpoint not in allowed:

@@ -12,7 +12,7 @@ from typing import cast
 from flask import Blueprint, Flask, Response, jsonify, redirect, render_template, request, url_for
 from flask import session as flask_session
 from flask.blueprints import BlueprintSetupState
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, NotFound
 from werkzeug.wrappers import Response as BaseResponse
 
 from ffrtmp.contract import JobState, Queue
@@ -142,6 +142,12 @@ def nodes() -> tuple[str, int]:
     except (ApiError, StoreError, HTTPException) as exc:
         return _failure(exc)
     return render_template("nodes.html", nodes=listed, running=running), 200
+
+
+@bp.get("/<path:rest>")
+def unknown(rest: str) -> tuple[str, int]:
+    """Any other page under /ui: a page saying so, not the API's JSON 404."""
+    return _failure(NotFound(f"the console has no page /ui/{rest}"))
 
 
 @bp.route("/api/<path:rest>", methods=["GET", "POST"])
