@@ -35,7 +35,8 @@ def test_full_lifecycle_records_every_transition(api: Api) -> None:
     node.post(f"/api/v1/nodes/{node_id}/heartbeat",
               json={"running": [{"job_id": job_id, "attempt": 1, "progress": {"percent": 50.0}}]})
     job = api.get(f"/api/v1/jobs/{job_id}").get_json()["job"]
-    assert job["state"] == "running" and job["progress"] == {"percent": 50.0}
+    assert job["state"] == "running" and job["progress"] == {"percent": 50.0,
+                                                             "updated_at": job["progress"]["updated_at"]}
     node.post(f"/api/v1/jobs/{job_id}/result", json=result_body(a, log_tail="frame=50\n"))
     job = api.get(f"/api/v1/jobs/{job_id}").get_json()["job"]
     assert job["state"] == "succeeded"
