@@ -19,6 +19,7 @@ from selenium.common.exceptions import NoAlertPresentException, NoSuchElementExc
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support.select import Select
 
 from tests.browser.conftest import Browser
 from tests.conftest import (
@@ -242,12 +243,30 @@ def test_drain_and_undrain_a_node_through_the_buttons(browser: Browser, farm: Fa
     assert farm.node()["draining"] is False
 
 
+def test_the_filter_form_lists_one_state(browser: Browser, farm: Farm) -> None:
+    driver = browser.driver
+    ensure_logged_in(browser, farm)
+    driver.get(farm.master.url + "/ui/jobs")
+    Select(find(driver, "#filter-state")).select_by_value("canceled")
+    Select(find(driver, "#filter-node")).select_by_visible_text("ops-w1")
+    find(driver, "#apply-filters").click()
+    wait_until(lambda: "state=canceled" in driver.current_url, 10, "the filtered page")
+    cells = "tr[data-job-id] [data-state]"
+    states = wait_until(lambda: [e.text for e in driver.find_elements(By.CSS_SELECTOR, cells)], 10,
+                        "the filtered jobs")
+    assert states == ["canceled"]
+    # the page's own polls carry its filters, "any" queue included, and are answered
+    wait_until(lambda: int(find(driver, "body").get_attribute("data-polled") or 0) >= 2, 10,
+               "two polls of the filtered list")
+    assert find(driver, "#flash").get_attribute("hidden") is not None
+
+
 def test_the_token_never_appears_in_a_url_the_browser_visited(browser: Browser, farm: Farm) -> None:
     ensure_logged_in(browser, farm)
     urls = browser.collect_urls()
     assert any("/ui/api/jobs" in u for u in urls)  # the log does see the pages' polling
     assert any(u.endswith("/ui/login") for u in urls)
-    assert [u for u in urls if OPERATOR_TOKEN in u] == []
+    assert [u for u in urls if OPERATOR_TOKEN in u or "op-" + "b" * 29 in u] == []
     assert all(OPERATOR_TOKEN not in c["value"] for c in browser.driver.get_cookies())
     errors = [e for e in browser.driver.get_log("browser") if e["level"] == "SEVERE"
               and "favicon" not in e["message"] and "401" not in e["message"]]

@@ -55,7 +55,8 @@
   }
 
   async function pollJobs() {
-    const query = new URLSearchParams(window.location.search);
+    const query = new URLSearchParams();  // the page's filters, the empty ones ("any") left out
+    new URLSearchParams(window.location.search).forEach((v, k) => { if (v.trim()) query.set(k, v.trim()); });
     query.set("limit", "100");
     const body = await getJson("/ui/api/jobs?" + query.toString());
     const rows = Array.from(document.querySelectorAll("tr[data-job-id]"));
@@ -118,7 +119,10 @@
   async function poll() {
     const entry = pollers[page];
     if (!entry) return;
-    try { await entry[0](); } catch (err) { flash("refresh failed: " + err.message); }
+    try {
+      await entry[0]();
+      document.body.dataset.polled = String(Number(document.body.dataset.polled || 0) + 1);
+    } catch (err) { flash("refresh failed: " + err.message); }
   }
   document.addEventListener("click", event => {
     const button = event.target.closest("button[data-action]");
