@@ -209,6 +209,9 @@ SETTINGS: tuple[Setting, ...] = (
             (AGENT, CLI)),
     Setting("agent_bind", _bind, "0.0.0.0:9091",
             "address of the agent's /health /ready /metrics /wrapper/metrics /violations", (AGENT,)),
+    Setting("agent_web_config", _optional_path, "",
+            "INI file turning on TLS and Basic or bearer auth for the agent's endpoints, like"
+            " node_exporter's web.config (/health and /ready stay open); empty: plain HTTP", (AGENT,)),
     Setting("state_dir", _path, WORKER_DEFAULTS["state_dir"],
             "agent state: credential, job directories, result spool", (AGENT,)),
     Setting("work_dir", _path, "/var/lib/ffrtmp/worker/work",

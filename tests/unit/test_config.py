@@ -111,7 +111,8 @@ BAD_VALUES: dict[str, list[str]] = {
     "job_history_hours": ["0", "1.5"],
 }
 ANY_VALUE_IS_FINE = {"tls_cert_file", "tls_key_file", "ca_file", "node_name", "media_credentials_file",
-                     "database_password_file"}  # its file: tests/unit/test_database_password.py
+                     "database_password_file",  # its file: tests/unit/test_database_password.py
+                     "agent_web_config"}  # its file: tests/integration/test_agent_web_auth.py
 
 
 def test_every_setting_has_rejection_cases_or_is_declared_free_form() -> None:

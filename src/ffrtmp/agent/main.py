@@ -273,7 +273,8 @@ def main(settings: AgentSettings) -> int:
              ",".join(settings.master_url), settings.slots)
     agent = Agent(settings, shutdown)
     server, thread = start_server(settings.agent_bind, AgentApp(agent.readiness, agent.metrics,
-                                                               settings.state_dir))
+                                                               settings.state_dir),
+                                  settings.agent_web_config)
 
     def stop_server() -> None:
         server.shutdown()

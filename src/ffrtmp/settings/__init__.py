@@ -59,6 +59,7 @@ class AgentConfig(SettingsBase):
     media_store_url: str | None
     media_credentials_file: str | None
     agent_bind: tuple[str, int]
+    agent_web_config: str | None
     state_dir: str
     work_dir: str
     slots: int
