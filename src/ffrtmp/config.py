@@ -69,6 +69,16 @@ def _positive_int(raw: str) -> int:
     return value
 
 
+def _percent(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError("expected a percentage, e.g. 90") from None
+    if not 0 < value <= 100:
+        raise ValueError("expected a percentage above 0 and at most 100")
+    return value
+
+
 def _seconds(raw: str) -> float:
     try:
         value = float(raw)
@@ -216,6 +226,9 @@ SETTINGS: tuple[Setting, ...] = (
             "agent state: credential, job directories, result spool", (AGENT,)),
     Setting("work_dir", _path, "/var/lib/ffrtmp/worker/work",
             "scratch space for jobs; its disk usage gates readiness", (AGENT,)),
+    Setting("disk_limit_percent", _percent, "90",
+            "the agent stops claiming jobs while the work dir's or a media root's filesystem is"
+            " fuller than this (percent used)", (AGENT,)),
     Setting("slots", _positive_int, "1", "jobs this node runs at once", (AGENT,)),
     Setting("shutdown_timeout", _seconds, "30",
             "seconds the agent waits for running jobs when stopped (jobs keep running after)",

@@ -105,6 +105,7 @@ BAD_VALUES: dict[str, list[str]] = {
     "state_dir": [""],
     "work_dir": [""],
     "slots": ["0", "two"],
+    "disk_limit_percent": ["0", "101", "ninety", "nan"],
     "shutdown_timeout": ["0", "forever"],
     "cancel_grace": ["-1"],
     "job_history": ["0", "many"],

@@ -110,6 +110,7 @@ class MasterClient:
         self.verify: str | bool = ca_file or True
         self.credential: str | None = None
         self.node_id: str | None = None
+        self.readiness: Callable[[], dict[str, Any]] | None = None  # each heartbeat's "ready"
 
     # --- the calls ---
 
@@ -123,8 +124,14 @@ class MasterClient:
         return self._send("PUT", f"/api/v1/nodes/{self.node_id}/facts", body)
 
     def heartbeat(self, running: list[dict[str, Any]], free_slots: int) -> dict[str, Any]:
-        return self._send("POST", f"/api/v1/nodes/{self.node_id}/heartbeat",
-                          {"running": running, "free_slots": free_slots})
+        body: dict[str, Any] = {"running": running, "free_slots": free_slots}
+        if self.readiness is not None:
+            body["ready"] = self.readiness()
+        return self._send("POST", f"/api/v1/nodes/{self.node_id}/heartbeat", body)
+
+    def maintenance(self) -> dict[str, Any]:
+        """On the way down after a drain: the master keeps the node in maintenance, not offline."""
+        return self._send("POST", f"/api/v1/nodes/{self.node_id}/maintenance", {})
 
     def report_progress(self, running: list[dict[str, Any]], timeout_s: float = 2.0) -> dict[str, Any]:
         """One attempt to the master in use, never retried or failed over: progress is

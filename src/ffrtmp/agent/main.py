@@ -128,12 +128,14 @@ class Agent:
         for directory in (settings.state_dir, settings.work_dir):
             Path(directory).mkdir(parents=True, exist_ok=True)
         self.readiness = Readiness(settings.work_dir, media_roots=settings.media_roots,
-                                   media=lambda: self.media.status)
+                                   media=lambda: self.media.status,
+                                   disk_limit_percent=settings.disk_limit_percent)
         self.metrics = WorkerMetrics(self.readiness)
         self.client = MasterClient(settings.master_url, shutdown=shutdown, ca_file=settings.ca_file,
                                    on_switch=lambda _old, new, _why: self.metrics.set_master(
                                        self.client.urls, new))
         self.metrics.set_master(self.client.urls, self.client.url)
+        self.client.readiness = self.readiness.verdict  # every heartbeat says whether it claims
         self.watchdog = Watchdog()
         for scheme in ("http://", "https://"):
             self.client.session.mount(scheme, PromisingAdapter(self.watchdog))
@@ -236,6 +238,23 @@ class Agent:
         except (Forgotten, MasterRejected, MasterUnavailable) as exc:
             log.warning("results left in the spool for the next start: %s", exc)
 
+    def _say_maintenance(self) -> None:
+        """Stopped after a drain: planned maintenance. The master then keeps this node out of
+        offline, so the jobs still running here (they outlive the agent) are never made lost.
+        Sent after the last heartbeat, which would make the node online again."""
+        if self.client.credential is None or not self.loop.draining:
+            return
+        try:
+            self.client.maintenance()
+        except (MasterRejected, MasterUnavailable) as exc:
+            log.warning("could not tell the master this is maintenance (%s): it will show the "
+                        "node offline and its running jobs lost", exc,
+                        extra=fields(node=self.client.node_id))
+            return
+        log.info("stopped after a drain: the master shows this node in maintenance; %d running "
+                 "job(s) are kept, and re-adopted at the next start", len(self.jobs.working()),
+                 extra=fields(node=self.client.node_id))
+
     def stop(self) -> int:
         sd_notify("STOPPING=1")
         started = time.monotonic()
@@ -254,6 +273,7 @@ class Agent:
                 self.jobs.poll()
                 pause.wait(0.5)
         self._deliver_before_exit(started + self.settings.shutdown_timeout)
+        self._say_maintenance()
         still = len(self.jobs.working())
         log.info("shutdown reason=%s waited_s=%.1f still_running=%d%s", self.shutdown.reason,
                  time.monotonic() - started, still,

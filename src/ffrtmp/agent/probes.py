@@ -1,5 +1,11 @@
-"""Readiness: ffmpeg present, disk under 90 % where the node writes, the last heartbeat's outcome,
-and the media store answering (when one is configured: a node that cannot deliver claims nothing).
+"""Readiness: ffmpeg present, disk under FFRTMP_DISK_LIMIT_PERCENT (90 %) where the node writes,
+the last heartbeat's outcome, and the media store answering (when one is configured: a node that
+cannot deliver claims nothing).
+
+The agent claims only while ready. It says so once when it stops (a WARNING with the reason)
+and once when it resumes (INFO), not at every pass; each heartbeat carries the verdict
+(``verdict``: every check but the master's, which the heartbeat itself answers), so the
+master shows it in ``nodes list``.
 
 "Where the node writes" is the work dir and every media root (FFmpeg's outputs land under
 them), each filesystem counted once; a media root that does not exist yet is not checked.
@@ -10,6 +16,7 @@ and calls it ``timeout`` when that outcome is older than one heartbeat interval 
 
 from __future__ import annotations
 
+import logging
 import shutil
 import threading
 import time
@@ -22,7 +29,10 @@ import psutil
 
 from ffrtmp.isotime import now_iso
 
+log = logging.getLogger("ffrtmp.agent")
+
 DISK_LIMIT_PERCENT = 90.0
+STARTING = "master not_registered"  # before the first heartbeat: not worth a warning
 NOT_CONFIGURED = "not_configured"  # no media store: jobs use media roots and URLs only
 MEDIA_OK = (NOT_CONFIGURED, "reachable")
 
@@ -36,8 +46,11 @@ class HeartbeatOutcome:
 class Readiness:
     def __init__(self, work_dir: str, ffmpeg: str = "ffmpeg",
                  media_roots: Sequence[str] = (),
-                 media: Callable[[], str] = lambda: NOT_CONFIGURED) -> None:
+                 media: Callable[[], str] = lambda: NOT_CONFIGURED,
+                 disk_limit_percent: float = DISK_LIMIT_PERCENT) -> None:
         self.work_dir, self.ffmpeg = work_dir, ffmpeg
+        self.disk_limit_percent = disk_limit_percent
+        self._claiming: bool | None = None  # the verdict last logged; None: none yet
         self.media = media  # the media store's status, kept current by its own probe
         self.media_roots = tuple(media_roots)
         self._lock = threading.Lock()
@@ -52,7 +65,7 @@ class Readiness:
         """The fullest filesystem the node writes to: ``(ok, text, percent used)``."""
         usages = [(psutil.disk_usage(path), path) for path in self._written_filesystems()]
         usage, path = max(usages, key=lambda pair: pair[0].percent)
-        ok = usage.percent <= DISK_LIMIT_PERCENT
+        ok = usage.percent <= self.disk_limit_percent
         text = (f"ok: {usage.percent:.1f}% used, {usage.free // 2**20} MB available" if ok
                 else f"low: {path} {usage.percent:.1f}% used")
         return ok, text, usage.percent
@@ -82,19 +95,47 @@ class Readiness:
             return "timeout"
         return outcome.status
 
-    def snapshot(self) -> tuple[bool, dict[str, Any]]:
+    def _failing(self, *, with_master: bool) -> tuple[dict[str, str], list[str]]:
+        """The checks, and each failing one as ``"<check> <value>"``."""
         ffmpeg = "available" if shutil.which(self.ffmpeg) else "not_found"
         try:
             disk_ok, disk_text, _ = self.disk()
         except OSError as exc:
             disk_ok, disk_text = False, f"error: {exc.strerror}"
-        master = self.master()
-        media = self.media()
-        ready = (ffmpeg == "available" and disk_ok and master == "reachable"
-                 and media in MEDIA_OK)
+        checks = {"ffmpeg": ffmpeg, "disk_space": disk_text, "master": self.master(),
+                  "media": self.media()}
+        failing = [f"ffmpeg {ffmpeg}"] if ffmpeg != "available" else []
+        failing += [] if disk_ok else [f"disk_space {disk_text}"]
+        if with_master and checks["master"] != "reachable":
+            failing.append(f"master {checks['master']}")
+        failing += [] if checks["media"] in MEDIA_OK else [f"media {checks['media']}"]
+        return checks, failing
+
+    def snapshot(self) -> tuple[bool, dict[str, Any]]:
+        checks, failing = self._failing(with_master=True)
+        ready = not failing
+        self._note(ready, "; ".join(failing))
         return ready, {
             "status": "ready" if ready else "not_ready",
-            "checks": {"ffmpeg": ffmpeg, "disk_space": disk_text, "master": master,
-                       "media": media},
+            "checks": checks,
             "timestamp": now_iso("seconds"),
         }
+
+    def verdict(self) -> dict[str, Any]:
+        """What a heartbeat says of this node: ready but for the master, which hears it."""
+        _, failing = self._failing(with_master=False)
+        return {"ok": not failing, "reason": "; ".join(failing) or None}
+
+    def _note(self, ready: bool, reason: str) -> None:
+        """Log a change of verdict once: a WARNING when the node stops claiming, INFO when it
+        resumes. The start (not registered yet) is no change: nothing was claimed before it."""
+        if not ready and reason == STARTING:
+            return
+        with self._lock:
+            was, self._claiming = self._claiming, ready
+        if was is ready or (ready and was is None):
+            return
+        if ready:
+            log.info("ready again: claiming jobs")
+        else:
+            log.warning("not ready: no new jobs until it clears: %s", reason)

@@ -62,6 +62,7 @@ class AgentConfig(SettingsBase):
     agent_web_config: str | None
     state_dir: str
     work_dir: str
+    disk_limit_percent: float
     slots: int
     shutdown_timeout: float
     node_name: str
