@@ -297,9 +297,10 @@ def test_submit_watch_exits_1_when_the_job_fails(ops: Ops, master: MasterProcess
 def test_node_commands_list_show_drain_undrain_remove(ops: Ops, master: MasterProcess) -> None:
     node = Node(master, "enc")
     table = ops("nodes", "list").out.splitlines()
-    assert table[0].split() == ["ID", "NAME", "STATUS", "DRAINING", "SLOTS", "RUNNING", "LAST", "HEARTBEAT"]
+    assert table[0].split() == ["ID", "NAME", "STATUS", "READY", "SLOTS", "RUNNING", "LAST", "HEARTBEAT",
+                                "REASON"]
     [row] = [line.split() for line in table[1:] if line.startswith(node.id)]
-    assert row[:6] == [node.id, node.name, "online", "no", "1", "0"]
+    assert row[:6] == [node.id, node.name, "online", "-", "1", "0"]  # "-": it reports no readiness
     assert ops("nodes", "list", "--json").json() == ops.api("GET", "/api/v1/nodes")
     assert ops("nodes", "show", node.id, "--json").json() == ops.api("GET", f"/api/v1/nodes/{node.id}")
     assert ops("nodes", "show", node.id).out.splitlines()[1].split()[1] == node.name

@@ -1,20 +1,18 @@
 """Operator commands: ``ffrtmp jobs …`` and ``ffrtmp nodes …`` against the master's API.
 
-Most node commands are one request and a rendering of its answer, so they are rows of a
-table (``NODE_REQUESTS``); ``jobs submit`` is written out; the other ``jobs`` actions live in
-``cli.jobs``.
+The parser skeleton and ``jobs submit`` live here; the other ``jobs`` actions in ``cli.jobs``,
+the ``nodes`` actions in ``cli.nodes``.
 """
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from dataclasses import dataclass
-from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ffrtmp.cli import jobs as job_commands
 from ffrtmp.cli import masters, render
+from ffrtmp.cli import nodes as node_commands
 from ffrtmp.cli.connection import Api
 from ffrtmp.cli.context import Env
 from ffrtmp.cli.submit import SUBMIT_EPILOG, add_submit_options, check_nodes, spec_from_args
@@ -22,40 +20,6 @@ from ffrtmp.contract import Queue
 
 Handler = Callable[[argparse.Namespace, Env], int]
 QUEUES = [q.value for q in Queue]  # plain strings: argparse shows the repr of each choice
-
-
-@dataclass(frozen=True)
-class Request:
-    """A command that is one API request and a rendering of its answer."""
-
-    action: str
-    help: str
-    method: str
-    path: str  # formatted with the parsed arguments
-    render: Callable[[Any, argparse.Namespace], str]
-    target: str | None = None  # the positional argument the path names
-    options: Callable[[argparse.ArgumentParser], None] | None = None
-    params: Callable[[argparse.Namespace], dict[str, Any]] | None = None
-
-
-NODE_REQUESTS = (
-    Request("list", "list nodes", "GET", "/api/v1/nodes", lambda data, args: render.node_rows(data["nodes"])),
-    Request("show", "show a node", "GET", "/api/v1/nodes/{node_id}",
-            lambda data, args: render.node_detail(data["node"]), "node_id"),
-    Request("drain", "stop giving a node new jobs", "POST", "/api/v1/nodes/{node_id}/drain",
-            lambda data, args: f"{args.node_id}: draining\n", "node_id"),
-    Request("undrain", "give a drained node jobs again", "POST", "/api/v1/nodes/{node_id}/undrain",
-            lambda data, args: f"{args.node_id}: accepting jobs\n", "node_id"),
-    Request("remove", "forget a node with no running jobs", "DELETE", "/api/v1/nodes/{node_id}",
-            lambda data, args: f"{args.node_id}: removed\n", "node_id"),
-)
-
-
-def requested(request: Request, args: argparse.Namespace, env: Env) -> int:
-    params = request.params(args) if request.params else None
-    data = Api.connect(args, env).call(request.method, request.path.format_map(vars(args)), params=params)
-    render.emit(env, args, data, partial(request.render, data, args))
-    return 0
 
 
 def submit(args: argparse.Namespace, env: Env) -> int:
@@ -91,7 +55,7 @@ def add_parsers(sub: SubParsers) -> None:
     add_submit_options(p, QUEUES)
     p.set_defaults(handler=submit)
     job_commands.add_parsers(jobs, common)
-    _add_requests(_noun(sub, "nodes", "inspect and drain nodes"), NODE_REQUESTS, common)
+    node_commands.add_parsers(_noun(sub, "nodes", "inspect and drain nodes"), common)
     masters.add_parser(sub, common)
 
 
@@ -99,15 +63,3 @@ def _noun(sub: SubParsers, name: str, text: str) -> SubParsers:
     parser = sub.add_parser(name, help=text)
     actions: SubParsers = parser.add_subparsers(dest=f"{name}_command", metavar="ACTION", required=True)
     return actions
-
-
-def _add_requests(actions: SubParsers, requests: tuple[Request, ...],
-                  common: argparse.ArgumentParser) -> None:
-    for request in requests:
-        p = actions.add_parser(request.action, parents=[common], help=request.help)
-        if request.target:
-            p.add_argument(request.target)
-        if request.options:
-            request.options(p)
-        handler: Handler = partial(requested, request)
-        p.set_defaults(handler=handler)

@@ -245,4 +245,13 @@ def _outcome(response: Any) -> Any:
     message = error.get("message") or f"HTTP {response.status_code}"
     status = (ExitStatus.AUTH if response.status_code in (401, 403)
               else ExitStatus.USAGE if response.status_code in SPEC_REFUSED else ExitStatus.ERROR)
-    raise CliError(f"{message} (HTTP {response.status_code})", status)
+    raise CliError(f"{message} (HTTP {response.status_code}){_candidates(error)}", status)
+
+
+def _candidates(error: dict[str, Any]) -> str:
+    """An ambiguous name (``ambiguous_node``) lists what it could mean, one per line."""
+    details = error.get("details")
+    listed = details.get("candidates") if isinstance(details, dict) else None
+    if not isinstance(listed, list):
+        return ""
+    return "".join(f"\n  {c.get('id')}  {c.get('name')}" for c in listed if isinstance(c, dict))

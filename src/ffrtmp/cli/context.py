@@ -31,7 +31,7 @@ class ExitStatus(enum.IntEnum):
 EXIT_MEANINGS: dict[ExitStatus, str] = {
     ExitStatus.OK: "success (jobs watch, submit --watch: the job succeeded)",
     ExitStatus.ERROR: "error: the master refused, could not be reached (the message says how), "
-                      "or the job watched did not succeed",
+                      "the job watched did not succeed, or nodes drain --wait reached its deadline",
     ExitStatus.USAGE: "usage or job spec error (bad flags, a spec the CLI or the master refuses)",
     ExitStatus.UNSATISFIABLE: "jobs submit --strict: no registered node can run the job",
     ExitStatus.AUTH: "authentication refused (HTTP 401/403)",

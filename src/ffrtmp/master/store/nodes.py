@@ -139,8 +139,7 @@ class NodesMixin(SqlCore):
         if len(rows) == 1:
             return str(rows[0]["id"])
         if not rows:
-            raise RecordNotFound("node_not_found", f"no node {ref!r} (give an id, a unique id "
-                                 "prefix or a name: ffrtmp nodes list)")
+            raise RecordNotFound("node_not_found", f"no node {ref}")
         candidates = [{"id": r["id"], "name": r["name"]} for r in rows[:20]]
         raise StateConflict("ambiguous_node", f"{ref!r} is the prefix of {len(rows)}"
                             f"{'+' if len(rows) > 20 else ''} node ids: give more of the id, or the name",
