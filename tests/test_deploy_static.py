@@ -527,10 +527,13 @@ SERIES = re.compile(r"\b((?:ffrtmp|worker|wrapper)_[a-z_]+)\b")
 def test_alerts_cover_the_seed_with_exported_series() -> None:
     rules = _load(PROMETHEUS / "alerts.yml")["groups"][0]["rules"]
     exprs = {r["alert"]: r["expr"] for r in rules}
-    assert len(exprs) == 5
+    assert len(exprs) == 6  # the seed's five and the maintenance reminder
     used = {m for e in exprs.values() for m in SERIES.findall(e)}
     assert used == {"ffrtmp_jobs_pending", "ffrtmp_nodes_offline", "worker_heartbeat_failures_total",
-                    "worker_disk_usage_percent", "wrapper_platform_sla_failed"}
+                    "worker_disk_usage_percent", "wrapper_platform_sla_failed", "ffrtmp_nodes_by_status"}
+    # a node in maintenance (drained, its agent stopped on purpose) is not offline
+    assert exprs["FfrtmpNodesOffline"] == "ffrtmp_nodes_offline > 0"
+    assert 'status="maintenance"' in exprs["FfrtmpNodesInMaintenance"]
     for rule in rules:
         assert rule["annotations"]["summary"] and rule["annotations"]["description"]
 
