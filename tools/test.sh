@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Set up this machine and run every test ffrtmp has: lint, the strict type check, the Molecule
-# scenario on real systemd guests, and the unit and integration suites. Run as root on a fresh
+# scenarios on real systemd guests, and the unit and integration suites. Run as root on a fresh
 # Debian 12 machine (or with the packages tools/bootstrap.sh names). Arguments go to pytest;
-# with FFRTMP_SKIP_MOLECULE=1 the Molecule scenario is left out (for quick local runs).
+# with FFRTMP_SKIP_MOLECULE=1 the Molecule scenarios are left out (for quick local runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,7 +13,11 @@ echo "== mypy --strict (src/)"
 .venv/bin/mypy
 if [[ "${FFRTMP_SKIP_MOLECULE:-0}" != 1 ]]; then
     echo "== molecule (roles and playbooks on systemd-nspawn guests)"
-    tools/molecule/run.sh default
+    # one at a time: one master on SQLite, then two masters on PostgreSQL (ha); each prints
+    # its wall time
+    for scenario in default ha; do
+        tools/molecule/run.sh "$scenario"
+    done
 else
     tools/molecule/setup-host.sh  # still needed: ansible-lint, yamllint and promtool for pytest
 fi
