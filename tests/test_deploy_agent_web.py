@@ -126,10 +126,10 @@ def test_the_prometheus_example_scrapes_the_agents_with_tls_and_auth(tmp_path: P
 
 
 def test_the_molecule_variant_turns_it_on_with_matching_credentials() -> None:
-    """molecule/shared/agent-web-vars.yml: its hash is of the password verify-agent-web.yml sends."""
+    """molecule/shared/vars/agent-web.yml: its hash is of the password verify-agent-web.yml sends."""
     from ffrtmp.agent.web import verify_password
 
-    values = yaml.safe_load((ROOT / "molecule" / "shared" / "agent-web-vars.yml").read_text(encoding="utf-8"))
+    values = yaml.safe_load((ROOT / "molecule" / "shared" / "vars" / "agent-web.yml").read_text(encoding="utf-8"))
     assert values["ffrtmp_worker_web_tls_generate"] is True
     assert verify_password(values["ffrtmp_worker_web_basic_auth_users"]["prometheus"],
                            values["verify_agent_web_password"])
@@ -138,4 +138,4 @@ def test_the_molecule_variant_turns_it_on_with_matching_credentials() -> None:
     options = spec["argument_specs"]["main"]["options"]
     assert {k for k in values if k.startswith("ffrtmp_")} <= set(options)
     verify = (ROOT / "molecule" / "shared" / "verify-agent-web.yml").read_text(encoding="utf-8")
-    assert "status_code: 401" in verify and "agent-web-vars.yml" in verify
+    assert "status_code: 401" in verify and "vars/agent-web.yml" in verify
