@@ -56,7 +56,8 @@ def _run(tmp_path: Path, extra: dict, exit_code: int = 0, was_draining: bool = F
     for task in tasks:  # the API drain would need a master: it must be skipped when waiting
         if task["name"] == "Drain the node":
             task["ansible.builtin.uri"]["url"] = "http://127.0.0.1:9/unreachable"
-    play = [{"name": "Drain", "hosts": "workers", "gather_facts": False, "vars": real["vars"], "tasks": tasks}]
+    play = [{"name": "Drain", "hosts": "workers", "gather_facts": False, "vars": real["vars"],
+             "tasks": tasks}]
     (tmp_path / "play.yml").write_text(json.dumps(play), encoding="utf-8")
     env = {**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_LOCAL_TEMP": str(tmp_path / "tmp"),
            "ANSIBLE_HOME": str(tmp_path / "home")}
