@@ -147,3 +147,21 @@ def test_only_a_node_may_say_it_goes_into_maintenance(api: Api) -> None:
     api.post(f"/api/v1/nodes/{node_id}/maintenance", expect=403)  # an operator token neither
     assert node_of(api, node_id)["node"]["status"] == "draining"
     assert other_id != node_id
+
+
+def test_undrain_ends_maintenance_so_a_host_that_never_returns_can_be_settled(api: Api, app: Any) -> None:
+    job_id = submit(api)
+    node_id, node = register(api, "w1")
+    [a] = claim(node, node_id)
+    node.post(f"/api/v1/jobs/{job_id}/start", json={"attempt_token": a["attempt_token"]})
+    api.post("/api/v1/nodes/w1/drain")
+    node.post(f"/api/v1/nodes/{node_id}/maintenance")
+    store = app.extensions["ffrtmp"].store
+    later = time.time() + 3600
+    assert store.mark_offline(30, now=later) == []
+    shown = api.post("/api/v1/nodes/w1/undrain").get_json()["node"]
+    assert (shown["status"], shown["draining"], shown["maintenance_since"]) == ("online", False, None)
+    assert store.mark_offline(30, now=later) == [job_id]  # silent for an hour: offline, its job lost
+    assert node_of(api, "w1")["node"]["status"] == "offline"
+    node.post(f"/api/v1/jobs/{job_id}/result", json=result_body(a))  # a late result still settles it
+    assert api.get(f"/api/v1/jobs/{job_id}").get_json()["job"]["state"] == "succeeded"

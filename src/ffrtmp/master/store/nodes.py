@@ -193,12 +193,19 @@ class NodesMixin(SqlCore):
                 for r in conn.execute("SELECT * FROM nodes ORDER BY name")]
 
     def set_draining(self, node_id: str, draining: bool) -> dict[str, Any]:
+        """Drain or undrain. Undraining a node in maintenance also ends its maintenance: it is
+        a silent node again, so offline detection makes its running jobs lost if its agent does
+        not heartbeat within the node timeout (the operator's lever for a host that will not
+        come back; an agent that does come back reports its results as for any lost job)."""
         with self._tx() as conn:
-            cur = conn.execute("UPDATE nodes SET draining = ? WHERE id = ?", (int(draining), node_id))
-            if cur.rowcount == 0:
-                raise RecordNotFound("node_not_found", f"no node {node_id}")
-        log.info("node %s %s", node_id, "draining" if draining else "undrained",
-                 extra=fields(node=node_id))
+            node_row(conn, node_id, lock=self.FOR_UPDATE)
+            conn.execute("UPDATE nodes SET draining = ? WHERE id = ?", (int(draining), node_id))
+            ended = 0 if draining else conn.execute(
+                "UPDATE nodes SET status = ?, maintenance_since = NULL WHERE id = ? AND status = ?",
+                (NodeStatus.ONLINE.value, node_id, NodeStatus.MAINTENANCE.value)).rowcount
+        log.info("node %s %s%s", node_id, "draining" if draining else "undrained",
+                 "; its maintenance ended: silent, it goes offline after the node timeout"
+                 if ended else "", extra=fields(node=node_id))
         return self.get_node(node_id)
 
     def remove_node(self, node_id: str) -> None:
