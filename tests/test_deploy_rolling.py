@@ -66,11 +66,11 @@ def _run(tmp_path: Path, extra: dict, exit_code: int = 0, was_draining: bool = F
 
 
 def test_drain_and_wait_calls_the_cli_on_the_master(tmp_path: Path) -> None:
-    result = _run(tmp_path, {"ffrtmp_rolling_drain": True, "ffrtmp_rolling_drain_deadline": "45m"})
+    result = _run(tmp_path, {"ffrtmp_rolling_drain": True, "ffrtmp_rolling_drain_deadline": "1h30m"})
     out = result.stdout + result.stderr
     assert result.returncode == 0, out
     argv = (tmp_path / "argv").read_text(encoding="utf-8").split("\n")[:-1]
-    assert argv == ["nodes", "drain", "n-1", "--wait", "--deadline", "45m"]
+    assert argv == ["nodes", "drain", "n-1", "--wait", "--deadline", "1h30m"]
     env = (tmp_path / "env").read_text(encoding="utf-8").splitlines()
     assert "FFRTMP_MASTER_URL=http://127.0.0.1:8080" in env
     assert "FFRTMP_API_TOKEN_FILE=/etc/ffrtmp/api-token" in env
