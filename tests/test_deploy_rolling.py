@@ -3,7 +3,7 @@
 The worker play's own ``vars`` and its drain tasks, taken from the playbook, run on localhost
 (local connection); ``ffrtmp`` is a script that records its argv and environment and exits as
 told, standing for ``ffrtmp nodes drain NODE --wait --deadline D`` (exit 0 drained, 1 at the
-deadline). The CLI itself is tested with the nodes commands.
+deadline). One test runs the real CLI against a real master and agent.
 """
 
 from __future__ import annotations
@@ -12,9 +12,12 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+
+from tests.processes import start_agent, start_master, stop_process, wait_until
 
 yaml = pytest.importorskip("yaml")
 
@@ -33,7 +36,8 @@ def _worker_play() -> dict:
     return next(p for p in plays if p.get("serial") and p["hosts"] == "workers")
 
 
-def _run(tmp_path: Path, extra: dict, exit_code: int = 0, was_draining: bool = False):
+def _run(tmp_path: Path, extra: dict, exit_code: int = 0, was_draining: bool = False,
+         node: str = "n-1"):
     tool = TOOLS_VENV / "bin" / "ansible-playbook"
     tool_path = str(tool) if os.access(tool, os.X_OK) else shutil.which("ansible-playbook")
     if tool_path is None:
@@ -43,7 +47,7 @@ def _run(tmp_path: Path, extra: dict, exit_code: int = 0, was_draining: bool = F
     cli.write_text(FAKE_CLI.format("n-1", exit_code), encoding="utf-8")
     cli.chmod(0o755)
     host = {"ansible_connection": "local", "ansible_python_interpreter": "{{ ansible_playbook_python }}",
-            "ffrtmp_install_dir": str(tmp_path), **extra}
+            "ffrtmp_install_dir": str(tmp_path), **extra}  # extra may name the real CLI's
     inventory = {"all": {"children": {"master": {"hosts": {"localhost": host}},
                                       "workers": {"hosts": {"localhost": None}}}}}
     (tmp_path / "inventory.yml").write_text(json.dumps(inventory), encoding="utf-8")
@@ -51,7 +55,7 @@ def _run(tmp_path: Path, extra: dict, exit_code: int = 0, was_draining: bool = F
     wanted = {"Assert that the drain settings are valid", "Drain the node",
               "Drain the node and wait until its running jobs have ended"}
     tasks = [{"name": "Stand in for the registry lookup", "ansible.builtin.set_fact": {
-        "_ffrtmp_roll_node": {"id": "n-1", "name": "w1"}, "_ffrtmp_roll_was_draining": was_draining}}]
+        "_ffrtmp_roll_node": {"id": node, "name": "w1"}, "_ffrtmp_roll_was_draining": was_draining}}]
     tasks += [t for t in real["pre_tasks"] if t["name"] in wanted]
     for task in tasks:  # the API drain would need a master: it must be skipped when waiting
         if task["name"] == "Drain the node":
@@ -116,3 +120,31 @@ def test_a_bad_deadline_is_refused(tmp_path: Path) -> None:
     out = result.stdout + result.stderr
     assert result.returncode == 2 and "ffrtmp_rolling_drain_deadline='soon'" in out, out
     assert not (tmp_path / "argv").exists()
+
+
+
+def test_the_real_cli_drains_a_real_node(tmp_path: Path) -> None:
+    """The task's argv and environment against a real master and agent: exit 0, the node drained."""
+    farm, run = tmp_path / "farm", tmp_path / "run"
+    farm.mkdir()
+    run.mkdir()
+    master = start_master(farm)
+    agent = None
+    try:
+        agent = start_agent(farm, master, "w1")
+        api = master.url + "/api/v1/nodes"
+        nodes = wait_until(lambda: master.session().get(api, timeout=5).json()["nodes"], 30, "registered")
+        result = _run(run, {"ffrtmp_rolling_drain": True, "ffrtmp_rolling_drain_deadline": "1m",
+                            "ffrtmp_master_bind": master.env["FFRTMP_MASTER_BIND"],
+                            "ffrtmp_master_api_token_file": master.env["FFRTMP_API_TOKEN_FILE"],
+                            # the real CLI, in the venv these tests run from
+                            "ffrtmp_install_dir": str(Path(sys.executable).parent.parent)},
+                      node=nodes[0]["id"])
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "changed: [localhost]" in result.stdout, result.stdout
+        node = master.session().get(f"{api}/{nodes[0]['id']}", timeout=5).json()["node"]
+        assert node["draining"] is True and node["status"] == "draining", node
+    finally:
+        if agent is not None:
+            stop_process(agent.proc)
+        stop_process(master.proc)
