@@ -129,7 +129,8 @@ def test_the_molecule_variant_turns_it_on_with_matching_credentials() -> None:
     """molecule/shared/vars/agent-web.yml: its hash is of the password verify-agent-web.yml sends."""
     from ffrtmp.agent.web import verify_password
 
-    values = yaml.safe_load((ROOT / "molecule" / "shared" / "vars" / "agent-web.yml").read_text(encoding="utf-8"))
+    path = ROOT / "molecule" / "shared" / "vars" / "agent-web.yml"
+    values = yaml.safe_load(path.read_text(encoding="utf-8"))
     assert values["ffrtmp_worker_web_tls_generate"] is True
     assert verify_password(values["ffrtmp_worker_web_basic_auth_users"]["prometheus"],
                            values["verify_agent_web_password"])
@@ -139,3 +140,31 @@ def test_the_molecule_variant_turns_it_on_with_matching_credentials() -> None:
     assert {k for k in values if k.startswith("ffrtmp_")} <= set(options)
     verify = (ROOT / "molecule" / "shared" / "verify-agent-web.yml").read_text(encoding="utf-8")
     assert "status_code: 401" in verify and "vars/agent-web.yml" in verify
+
+
+@pytest.mark.parametrize(("variables", "message"), [
+    ({"ffrtmp_worker_web_bearer_tokens": ["short"]}, "Every ffrtmp_worker_web_bearer_tokens entry"),
+    ({"ffrtmp_worker_web_basic_auth_users": {"prometheus": "plain-password"}},
+     "'python -m ffrtmp.agent.web hash'"),
+    ({"ffrtmp_worker_web_tls_cert_file": "/etc/ssl/agent.crt"}, "Set both ffrtmp_worker_web_tls_cert_file"),
+    ({"ffrtmp_worker_web_tls_cert_file": "/nonexistent/agent.crt",
+      "ffrtmp_worker_web_tls_key_file": "/nonexistent/agent.key"}, "/nonexistent/agent.crt does not exist"),
+])
+def test_the_worker_preflight_refuses_bad_agent_web_settings(tmp_path: Path, variables: dict,
+                                                             message: str) -> None:
+    host = {"ansible_connection": "local", "ansible_python_interpreter": "{{ ansible_playbook_python }}",
+            **variables}
+    inventory = {"all": {"children": {"master": {"hosts": {"localhost": host}}}}}
+    (tmp_path / "inventory.yml").write_text(json.dumps(inventory), encoding="utf-8")
+    play = [{"hosts": "all", "gather_facts": False, "tasks": [
+        {"ansible.builtin.include_role": {"name": "ffrtmp_worker", "tasks_from": "preflight.yml"}}]}]
+    (tmp_path / "play.yml").write_text(json.dumps(play), encoding="utf-8")
+    env = {**os.environ, "ANSIBLE_ROLES_PATH": str(ROLES), "ANSIBLE_NOCOLOR": "1",
+           "ANSIBLE_LOCAL_TEMP": str(tmp_path / "tmp"), "ANSIBLE_HOME": str(tmp_path / "home")}
+    result = subprocess.run([_tool("ansible-playbook"), "-i", str(tmp_path / "inventory.yml"),
+                             str(tmp_path / "play.yml")], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=300, check=False)
+    out = result.stdout + result.stderr
+    assert result.returncode == 2 and message in out, out
+    assert "List the listening TCP sockets" not in out  # refused before anything is probed
+    assert "plain-password" not in out
