@@ -264,7 +264,9 @@ def test_site_deploys_each_part_before_its_clients() -> None:
     hosts = _load(ROOT / "inventory" / "hosts.yml")["all"]["children"]
     assert list(hosts["media"]["hosts"]) == list(hosts["master"]["hosts"])
     database = _load(ROOT / "playbooks" / "database.yml")
-    assert [p["hosts"] for p in database] == ["database"]
+    assert [p["hosts"] for p in database] == ["{{ groups['database'] | default([]) }}"]
+    media = _load(ROOT / "playbooks" / "media.yml")
+    assert [p["hosts"] for p in media] == ["{{ groups['media'] | default([]) }}"]
     assert [r["role"] for r in database[0]["roles"]] == ["ffrtmp_postgres"]
 
 
