@@ -64,12 +64,12 @@ class AgentLoop:
         if time.monotonic() >= self.next_heartbeat:
             self.heartbeat()
         self.jobs.poll()
-        self.progress.send_due()
         self.steps.poll(self.jobs.typed_spec)
         self.launch_staged()
         early = claiming and self.refill_early and bool(self.jobs.undelivered())
         refilled = self.claim_and_launch() if early else 0
         delivered = self.deliver_results()
+        self.progress.send_due()  # after the slot's refill and the results: it only informs
         self.jobs.prune()
         self._update_gauges()  # before a claim that may long-poll: the gauges show this pass
         # an early claim that got nothing is asked again only once a result has gone out (it
