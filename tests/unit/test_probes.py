@@ -48,7 +48,7 @@ def test_metrics_count_jobs_and_nodes_from_the_store(api: Api) -> None:
     assert "ffrtmp_nodes_offline 0.0" in text
     assert 'ffrtmp_nodes_by_status{status="draining"} 1.0' in text
     assert 'ffrtmp_http_requests_total{method="POST",route="/api/v1/jobs",status="201"} 3.0' in text
-    assert 'route="/api/v1/nodes/<ref>/drain"' in text and node_id not in text
+    assert 'route="/api/v1/nodes/<noderef:ref>/drain"' in text and node_id not in text
 
 
 def test_duration_histograms_are_cumulative_across_jobs(app: Any) -> None:

@@ -24,7 +24,7 @@ HTTP_METHODS = {"get", "post", "put", "patch", "delete"}
 def ids(api: Api) -> dict[str, str]:
     job_id = api.post("/api/v1/jobs", json=spec_body(), expect=201).get_json()["job"]["id"]
     node_id, _ = register(api, "router")
-    return {"job_id": job_id, "node_id": node_id}
+    return {"job_id": job_id, "node_id": node_id, "ref": "router"}  # a node by its name
 
 
 def concrete(path: str, ids: dict[str, str]) -> str:
@@ -42,6 +42,11 @@ def test_minted_ids_are_what_the_id_converters_take(api: Api, ids: dict[str, str
     for word in ("register", "drain", "heartbeat", "claim", "cancel", "retry", "logs", "start", "result"):
         assert not re.fullmatch(converters["job"].regex, word)
         assert not re.fullmatch(converters["node"].regex, word)
+    assert re.fullmatch(converters["noderef"].regex, ids["node_id"])  # id, prefix or name
+    for ref in ("router", ids["node_id"][:5], "register-2", "drained"):
+        assert re.fullmatch(converters["noderef"].regex, ref), ref
+    for word in ("register", "drain", "undrain", "heartbeat", "claim", "facts", "maintenance"):
+        assert not re.fullmatch(converters["noderef"].regex, word), word
 
 
 def test_the_url_map_serves_exactly_the_spec_operations(app: Any) -> None:

@@ -141,6 +141,7 @@ def create_app(settings: MasterSettings, store: Store, *, shutdown: Shutdown | N
     app.extensions[EXTENSION] = ctx
     errors.init_app(app)
     app.url_map.converters.update({kind: id_converter(p) for kind, p in ID_PREFIXES.items()})
+    app.url_map.converters["noderef"] = nodes.NodeRefConverter  # id, unique id prefix or name
     for blueprint in (health.bp, jobs.bp, nodes.bp, agents.bp, masters.bp, progress.bp):
         app.register_blueprint(blueprint)
     app.register_blueprint(console.bp)  # the web console at /ui (master/console)

@@ -7,15 +7,25 @@ an ambiguous prefix is a 409 ``ambiguous_node`` listing the candidates.
 from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
+from werkzeug.routing import BaseConverter
 
 from ffrtmp.master.auth import operator_required
 from ffrtmp.master.context import current
-from ffrtmp.master.errors import Invalid
 from ffrtmp.master.store.errors import RecordNotFound
 from ffrtmp.master.store.protocol import Store
-from ffrtmp.validation import NODE_NAME, FieldError
 
 bp = Blueprint("nodes", __name__, url_prefix="/api/v1/nodes")
+
+# the words of the routes under /api/v1/nodes/: never read as a node's name
+ROUTE_WORDS = ("register", "drain", "undrain", "facts", "heartbeat", "claim", "starts", "results",
+               "maintenance", "progress")
+
+
+class NodeRefConverter(BaseConverter):
+    """``<noderef:ref>``: a node name's shape (which covers ids and their prefixes), except a
+    route word, so ``/nodes/register`` is never read as a node (a node so named: by its id)."""
+
+    regex = rf"(?!(?:{'|'.join(ROUTE_WORDS)})(?![A-Za-z0-9_.:-]))[A-Za-z0-9_.:-]{{1,128}}"
 
 
 def _store() -> Store:
@@ -23,10 +33,6 @@ def _store() -> Store:
 
 
 def _resolved(ref: str) -> str:
-    try:
-        NODE_NAME(ref, "node")
-    except FieldError as exc:
-        raise Invalid(exc.field, "must be a node id, a unique id prefix or a node name") from None
     return _store().resolve_node(ref)
 
 
@@ -37,7 +43,7 @@ def node_filter(ref: str | None) -> str | None:
         return None
     try:
         return _resolved(ref)
-    except (Invalid, RecordNotFound):
+    except RecordNotFound:
         return ref
 
 
@@ -47,26 +53,26 @@ def list_nodes() -> Response:
     return jsonify({"nodes": _store().list_nodes()})
 
 
-@bp.get("/<ref>")
+@bp.get("/<noderef:ref>")
 @operator_required
 def show(ref: str) -> Response:
     """The node with its running jobs and its latest platform SLA violations."""
     return jsonify({"node": _store().node_detail(_resolved(ref))})
 
 
-@bp.post("/<ref>/drain")
+@bp.post("/<noderef:ref>/drain")
 @operator_required
 def drain(ref: str) -> Response:
     return jsonify({"node": _store().set_draining(_resolved(ref), True)})
 
 
-@bp.post("/<ref>/undrain")
+@bp.post("/<noderef:ref>/undrain")
 @operator_required
 def undrain(ref: str) -> Response:
     return jsonify({"node": _store().set_draining(_resolved(ref), False)})
 
 
-@bp.delete("/<ref>")
+@bp.delete("/<noderef:ref>")
 @operator_required
 def remove(ref: str) -> Response:
     node_id = _resolved(ref)
