@@ -127,7 +127,17 @@ class MasterClient:
         body: dict[str, Any] = {"running": running, "free_slots": free_slots}
         if self.readiness is not None:
             body["ready"] = self.readiness()
-        return self._send("POST", f"/api/v1/nodes/{self.node_id}/heartbeat", body)
+        path = f"/api/v1/nodes/{self.node_id}/heartbeat"
+        try:
+            return self._send("POST", path, body)
+        except MasterRejected as exc:
+            if "ready" not in body or exc.code != "invalid" or not exc.message.startswith("ready"):
+                raise
+        # a master from before readiness in heartbeats refuses the field: send them without it
+        log.info("the master takes heartbeats without readiness: sending them so")
+        self.readiness = None
+        del body["ready"]
+        return self._send("POST", path, body)
 
     def maintenance(self) -> dict[str, Any]:
         """On the way down after a drain: the master keeps the node in maintenance, not offline."""
