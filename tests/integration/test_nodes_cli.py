@@ -7,7 +7,7 @@ import time
 
 from tests.conftest import MasterProcess
 from tests.helpers import wait_until
-from tests.integration.test_cli import Node, Ops, in_thread, master, ops  # noqa: F401 -- fixtures
+from tests.integration.test_cli import Node, Ops, in_thread
 
 
 def test_a_node_is_named_by_name_or_unique_prefix_in_every_command(ops: Ops, master: MasterProcess) -> None:
