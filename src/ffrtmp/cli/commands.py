@@ -7,7 +7,6 @@ the ``nodes`` actions in ``cli.nodes``.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ffrtmp.cli import jobs as job_commands
@@ -18,7 +17,6 @@ from ffrtmp.cli.context import Env
 from ffrtmp.cli.submit import SUBMIT_EPILOG, add_submit_options, check_nodes, spec_from_args
 from ffrtmp.contract import Queue
 
-Handler = Callable[[argparse.Namespace, Env], int]
 QUEUES = [q.value for q in Queue]  # plain strings: argparse shows the repr of each choice
 
 

@@ -220,22 +220,6 @@ def log_tail(data: Mapping[str, Any]) -> str:
     return log + ("" if log.endswith("\n") else "\n")
 
 
-def node_rows(nodes: Sequence[Mapping[str, Any]]) -> str:
-    return table(("id", "name", "status", "draining", "slots", "running", "last heartbeat"),
-                 [(n["id"], n["name"], n["status"], "yes" if n["draining"] else "no", n["slots"],
-                   n["running"], n["last_heartbeat"]) for n in nodes])
-
-
-def node_detail(node: Mapping[str, Any]) -> str:
-    """The table row, then the facts its agent refreshed at its latest start."""
-    facts = (("encoders", f"{len(node['encoders'])}: {', '.join(node['encoders'])}"),
-             ("hwaccels", ", ".join(node["hwaccels"]) or "-"),
-             ("labels", " ".join(f"{k}={v}" for k, v in sorted(node["labels"].items())) or "-"),
-             ("ffmpeg", node["ffmpeg_version"] or "-"), ("agent", node["agent_version"] or "-"),
-             ("registered", node["registered_at"]))
-    return node_rows([node]) + "".join(f"  {key:<11}{value}\n" for key, value in facts)
-
-
 def clock_text(seconds: float | None) -> str:
     """``1:05`` or ``2:03:04``; ``-`` when unknown."""
     if seconds is None:
