@@ -6,10 +6,7 @@ the batch routes gets one request per item; a whole request that cannot be deliv
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -17,6 +14,7 @@ import pytest
 from ffrtmp.agent import client as client_module
 from ffrtmp.agent.client import MasterClient, MasterRejected, MasterUnavailable, RetryPolicy
 from ffrtmp.shutdown import Shutdown
+from tests.fake_master import fake_master
 
 
 class Fake:
@@ -49,28 +47,10 @@ class Fake:
 def fake() -> Iterator[tuple[MasterClient, Fake]]:
     script = Fake()
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
-            status, reply = script.answer(self.path, body)
-            data = json.dumps(reply).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args: object) -> None:
-            return
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    c = MasterClient(f"http://127.0.0.1:{server.server_address[1]}", shutdown=Shutdown(),
-                     retry=RetryPolicy(total=0), timeout_s=2)
-    c.node_id, c.credential = "n-1", "secret"
-    yield c, script
-    server.shutdown()
-    server.server_close()
+    with fake_master(script.answer) as url:
+        c = MasterClient(url, shutdown=Shutdown(), retry=RetryPolicy(total=0), timeout_s=2)
+        c.node_id, c.credential = "n-1", "secret"
+        yield c, script
 
 
 def test_several_starts_go_in_one_request_answered_per_item(fake: tuple[MasterClient, Fake]) -> None:

@@ -7,10 +7,7 @@ master; the job table holds one finished attempt whose result is not yet deliver
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -21,6 +18,7 @@ from ffrtmp.agent.client import MasterClient, RetryPolicy
 from ffrtmp.agent.jobs import JobTable, LocalJob
 from ffrtmp.agent.loop import AgentLoop
 from ffrtmp.shutdown import Shutdown
+from tests.fake_master import fake_master
 
 OLD_MASTER_REFUSAL = {"error": {"code": "invalid", "message": "ended: unknown field",
                                 "details": {"field": "ended"}}}
@@ -41,25 +39,12 @@ class Master:
 @pytest.fixture
 def farm(tmp_path: Path) -> Iterator[tuple[AgentLoop, Master]]:
     master = Master()
+    with fake_master(lambda _path, body: master.answer(body)) as url:
+        yield from _farm(url, master, tmp_path)
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
-            status, reply = master.answer(body)
-            data = json.dumps(reply).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
 
-        def log_message(self, *args: object) -> None:
-            return
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    client = MasterClient(f"http://127.0.0.1:{server.server_address[1]}", shutdown=Shutdown(),
-                          retry=RetryPolicy(total=0), timeout_s=5)
+def _farm(url: str, master: Master, tmp_path: Path) -> Iterator[tuple[AgentLoop, Master]]:
+    client = MasterClient(url, shutdown=Shutdown(), retry=RetryPolicy(total=0), timeout_s=5)
     client.node_id, client.credential = "n-1", "secret"
     table = JobTable(str(tmp_path / "state"), log_dir=str(tmp_path / "log"), log_level="INFO",
                      cancel_grace_s=5, media_roots=(str(tmp_path),), keep_delivered=10,
@@ -74,8 +59,6 @@ def farm(tmp_path: Path) -> Iterator[tuple[AgentLoop, Master]]:
                      steps=SimpleNamespace())  # type: ignore[arg-type]
     loop.can_claim = lambda: True  # type: ignore[method-assign]
     yield loop, master
-    server.shutdown()
-    server.server_close()
 
 
 def test_a_claim_lists_the_results_on_their_way(farm: tuple[AgentLoop, Master]) -> None:
