@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import logging
-import os
 import secrets
-import shutil
-import subprocess
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,6 +12,7 @@ import pytest
 
 from ffrtmp import config
 from ffrtmp.settings import MasterSettings
+from tests import pg_cluster
 from tests.processes import (  # re-exported: the tests import the process helpers from here
     ENROLL_TOKEN,
     OPERATOR_TOKEN,
@@ -41,40 +38,14 @@ if TYPE_CHECKING:
 # --- databases: every store test runs on SQLite and on a real PostgreSQL ---
 
 
-def _postgres_bindir() -> Path | None:
-    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"),
-                        key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0)
-    return candidates[-1].parent if candidates else None
-
-
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[str]:
     """A throwaway PostgreSQL cluster on a free loopback port; yields its URL."""
-    bindir = _postgres_bindir()
-    if bindir is None:
+    if pg_cluster.bindir() is None:
         pytest.fail("PostgreSQL server binaries are required (Debian: postgresql); "
                     "tools/bootstrap.sh --test installs them")
-    base = Path(tempfile.mkdtemp(prefix="ffrtmp-pg-"))
-    base.chmod(0o755)
-    data = base / "data"
-    data.mkdir()
-    as_postgres: list[str] = []
-    if os.geteuid() == 0:  # initdb refuses to run as root
-        shutil.chown(data, "postgres", "postgres")
-        as_postgres = ["runuser", "-u", "postgres", "--"]
-    port = free_port()
-    subprocess.run([*as_postgres, str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "ffrtmp",
-                    "--no-sync"], check=True, capture_output=True, timeout=120)
-    options = f"-p {port} -h 127.0.0.1 -k {data} -F -c max_connections=300"
-    subprocess.run([*as_postgres, str(bindir / "pg_ctl"), "-D", str(data), "-w", "-t", "60", "-l",
-                    str(data / "server.log"), "-o", options, "start"], check=True, capture_output=True,
-                   timeout=90)
-    try:
-        yield f"postgresql://ffrtmp@127.0.0.1:{port}/postgres"
-    finally:
-        subprocess.run([*as_postgres, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-                       check=False, capture_output=True, timeout=60)
-        shutil.rmtree(base, ignore_errors=True)
+    with pg_cluster.running(free_port()) as cluster:
+        yield cluster.url
 
 
 def postgres_schema_url(server: str) -> str:

@@ -58,8 +58,9 @@ class Cluster:
         self.pg_ctl("-w", "-t", "60", "-m", mode, "stop")
 
 
-def create(port: int, *, fsync: bool = False) -> Cluster:
-    """initdb a new cluster (trust auth, user ``ffrtmp``) and start it on ``port``."""
+def create(port: int, *, fsync: bool = False, auth_host: str = "trust") -> Cluster:
+    """initdb a new cluster (superuser ``ffrtmp``, trusted over its socket; TCP logins by
+    ``auth_host``) and start it on ``port``."""
     binaries = bindir()
     if binaries is None:
         raise RuntimeError("PostgreSQL server binaries are required (Debian: postgresql); "
@@ -72,16 +73,17 @@ def create(port: int, *, fsync: bool = False) -> Cluster:
         shutil.chown(base / "data", "postgres", "postgres")
         as_postgres = ["runuser", "-u", "postgres", "--"]
     cluster = Cluster(binaries, base, port, as_postgres, fsync)
-    subprocess.run([*as_postgres, str(binaries / "initdb"), "-D", str(cluster.data), "-A", "trust",
-                    "-U", "ffrtmp", "--no-sync"], check=True, capture_output=True, timeout=120)
+    subprocess.run([*as_postgres, str(binaries / "initdb"), "-D", str(cluster.data), "--auth-local=trust",
+                    f"--auth-host={auth_host}", "-U", "ffrtmp", "--no-sync"], check=True,
+                   capture_output=True, timeout=120)
     cluster.start()
     return cluster
 
 
 @contextlib.contextmanager
-def running(port: int, *, fsync: bool = False) -> Iterator[Cluster]:
+def running(port: int, *, fsync: bool = False, auth_host: str = "trust") -> Iterator[Cluster]:
     """A new cluster, crashed and removed on the way out."""
-    cluster = create(port, fsync=fsync)
+    cluster = create(port, fsync=fsync, auth_host=auth_host)
     try:
         yield cluster
     finally:

@@ -9,11 +9,8 @@ the master gets in with the file's password only, and the password shows up nowh
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +19,8 @@ import psutil
 import psycopg
 import pytest
 
-from tests.conftest import _postgres_bindir, master_env, start_master, stop_process
+from tests import pg_cluster
+from tests.conftest import master_env, start_master, stop_process
 from tests.integration.test_master_process import submit
 from tests.processes import free_port
 
@@ -42,35 +40,14 @@ class ScramCluster:
         return f"postgresql://{ROLE}@127.0.0.1:{self.port}/{ROLE}"
 
 
-def _start_cluster(bindir: Path, data: Path, as_postgres: list[str], port: int) -> None:
-    subprocess.run([*as_postgres, str(bindir / "initdb"), "-D", str(data), "-U", "ffrtmp",
-                    "--auth-local=trust", "--auth-host=scram-sha-256", "--no-sync"],
-                   check=True, capture_output=True, timeout=120)
-    options = f"-p {port} -h 127.0.0.1 -k {data} -F"
-    subprocess.run([*as_postgres, str(bindir / "pg_ctl"), "-D", str(data), "-w", "-t", "60", "-l",
-                    str(data / "server.log"), "-o", options, "start"], check=True, capture_output=True,
-                   timeout=90)
-
-
 @pytest.fixture(scope="module")
 def scram_cluster() -> Iterator[ScramCluster]:
     """Its own cluster (the shared one is trust-only): TCP logins need a SCRAM password."""
-    bindir = _postgres_bindir()
-    if bindir is None:
+    if pg_cluster.bindir() is None:
         pytest.fail("PostgreSQL server binaries are required (Debian: postgresql)")
-    base = Path(tempfile.mkdtemp(prefix="ffrtmp-pg-scram-"))
-    base.chmod(0o755)
-    data = base / "data"
-    data.mkdir()
-    as_postgres: list[str] = []
-    if os.geteuid() == 0:  # initdb refuses to run as root
-        shutil.chown(data, "postgres", "postgres")
-        as_postgres = ["runuser", "-u", "postgres", "--"]
-    port = free_port()
-    _start_cluster(bindir, data, as_postgres, port)
-    try:
+    with pg_cluster.running(free_port(), auth_host="scram-sha-256") as cluster:
         # the superuser over the socket (trust); the role as ffrtmp_postgres creates it
-        with psycopg.connect(host=str(data), port=port, user="ffrtmp", dbname="postgres",
+        with psycopg.connect(host=str(cluster.data), port=cluster.port, user="ffrtmp", dbname="postgres",
                              autocommit=True) as conn:
             conn.execute(f"CREATE ROLE {ROLE} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD "
                          f"'{PASSWORD}'")
@@ -78,11 +55,7 @@ def scram_cluster() -> Iterator[ScramCluster]:
             conn.execute(f"REVOKE CONNECT, TEMPORARY ON DATABASE {ROLE} FROM PUBLIC")
             stored = conn.execute("SELECT rolpassword FROM pg_authid WHERE rolname = %s", (ROLE,)).fetchone()
         assert stored and str(stored[0]).startswith("SCRAM-SHA-256$"), "a SCRAM verifier is stored"
-        yield ScramCluster(port, data, data / "server.log")
-    finally:
-        subprocess.run([*as_postgres, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-                       check=False, capture_output=True, timeout=60)
-        shutil.rmtree(base, ignore_errors=True)
+        yield ScramCluster(cluster.port, cluster.data, cluster.data / "server.log")
 
 
 def _password_file(directory: Path, text: str, mode: int = 0o640) -> Path:
