@@ -175,18 +175,18 @@ def run_xargs(argvs: list[list[str]], slots: int, timeout_s: float, *,
 
 
 
-def paired_runs(count: int, bare: Callable[[int], float], wrapped: Callable[[int], float], *,
+def paired_runs(count: int, runs: dict[str, Callable[[int], float]], *,
                 alternate: bool) -> dict[str, list[float]]:
-    """Wall time and reaped CPU of ``count`` bare and wrapped runs, pair by pair.
+    """Wall time and reaped CPU of ``count`` rounds of every run in ``runs`` (bare first).
 
-    With ``alternate``, every other pair runs the wrapped one first, so a drift in the
-    machine's load hits both sides alike.
+    With ``alternate``, each round starts one run later in the order than the last, so a
+    drift in the machine's load hits every kind alike.
     """
-    runs = {"bare": bare, "wrapped": wrapped}
-    out: dict[str, list[float]] = {"bare": [], "wrapped": [], "bare_cpu": [], "wrapped_cpu": []}
+    kinds = list(runs)
+    out: dict[str, list[float]] = {key: [] for kind in kinds for key in (kind, f"{kind}_cpu")}
     for index in range(count):
-        order = ("wrapped", "bare") if alternate and index % 2 else ("bare", "wrapped")
-        for kind in order:
+        shift = index % len(kinds) if alternate else 0
+        for kind in kinds[shift:] + kinds[:shift]:
             used = children_cpu_s()
             out[kind].append(runs[kind](index))
             out[f"{kind}_cpu"].append(children_cpu_s() - used)

@@ -26,6 +26,7 @@ from bench.baselines import (
 )
 from bench.farm import Farm, process_cpu_s, run_farm, same_work
 from bench.harness import STATE_DIRS, BenchError, Log, median
+from bench.standby_runs import StandbyRunner
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,7 +56,7 @@ QUICK = Profile("quick", wrapper_pairs=1, wrapper_encode_s=1.0, fixed_cost_runs=
 
 
 def bench_wrapper(base: Path, profile: Profile, log: Log) -> dict[str, Any]:
-    """Bare ffmpeg and the same argv under the wrapper, alternating which goes first."""
+    """Bare ffmpeg, the same argv under a cold wrapper and under a standby one, interleaved."""
     directory = base / "wrapper"
     media, state, logs = directory / "media", directory / "state", directory / "log"
     (media / "out").mkdir(parents=True)
@@ -71,24 +72,47 @@ def bench_wrapper(base: Path, profile: Profile, log: Log) -> dict[str, Any]:
     argv = make_argv(calibration["content_s"])
     bound = max(60.0, 10 * profile.wrapper_encode_s)
     log(f"wrapper: {calibration['content_s']} s of 1280x720 content per encode, "
-        f"{profile.wrapper_pairs} pairs …")
+        f"{profile.wrapper_pairs} rounds of bare / cold / standby …")
     run_bounded(wrapper_command("warm-up", state, logs, ["true"]), 60, state_dir=state)
+    standby = StandbyRunner(state, logs, directory / "jobs")
+    try:
+        standby.run("warm-up-standby", ["true"], 60)
+        pairs, fixed, load = wrapper_rounds(profile, argv, bound, state, logs, standby)
+    finally:
+        standby.close()
+    bare_median = median(pairs["bare"])
+    return {"argv": argv, "calibration": calibration, **wrapper_figures(profile, pairs), "load_1m": load,
+            "fixed_cost": fixed_cost(profile, fixed, bare_median, "wrapped"),
+            "standby": {**standby_figures(pairs, standby.exits_s, "pair-"),
+                        "fixed_cost": standby_fixed_cost(profile, fixed, bare_median, standby.exits_s)},
+            "imports": import_time_ms()}
 
-    def wrapped(job_id: str, command: list[str], timeout_s: float) -> float:
+
+Runs = dict[str, list[float]]
+
+
+def wrapper_rounds(profile: Profile, argv: list[str], bound: float, state: Path, logs: Path,
+                   standby: StandbyRunner) -> tuple[Runs, Runs, list[float]]:
+    """The encode rounds (order rotating each round), then the rounds around /bin/true."""
+
+    def cold(job_id: str, command: list[str], timeout_s: float) -> float:
         return run_bounded(wrapper_command(job_id, state, logs, command), timeout_s, state_dir=state)
 
     load_before = os.getloadavg()[0]
-    pairs = paired_runs(profile.wrapper_pairs, lambda index: run_bounded(argv, bound),
-                        lambda index: wrapped(f"pair-{index}", argv, bound), alternate=True)
+    pairs = paired_runs(profile.wrapper_pairs, {
+        "bare": lambda index: run_bounded(argv, bound),
+        "wrapped": lambda index: cold(f"pair-{index}", argv, bound),
+        "standby": lambda index: standby.run(f"pair-{index}", argv, bound)}, alternate=True)
     load_after = os.getloadavg()[0]
-    fixed = paired_runs(profile.fixed_cost_runs, lambda index: run_bounded(["true"], 60, state_dir=state),
-                        lambda index: wrapped(f"true-{index}", ["true"], 60), alternate=False)
-    return {"argv": argv, "calibration": calibration, **wrapper_figures(profile, pairs),
-            "load_1m": [round(load_before, 2), round(load_after, 2)],
-            "fixed_cost": fixed_cost(profile, fixed, median(pairs["bare"])), "imports": import_time_ms()}
+    fixed = paired_runs(profile.fixed_cost_runs, {
+        "bare": lambda index: run_bounded(["true"], 60, state_dir=state),
+        "wrapped": lambda index: cold(f"true-{index}", ["true"], 60),
+        "standby": lambda index: standby.run(f"true-{index}", ["true"], 60)}, alternate=False)
+    return pairs, fixed, [round(load_before, 2), round(load_after, 2)]
 
 
 def wrapper_figures(profile: Profile, pairs: dict[str, list[float]]) -> dict[str, Any]:
+    """The cold wrapper (``ffrtmp wrapper run`` started per job) against bare ffmpeg."""
     bare, wrapped = pairs["bare"], pairs["wrapped"]
     ratios = [w / b for b, w in zip(bare, wrapped, strict=True)]
     return {
@@ -104,16 +128,46 @@ def wrapper_figures(profile: Profile, pairs: dict[str, list[float]]) -> dict[str
     }
 
 
-def fixed_cost(profile: Profile, fixed: dict[str, list[float]], bare_median_s: float) -> dict[str, Any]:
-    """The wrapper around /bin/true: its fixed cost alone, and what that makes of the encode."""
-    wall_ms = (median(fixed["wrapped"]) - median(fixed["bare"])) * 1000
+def standby_figures(runs: dict[str, list[float]], exits_s: dict[str, float], prefix: str) -> dict[str, Any]:
+    """A standby wrapper (the agent's path) against bare: hand-off to result.json, and to exit.
+
+    Its CPU is the whole process's, start-up included, though that was paid before the hand-off.
+    """
+    bare, standby = runs["bare"], runs["standby"]
+    exits = [s for job, s in exits_s.items() if job.startswith(prefix)]  # in run order
+    return {
+        "standby_s": [round(x, 3) for x in standby], "exit_s": [round(x, 3) for x in exits],
+        "standby_median_s": round(median(standby), 3), "exit_median_s": round(median(exits), 3),
+        "ratio": round(median(standby) / median(bare), 4),
+        "exit_ratio": round(median(exits) / median(bare), 4),
+        "pair_ratios": [round(s / b, 4) for b, s in zip(bare, standby, strict=True)],
+        "standby_cpu_median_s": round(median(runs["standby_cpu"]), 3),
+        "cpu_ratio": round(median(runs["standby_cpu"]) / median(runs["bare_cpu"]), 4),
+    }
+
+
+def fixed_cost(profile: Profile, fixed: dict[str, list[float]], bare_median_s: float,
+               kind: str) -> dict[str, Any]:
+    """A wrapper (``kind``: cold or standby) around /bin/true: its fixed cost alone, and what
+    that makes of the encode."""
+    wall_ms = (median(fixed[kind]) - median(fixed["bare"])) * 1000
     return {
         "runs": profile.fixed_cost_runs,
         "wall_ms": round(wall_ms, 1),
-        "cpu_ms": round((median(fixed["wrapped_cpu"]) - median(fixed["bare_cpu"])) * 1000, 1),
+        "cpu_ms": round((median(fixed[f"{kind}_cpu"]) - median(fixed["bare_cpu"])) * 1000, 1),
         # what the fixed cost alone makes of this encode: steadier than the pairs' ratio
         "ratio": round(1 + wall_ms / 1000 / bare_median_s, 4),
     }
+
+
+def standby_fixed_cost(profile: Profile, fixed: Runs, bare_median_s: float,
+                       exits_s: dict[str, float]) -> dict[str, Any]:
+    """A standby around /bin/true: hand-off to result.json (judged), and to its exit."""
+    exits = [s for job, s in exits_s.items() if job.startswith("true-")]
+    return {**fixed_cost(profile, fixed, bare_median_s, "standby"),
+            "exit_wall_ms": round((median(exits) - median(fixed["bare"])) * 1000, 1),
+            "standby_s": [round(x, 4) for x in fixed["standby"]],
+            "bare_s": [round(x, 4) for x in fixed["bare"]]}
 
 
 # --- scenario 3: idle agent ---

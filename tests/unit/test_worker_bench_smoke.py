@@ -10,6 +10,7 @@ import dataclasses
 import json
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 from bench import harness, worker_bench
@@ -44,6 +45,7 @@ def test_tiny_run_reports_every_figure_and_stops_everything(bench: ModuleType, t
     assert wrapper["calibration"]["content_s"] > 0 and len(wrapper["calibration"]["probes"]) == 2
     assert wrapper["imports"]["total_ms"] > 0
     assert "-progress" in wrapper["argv"]
+    check_standby(wrapper, result["goals"])
 
     idle = result["idle"]
     assert idle["samples"] >= 2 and 5 < idle["rss_mb_max"] < 1000 and 0 <= idle["cpu_pct"] < 100
@@ -63,6 +65,21 @@ def test_tiny_run_reports_every_figure_and_stops_everything(bench: ModuleType, t
     assert all(isinstance(g["met"], bool) and isinstance(g["conclusive"], bool)
                for g in result["goals"].values())
     assert not harness.LIVE  # every process the benchmark started was stopped
-    assert "wrapper run vs bare ffmpeg" in bench.render(result)
+    report = bench.render(result)
+    assert "cold wrapper run vs bare ffmpeg" in report and "standby (the agent's path)" in report
     saved = harness.write_result(result, tmp_path / "results")
     assert json.loads(saved.read_text())["goals"] == result["goals"]
+
+
+def check_standby(wrapper: dict[str, Any], goals: dict[str, Any]) -> None:
+    """The agent's path, a started wrapper handed its call: measured, and the one judged."""
+    standby = wrapper["standby"]
+    assert len(standby["standby_s"]) == len(standby["exit_s"]) == len(standby["pair_ratios"]) == 1
+    assert 0 < standby["standby_median_s"] <= standby["exit_median_s"] < 60
+    assert 0.5 < standby["ratio"] < 5 and 0.5 < standby["cpu_ratio"] < 5
+    standby_fixed = standby["fixed_cost"]
+    assert len(standby_fixed["standby_s"]) == len(standby_fixed["bare_s"]) == 1
+    assert standby_fixed["exit_wall_ms"] >= standby_fixed["wall_ms"]
+    assert set(wrapper["cold_goals"]) == {"wrapper_overhead_ratio", "wrapper_fixed_cost_ms"}
+    assert goals["wrapper_fixed_cost_ms"]["measured"] == standby_fixed["wall_ms"]  # standby judged
+    assert goals["wrapper_overhead_ratio"]["measured"] == standby["ratio"]
