@@ -126,20 +126,23 @@ def test_the_prometheus_example_scrapes_the_agents_with_tls_and_auth(tmp_path: P
 
 
 def test_the_molecule_variant_turns_it_on_with_matching_credentials() -> None:
-    """molecule/shared/vars/agent-web.yml: its hash is of the password verify-agent-web.yml sends."""
+    """molecule/ha's workers: the hash is of the password verify-agent-web.yml sends."""
     from ffrtmp.agent.web import verify_password
 
-    path = ROOT / "molecule" / "shared" / "vars" / "agent-web.yml"
-    values = yaml.safe_load(path.read_text(encoding="utf-8"))
+    text = (ROOT / "molecule" / "ha" / "molecule.yml").read_text(encoding="utf-8")
+    scenario = yaml.safe_load(text.replace("$$", "$"))  # molecule.yml's own escape of a dollar sign
+    values = scenario["provisioner"]["inventory"]["group_vars"]["workers"]
     assert values["ffrtmp_worker_web_tls_generate"] is True
     assert verify_password(values["ffrtmp_worker_web_basic_auth_users"]["prometheus"],
                            values["verify_agent_web_password"])
     assert all(len(t) >= 16 for t in values["ffrtmp_worker_web_bearer_tokens"])
+    token = values["ffrtmp_worker_web_bearer_tokens"][0]
+    assert values["verify_agent_headers"]["Authorization"] == f"Bearer {token}"
     spec = yaml.safe_load((WORKER / "meta" / "argument_specs.yml").read_text(encoding="utf-8"))
     options = spec["argument_specs"]["main"]["options"]
     assert {k for k in values if k.startswith("ffrtmp_")} <= set(options)
-    verify = (ROOT / "molecule" / "shared" / "verify-agent-web.yml").read_text(encoding="utf-8")
-    assert "status_code: 401" in verify and "vars/agent-web.yml" in verify
+    verify = (ROOT / "molecule" / "shared" / "verify-ha.yml").read_text(encoding="utf-8")
+    assert "import_playbook: verify-agent-web.yml" in verify
 
 
 @pytest.mark.parametrize(("variables", "message"), [
