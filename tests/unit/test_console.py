@@ -180,29 +180,26 @@ def test_the_pages_render_a_job_and_its_detail(console_app: Any, client: Any, tm
     assert b"(no log yet)" in detail.data and b"submitted" in detail.data
 
 
-def _job(job_id: str, created: float, finished: float | None) -> dict[str, Any]:
-    return {"id": job_id, "created_at": iso_from_ts(created), "finished_at": iso_from_ts(finished)}
-
-
-def test_charts_count_finished_jobs_and_the_backlog_per_five_minutes() -> None:
-    now = 1_800_000_000.0
-    jobs = [_job("j-1", now - 100, None),                 # queued now: the last bucket's backlog
-            _job("j-2", now - 1000, now - 800),           # finished in bucket 9 (of 0-11)
-            _job("j-3", now - 5000, now - 10),            # old, finished in the last bucket
-            _job("j-4", now - 9000, now - 8000)]          # outside the hour altogether
-
-    def fetch(query: dict[str, Any]) -> dict[str, Any]:
-        if "state" in query:
-            return {"jobs": [j for j in jobs if j["finished_at"] is None], "next_cursor": None}
-        return {"jobs": jobs, "next_cursor": None}
-
-    backlog, throughput = charts.last_hour(fetch, now=now)
-    assert throughput.values == [0] * 9 + [1, 0, 1]
-    assert backlog.values[0] == 1 and backlog.values[7] == 1  # j-3 alone
-    assert backlog.values[8] == 2  # j-2 too, at that bucket's end (now - 900 s)
-    assert backlog.values[-1] == 1  # j-1: j-3 finished 10 s ago
+def test_charts_draw_the_queue_depth_and_the_throughput_per_five_minutes() -> None:
+    stats = {"bucket_s": 300, "buckets": [
+        {"end": iso_from_ts(1_800_000_000.0 - 300 * (11 - i)), "queued": q, "finished": f}
+        for i, (q, f) in enumerate(zip([1, 1] + [0] * 8 + [2, 3], [0] * 9 + [1, 0, 1], strict=True))]}
+    depth, throughput = charts.last_hour(stats)
+    assert depth.title == "queue depth (queued)" and depth.values == [1, 1] + [0] * 8 + [2, 3]
+    assert throughput.title == "finished per 5 min" and throughput.values == [0] * 9 + [1, 0, 1]
     bars = throughput.bars()
     assert bars[9]["h"] == throughput.height - 2 and bars[0]["h"] == 0
+
+
+def test_the_jobs_page_charts_the_queue_from_the_stats_route(console_app: Any, client: Any,
+                                                              tmp_path: Path) -> None:
+    logged_in(client)
+    submit(console_app, tmp_path)
+    page = client.get("/ui/jobs")
+    assert page.status_code == 200
+    assert b"queue depth (queued) \xc2\xb7 last hour \xc2\xb7 peak 1, now 1" in page.data
+    reply = client.get("/ui/api/stats/queue")
+    assert reply.status_code == 200 and reply.get_json()["buckets"][-1]["queued"] == 1
 
 
 @pytest.mark.parametrize(("job", "text"), [

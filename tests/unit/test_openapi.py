@@ -288,6 +288,8 @@ def test_full_lifecycle_requests_and_responses_match_the_spec(checked: Checked, 
     app.extensions["ffrtmp"].store.announce_master("m1:8080", version="0.1.0", started_at=1.0)
     assert app.extensions["ffrtmp"].store.try_duty("leases", 1, holder="m1:8080")
     assert ops.get("/api/v1/masters")["masters"][0]["holds"] == ["leases"]
+    stats = ops.get("/api/v1/stats/queue")
+    assert stats["bucket_s"] == 300 and [b["finished"] for b in stats["buckets"]][-1] == 2
 
     succeeded = {(m, p) for m, p, status in ops.seen if status < 300}
     assert succeeded == spec_operations(), "every operation answered successfully at least once"
@@ -356,6 +358,7 @@ def test_error_responses_match_the_spec(checked: Checked) -> None:
            content_type="application/json", request_valid=None)
     expect(ops, 422, "POST", "/api/v1/jobs", "invalid", json=spec_body(queue="urgent"), request_valid=False)
     expect(ops, 422, "GET", "/api/v1/jobs?limit=0", "invalid", request_valid=False)
+    expect(ops, 422, "GET", "/api/v1/stats/queue?window=1", "invalid", request_valid=None)
     expect(ops, 422, "POST", f"/api/v1/jobs/{job_id}/cancel", "invalid", json={"force": True},
            request_valid=False)
     expect(node, 422, "POST", f"/api/v1/nodes/{node_id}/heartbeat", "invalid",

@@ -17,7 +17,7 @@ from werkzeug.routing import BaseConverter
 from werkzeug.sansio.response import Response as BaseResponse
 
 from ffrtmp.master import console, errors
-from ffrtmp.master.api import agents, health, jobs, masters, nodes, progress
+from ffrtmp.master.api import agents, health, jobs, masters, nodes, progress, stats
 from ffrtmp.master.context import EXTENSION, MasterContext
 from ffrtmp.master.store.ids import ID_PREFIXES
 from ffrtmp.master.store.protocol import Store
@@ -142,7 +142,7 @@ def create_app(settings: MasterSettings, store: Store, *, shutdown: Shutdown | N
     errors.init_app(app)
     app.url_map.converters.update({kind: id_converter(p) for kind, p in ID_PREFIXES.items()})
     app.url_map.converters["noderef"] = nodes.NodeRefConverter  # id, unique id prefix or name
-    for blueprint in (health.bp, jobs.bp, nodes.bp, agents.bp, masters.bp, progress.bp):
+    for blueprint in (health.bp, jobs.bp, nodes.bp, agents.bp, masters.bp, progress.bp, stats.bp):
         app.register_blueprint(blueprint)
     app.register_blueprint(console.bp)  # the web console at /ui (master/console)
     app.before_request(_port_and_body_guard(str(settings.metrics_bind[1])))

@@ -17,7 +17,8 @@ from werkzeug.exceptions import NotFound
 from ffrtmp.master.console.session import operator_token
 from ffrtmp.master.errors import Unauthorized
 
-READS = frozenset({"jobs.list_jobs", "jobs.show", "jobs.logs", "nodes.list_nodes", "nodes.show"})
+READS = frozenset({"jobs.list_jobs", "jobs.show", "jobs.logs", "nodes.list_nodes", "nodes.show",
+                   "stats.queue"})
 ACTIONS = frozenset({"jobs.cancel", "jobs.retry", "nodes.drain", "nodes.undrain"})
 
 

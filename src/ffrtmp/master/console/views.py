@@ -107,13 +107,13 @@ def jobs() -> tuple[str, int]:
     try:
         listed = call("/api/v1/jobs", query={**filters, "limit": 100})["jobs"]
         nodes = call("/api/v1/nodes")["nodes"]
-        backlog, throughput = charts.last_hour(lambda q: call("/api/v1/jobs", query=q))
+        depth, throughput = charts.last_hour(call("/api/v1/stats/queue"))
     except (ApiError, StoreError, HTTPException) as exc:
         return _failure(exc)
     names = {n["id"]: n.get("name") or n["id"] for n in nodes}
     return render_template("jobs.html", jobs=listed, nodes=nodes, names=names, filters=filters,
                            states=list(JobState), queues=list(Queue),
-                           charts=(backlog, throughput)), 200
+                           charts=(depth, throughput)), 200
 
 
 @bp.get("/jobs/<job_id>")

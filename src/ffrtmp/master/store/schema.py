@@ -134,6 +134,10 @@ _MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE nodes ADD COLUMN ready_reason TEXT;
     ALTER TABLE nodes ADD COLUMN maintenance_since {real};
     """,
+    # 7: the history by time, so the queue's last hour (``queuestats``) reads that hour only
+    """
+    CREATE INDEX transitions_at ON transitions (at);
+    """,
 )
 
 

@@ -18,8 +18,9 @@ from ffrtmp.master.store.masters import MastersMixin
 from ffrtmp.master.store.migrations import SchemaMixin
 from ffrtmp.master.store.nodes import NodesMixin
 from ffrtmp.master.store.progress import ProgressMixin
+from ffrtmp.master.store.queuestats import QueueStatsMixin
 
 
 class SqlStore(SchemaMixin, JobsMixin, NodesMixin, HeartbeatsMixin, ClaimsMixin, AttemptsMixin,
-               DutiesMixin, CountsMixin, MastersMixin, ProgressMixin):
+               DutiesMixin, CountsMixin, MastersMixin, ProgressMixin, QueueStatsMixin):
     """Every ``protocol.Store`` method, on the connections a dialect provides."""
