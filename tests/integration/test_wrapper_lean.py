@@ -143,7 +143,9 @@ def test_a_standby_outlives_its_owner_once_it_has_a_job(wr: Harness) -> None:
     wait_until((job_dir / "result.json").exists, TIMEOUT, "the orphaned job's result")
     result = wr.result("orphan")
     assert set(result) == RESULT_FIELDS and result["reason"] == "completed_successfully"
-    assert "JOB orphan |" in (job_dir / "wrapper.out").read_text()
+    # result.json comes first (it is what wakes an agent); the JOB line is written after it
+    wait_until(lambda: "JOB orphan |" in (job_dir / "wrapper.out").read_text(), TIMEOUT,
+               "the orphaned wrapper's JOB line")
 
 
 def test_a_standby_runs_a_call_as_a_cold_wrapper_does(wr: Harness) -> None:

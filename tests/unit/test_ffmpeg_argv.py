@@ -202,13 +202,14 @@ def test_progress_missing_empty_or_incomplete(tmp_path: Path) -> None:
 def test_progress_uses_the_last_complete_block(tmp_path: Path) -> None:
     text = block("1000000") + block("2500000", frame="75", speed=" 2.5x") + block("9")[:40]
     assert read_progress(write(tmp_path, text), 10) == Progress(
-        out_time_s=2.5, fps=29.97, speed=2.5, frame=75, percent=25.0, ended=False)
+        out_time_s=2.5, fps=29.97, speed=2.5, frame=75, percent=25.0, ended=False,
+        eta_s=3.0)  # 7.5 s of content left at 2.5x
 
 
 def test_progress_end_and_percent_cap(tmp_path: Path) -> None:
     path = write(tmp_path, block("2005333", progress="end"))
     assert read_progress(path, 2.0) == Progress(
-        out_time_s=2.005333, fps=29.97, speed=1.02, frame=30, percent=100.0, ended=True)
+        out_time_s=2.005333, fps=29.97, speed=1.02, frame=30, percent=100.0, ended=True, eta_s=0.0)
     assert read_progress(path, None).percent is None  # type: ignore[union-attr]
     assert read_progress(path, 0).percent is None  # type: ignore[union-attr]
 
