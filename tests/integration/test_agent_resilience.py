@@ -187,8 +187,10 @@ def test_cancel_of_a_running_job(master_proc: MasterProcess, tmp_path: Path,
     assert not alive(pid)
     result = done["attempts"][0]["result"]
     assert result["reason"] == "canceled" and result["platform_sla"] is True
-    wrapper_log = (tmp_path / "log" / "wrapper" / "wrapper.log").read_text()
-    assert f"JOB {job_id}" in wrapper_log and "reason=canceled" in wrapper_log
+    log = tmp_path / "log" / "wrapper" / "wrapper.log"
+    # the agent delivers on result.json, which the wrapper writes before its JOB line
+    wait_until(lambda: f"JOB {job_id}" in log.read_text(), 10, "the wrapper's JOB line")
+    assert "reason=canceled" in log.read_text()
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
