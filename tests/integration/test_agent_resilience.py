@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,6 @@ from tests.conftest import (
     AgentProcess,
     MasterProcess,
     agent_env,
-    kill_workloads,
     start_agent,
     start_master,
     stop_process,
@@ -44,17 +42,6 @@ def alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[0] not in "ZX"
-
-
-@pytest.fixture
-def agents(tmp_path: Path) -> Iterator[list[AgentProcess]]:
-    started: list[AgentProcess] = []
-    yield started
-    for agent in started:
-        stop_process(agent.proc, signal.SIGKILL)
-    kill_workloads(tmp_path)
-    for agent in started:  # shown by pytest only when the test failed
-        print(f"--- agent {agent.env['FFRTMP_NODE_NAME']} ---\n{agent.output()}")
 
 
 def running_with_workload(master: MasterProcess, agent: AgentProcess, job_id: str) -> int:

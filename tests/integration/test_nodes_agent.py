@@ -6,18 +6,15 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 import requests
 
 from tests.conftest import (
     AgentProcess,
     MasterProcess,
     agent_env,
-    kill_workloads,
     start_agent,
     start_master,
     stop_process,
@@ -26,17 +23,6 @@ from tests.helpers import wait_until
 from tests.integration.test_agent_jobs import job, media, submit, wait_final
 from tests.integration.test_agent_resilience import alive, realtime_job, running_with_workload
 from tests.processes import master_env
-
-
-@pytest.fixture
-def agents(tmp_path: Path) -> Iterator[list[AgentProcess]]:
-    started: list[AgentProcess] = []
-    yield started
-    for agent in started:
-        stop_process(agent.proc, signal.SIGKILL)
-    kill_workloads(tmp_path)
-    for agent in started:  # shown by pytest only when the test failed
-        print(f"--- agent {agent.env['FFRTMP_NODE_NAME']} ---\n{agent.output()}")
 
 
 def node(master: MasterProcess, ref: str) -> dict[str, Any]:
