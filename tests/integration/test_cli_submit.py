@@ -12,7 +12,6 @@ import json
 import secrets
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ import requests
 
 from ffrtmp import jobspec
 from ffrtmp.cli.context import EXIT_MEANINGS, ExitStatus
-from tests.conftest import ENROLL_TOKEN, OPERATOR_TOKEN, MasterProcess, start_master, stop_process
+from tests.conftest import ENROLL_TOKEN, OPERATOR_TOKEN, MasterProcess
 from tests.processes import clean_env
 
 TESTSRC = "testsrc://?duration=2&size=320x240&rate=25"
@@ -34,13 +33,6 @@ class Done:
     status: int
     out: str
     err: str
-
-
-@pytest.fixture(scope="module")
-def master(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MasterProcess]:
-    process = start_master(tmp_path_factory.mktemp("master"))
-    yield process
-    stop_process(process.proc)
 
 
 @pytest.fixture
