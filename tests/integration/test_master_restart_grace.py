@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from ffrtmp.layout import JobDir, attempt_name
 from tests.conftest import kill_workloads, master_env, start_agent, start_master, stop_process
 from tests.helpers import wait_until
 from tests.integration.test_agent_jobs import job, wait_final
@@ -35,7 +36,11 @@ def test_a_long_master_outage_loses_no_job_and_marks_no_node_offline(tmp_path: P
     agent = start_agent(tmp_path, master)
     try:
         job_id = realtime_job(master, 45, "outage")
-        wait_until(lambda: job(master, job_id)["state"] == "running", 60, "job running")
+        # the workload itself must be running, not only its start committed: a kill between
+        # that commit and the reply is another scenario (an unconfirmed start)
+        wrapper = JobDir(agent.state_dir / "jobs" / attempt_name(job_id, 1)).wrapper_json
+        wait_until(lambda: job(master, job_id)["state"] == "running" and wrapper.exists(), 60,
+                   "the workload running")
         stop_process(master.proc, signal.SIGKILL)
         stopped = time.monotonic()
         # the outage is the scenario itself: agents keep failing heartbeats for all of it
