@@ -18,21 +18,32 @@ the claim as ended (``ended``): their workload has exited and only the result is
 Only the node's own started, current attempts count as ended, and at most ``slots`` of them:
 a node holds at most twice its slots of attempts however its agent reports them, and runs
 at most its slots of workloads as long as its agent lists only what has ended.
+
+A claim message carries the agent's ``claim_id``, the same on every retry of that message at
+any master. Its attempts are stored with it, so a message whose reply was lost (its master
+killed after the commit, a connection cut) is answered again rather than claimed again: the
+claim's attempts still assigned to the node are returned, each with a new token (tokens are
+stored hashed, so the first ones cannot be sent again; they stop working) and a new lease,
+and nothing more is claimed. Started, ended, expired or canceled ones are not returned, and
+a claim once answered is never answered with other work. Claim ids are the node's own: the
+node's row lock orders duplicates arriving together, so one claims and the others replay it.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import time
 from collections.abc import Sequence
 
 from ffrtmp.contract import JobState, NodeStatus, Step
+from ffrtmp.logs import fields
 from ffrtmp.master.store.ids import token_hash
 from ffrtmp.master.store.protocol import Assignment
 from ffrtmp.master.store.records import QUEUE_VERSION, node_row, running_count, transition
 from ffrtmp.master.store.rows import Conn, Row
-from ffrtmp.master.store.transactions import SqlCore
+from ffrtmp.master.store.transactions import SqlCore, after_commit
 
 # jobs_queued's own condition, written as literals (fixed names, never client text): only
 # then may the planners use the partial index for a query
@@ -60,22 +71,36 @@ class ClaimsMixin(SqlCore):
         return (int(row[0]) if row else 0, 0)
 
     def claim(self, node_id: str, slots: int, *, lease_s: float,
-              ended: Sequence[tuple[str, int]] = (), now: float | None = None) -> list[Assignment]:
+              ended: Sequence[tuple[str, int]] = (), claim_id: str | None = None,
+              now: float | None = None) -> list[Assignment]:
         """Assign up to ``slots`` queued jobs this node can run, in dispatch order; ``ended``:
-        the (job id, attempt) whose workload has ended on the node, results not yet delivered."""
+        the (job id, attempt) whose workload has ended on the node, results not yet delivered.
+        A ``claim_id`` the node claimed with before is answered again (see the module)."""
         now = time.time() if now is None else now
+        if claim_id is not None and _claimed_with(self._read(), node_id, claim_id):
+            return self._replay(node_id, claim_id, now=now, lease=now + lease_s)
         claimed: list[Assignment] = []
         ended = sorted(set(ended))
         for _ in range(_ROUNDS):
             picked = self._pick_for(node_id, slots - len(claimed), ended)
             if not picked:  # nothing this node can run: answered without the write lock
                 break
+            # until this call has claimed something, a duplicate may have claimed meanwhile
             got, lost = self._confirm(node_id, slots - len(claimed), picked, ended, now=now,
-                                      lease=now + lease_s)
+                                      lease=now + lease_s, claim_id=claim_id,
+                                      replay=not claimed)
             claimed += got
             if not lost or len(claimed) >= slots:
                 break
         return claimed
+
+    def _replay(self, node_id: str, claim_id: str, *, now: float,
+                lease: float) -> list[Assignment]:
+        """The claim ``claim_id`` answered again, under the node's lock as a claim is."""
+        with self._tx(durable=False) as conn:
+            node_row(conn, node_id, lock=self.FOR_UPDATE)
+            _seen(conn, node_id, now)
+            return _reissue(conn, node_id, claim_id, now=now, lease=lease)
 
     def _pick_for(self, node_id: str, slots: int, ended: Sequence[tuple[str, int]]) -> list[Row]:
         """What the node would claim now, read without a lock (an unknown node: 404)."""
@@ -85,22 +110,25 @@ class ClaimsMixin(SqlCore):
         return self._pick(conn, capacity, _have(node)) if capacity > 0 else []
 
     def _confirm(self, node_id: str, slots: int, picked: Sequence[Row],
-                 ended: Sequence[tuple[str, int]], *, now: float,
-                 lease: float) -> tuple[list[Assignment], bool]:
+                 ended: Sequence[tuple[str, int]], *, now: float, lease: float,
+                 claim_id: str | None = None,
+                 replay: bool = False) -> tuple[list[Assignment], bool]:
         """Assign what was picked, unless it changed meanwhile; True as well when a pick was
-        lost to another claimer (the caller picks again)."""
+        lost to another claimer (the caller picks again). With ``replay``, a duplicate of
+        ``claim_id`` that claimed first is answered again instead."""
         with self._tx(durable=False) as conn:
             node = node_row(conn, node_id, lock=self.FOR_UPDATE)
-            conn.execute("UPDATE nodes SET last_heartbeat = ?, status = ? WHERE id = ?",
-                         (now, NodeStatus.ONLINE.value, node_id))
+            _seen(conn, node_id, now)
+            if replay and claim_id is not None and _claimed_with(conn, node_id, claim_id):
+                return _reissue(conn, node_id, claim_id, now=now, lease=lease), False
             capacity, have = _capacity(conn, node, slots, ended), _have(node)
             if capacity <= 0:
                 return [], False
             if self.SKIP_LOCKED:  # claimers run concurrently: lock the picks, pass over theirs
                 picked = self._pick(conn, capacity, have, lock=self.SKIP_LOCKED)
             rows = [r for r in picked if set(json.loads(r["capabilities"])) <= have][:capacity]
-            got = [a for a in (_assign(conn, r, node_id, now=now, lease=lease) for r in rows)
-                   if a is not None]
+            got = [a for a in (_assign(conn, r, node_id, now=now, lease=lease, claim_id=claim_id)
+                               for r in rows) if a is not None]
             return got, len(got) < len(rows)
 
     def _pick(self, conn: Conn, capacity: int, have: set[str], *, lock: str = "") -> list[Row]:
@@ -138,11 +166,49 @@ def _ended_count(conn: Conn, node: Row, ended: Sequence[tuple[str, int]]) -> int
     return len(current.intersection(ended))
 
 
+def _seen(conn: Conn, node_id: str, now: float) -> None:
+    """A claim is a sign of life, as a heartbeat is."""
+    conn.execute("UPDATE nodes SET last_heartbeat = ?, status = ? WHERE id = ?",
+                 (now, NodeStatus.ONLINE.value, node_id))
+
+
+def _claimed_with(conn: Conn, node_id: str, claim_id: str) -> bool:
+    """Whether the node has claimed with ``claim_id`` before (one seek of ``attempts_claim``)."""
+    return conn.execute("SELECT 1 FROM attempts WHERE node_id = ? AND claim_id = ? LIMIT 1",
+                        (node_id, claim_id)).fetchone() is not None
+
+
+def _reissue(conn: Conn, node_id: str, claim_id: str, *, now: float,
+             lease: float) -> list[Assignment]:
+    """The claim's attempts the node has not started that are still their job's current
+    assignment, in dispatch order, each with a new token and lease (the old token fenced off)."""
+    assigned = JobState.ASSIGNED.value
+    rows = conn.execute(
+        "SELECT a.job_id, a.attempt, j.spec FROM attempts a"
+        " JOIN jobs j ON j.id = a.job_id AND j.attempt = a.attempt AND j.node_id = a.node_id"
+        " WHERE a.node_id = ? AND a.claim_id = ? AND a.state = ? AND j.state = ?"
+        " ORDER BY j.queue_rank, j.priority_rank, j.seq",
+        (node_id, claim_id, assigned, assigned)).fetchall()
+    again = []
+    for row in rows:
+        token = secrets.token_urlsafe(24)
+        conn.execute("UPDATE attempts SET token_hash = ?, lease_expires_at = ?"
+                     " WHERE job_id = ? AND attempt = ? AND state = ?",
+                     (token_hash(token), lease, row["job_id"], row["attempt"], assigned))
+        after_commit(logging.INFO, "job %s: claim %s answered again (its reply was lost)",
+                     row["job_id"], claim_id,
+                     extra=fields(job=row["job_id"], node=node_id, attempt=row["attempt"]))
+        again.append(Assignment(row["job_id"], int(row["attempt"]), token, lease,
+                                json.loads(row["spec"])))
+    return again
+
+
 def _have(node: Row) -> set[str]:
     return set(json.loads(node["encoders"])) | set(json.loads(node["hwaccels"]))
 
 
-def _assign(conn: Conn, row: Row, node_id: str, *, now: float, lease: float) -> Assignment | None:
+def _assign(conn: Conn, row: Row, node_id: str, *, now: float, lease: float,
+            claim_id: str | None = None) -> Assignment | None:
     """One queued job becomes this node's next attempt, with a fresh token and lease; None
     when it is no longer the queued job that was picked (another claim took it meanwhile)."""
     attempt = row["attempt"] + 1
@@ -156,8 +222,9 @@ def _assign(conn: Conn, row: Row, node_id: str, *, now: float, lease: float) -> 
     token = secrets.token_urlsafe(24)
     conn.execute(
         "INSERT INTO attempts (job_id, attempt, node_id, token_hash, state,"
-        " assigned_at, lease_expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (row["id"], attempt, node_id, token_hash(token), JobState.ASSIGNED.value, now, lease))
+        " assigned_at, lease_expires_at, claim_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (row["id"], attempt, node_id, token_hash(token), JobState.ASSIGNED.value, now, lease,
+         claim_id))
     transition(conn, row["id"], now, JobState.QUEUED, JobState.ASSIGNED, attempt, node_id, "claimed")
     spec = conn.execute("SELECT spec FROM jobs WHERE id = ?", (row["id"],)).fetchone()
     assert spec is not None  # noqa: S101 -- the row was updated just above

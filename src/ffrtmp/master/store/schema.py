@@ -138,6 +138,13 @@ _MIGRATIONS: tuple[str, ...] = (
     """
     CREATE INDEX transitions_at ON transitions (at);
     """,
+    # 8: the agent's id for the claim message that made an attempt, so that the same message
+    # sent again (its reply was lost: a master killed, a connection cut) is answered with the
+    # attempts it made rather than with new ones (``claims``); NULL for agents that send none
+    """
+    ALTER TABLE attempts ADD COLUMN claim_id TEXT;
+    CREATE INDEX attempts_claim ON attempts (node_id, claim_id) WHERE claim_id IS NOT NULL;
+    """,
 )
 
 
