@@ -3,7 +3,8 @@
 #   tools/bootstrap.sh          runtime: ffmpeg + the package
 #   tools/bootstrap.sh --bench  also the benchmarks' baselines (redis-server, the `bench` extra: Celery)
 #   tools/bootstrap.sh --test   also the test dependencies (nginx with the RTMP module, openssl,
-#                               Debian's chromium and chromium-driver for the console's browser tests, ...)
+#                               Debian's chromium and chromium-driver for the console's browser tests, zsh
+#                               for its completion test, ...)
 #                               and the baselines, whose smoke tests run with the others
 # As root on Debian the system packages are installed with apt-get; otherwise any that are
 # missing are named and the script stops.
@@ -16,8 +17,8 @@ case "${1:-}" in --test) mode=test ;; --bench) mode=bench ;; esac
 packages=(ffmpeg python3-venv openssl procps iproute2)
 commands=(ffmpeg ffprobe openssl ps ss)
 if [[ $mode == test ]]; then
-    packages+=(nginx libnginx-mod-rtmp prometheus postgresql curl chromium chromium-driver fonts-dejavu-core)
-    commands+=(nginx promtool curl chromium chromedriver)
+    packages+=(nginx libnginx-mod-rtmp prometheus postgresql curl chromium chromium-driver fonts-dejavu-core zsh)
+    commands+=(nginx promtool curl chromium chromedriver zsh)
 fi
 if [[ $mode != runtime ]]; then
     packages+=(redis-server)
