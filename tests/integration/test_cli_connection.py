@@ -2,7 +2,8 @@
 finds its settings on a managed host.
 
 Each failure is produced for real: a closed port (refused), an ``.invalid`` host (DNS, which
-never resolves), a listener that accepts and never answers (timeout), a real gunicorn master
+never resolves), a listener that accepts and never answers (timeout), one whose full accept queue drops the
+connection (connect timeout), a real gunicorn master
 serving HTTPS asked over plain HTTP, a plain master asked over HTTPS, and a self-signed
 certificate without the CA. The commands that are about the process run as ``python -m
 ffrtmp``; the timeout runs in-process with a short timeout, which a subprocess cannot get.
@@ -10,6 +11,7 @@ ffrtmp``; the timeout runs in-process with a short timeout, which a subprocess c
 
 from __future__ import annotations
 
+import contextlib
 import io
 import socket
 import subprocess
@@ -104,6 +106,31 @@ def test_a_master_that_never_answers_says_timed_out(tmp_path: Path, monkeypatch:
     assert status == 1
     assert err.getvalue() == (f"ffrtmp: cannot reach the master at {url}: timed out: connected, but no "
                               "answer within 0.5 s (the master is stuck or overloaded)\n")
+
+
+def test_a_master_that_never_accepts_says_timed_out_connecting(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full accept queue: the kernel drops further SYNs, as a firewall that drops them does."""
+    monkeypatch.setattr(connection, "TIMEOUT_S", 0.5)
+    with socket.socket() as deaf, contextlib.ExitStack() as queued:
+        deaf.bind(("127.0.0.1", 0))
+        deaf.listen(0)  # never accepted: a queue of one, which these connections fill
+        address = deaf.getsockname()
+        for _ in range(64):  # until a connection itself cannot be made: then the queue is full
+            try:
+                queued.enter_context(socket.create_connection(address, timeout=0.3))
+            except TimeoutError:
+                break
+        else:
+            pytest.fail("the kernel kept accepting connections nobody accepted")
+        url = f"http://127.0.0.1:{address[1]}"
+        err = io.StringIO()
+        status = cli.main(["jobs", "list"], env=Env(stdout=io.StringIO(), stderr=err, environ={
+            "FFRTMP_MASTER_URL": url, "FFRTMP_API_TOKEN": OPERATOR_TOKEN,
+            "FFRTMP_CONFIG": str(tmp_path / "none")}))
+    assert status == 1
+    assert err.getvalue() == (f"ffrtmp: cannot reach the master at {url}: timed out connecting "
+                              "after 0.5 s (a firewall, or the wrong host?)\n")
 
 
 def test_plain_http_to_a_tls_port_says_use_https(tls_master: tuple[str, str], tmp_path: Path) -> None:
