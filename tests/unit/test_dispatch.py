@@ -77,6 +77,26 @@ def test_a_submit_wakes_a_waiting_claim_well_before_its_deadline(served: Any) ->
     assert waiting(served) == 0
 
 
+def test_a_long_poll_claims_with_its_claim_id_and_a_resend_is_answered_again(served: Any) -> None:
+    """The claim a wait makes when woken carries the message's claim id: the message sent
+    again (its reply was lost) gets that job, at once, however long it asks to wait."""
+    api = Api(served.test_client())
+    node_id, node = register(api)
+    body = {"slots": 1, "wait_s": 30, "claim_id": "wait-then-claim-1"}
+    with ThreadPoolExecutor(1) as pool:
+        reply = pool.submit(Api(served.test_client(), node.token).post,
+                            f"/api/v1/nodes/{node_id}/claim", json=body)
+        wait_until(lambda: waiting(served) == 1, 10, "the claim to wait")
+        job_id = submit(api)
+        [lost] = reply.result(timeout=10).get_json()["assignments"]
+    submit(api)  # more work queued: a resend still gets only its own claim's job
+    resent = time.monotonic()
+    [again] = node.post(f"/api/v1/nodes/{node_id}/claim", json=body).get_json()["assignments"]
+    assert time.monotonic() - resent < 5
+    assert (again["job_id"], again["attempt"]) == (lost["job_id"], 1) == (job_id, 1)
+    assert again["attempt_token"] != lost["attempt_token"]
+
+
 def test_shutdown_releases_every_waiting_claim_at_once(served: Any) -> None:
     api = Api(served.test_client())
     node_id, node = register(api)

@@ -411,6 +411,11 @@ INVALID_REQUESTS: list[tuple[str, str, str, dict[str, Any], str]] = [
     ("node", "POST", "/api/v1/nodes/{node}/claim", {"slots": True}, "slots"),
     ("node", "POST", "/api/v1/nodes/{node}/claim", {"slots": 1, "wait_s": -1}, "wait_s"),
     ("node", "POST", "/api/v1/nodes/{node}/claim", {}, "slots"),
+    ("node", "POST", "/api/v1/nodes/{node}/claim", {"slots": 1, "claim_id": 12345678}, "claim_id"),
+    ("node", "POST", "/api/v1/nodes/{node}/claim", {"slots": 1, "claim_id": "short"}, "claim_id"),
+    ("node", "POST", "/api/v1/nodes/{node}/claim", {"slots": 1, "claim_id": "a" * 65}, "claim_id"),
+    ("node", "POST", "/api/v1/nodes/{node}/claim", {"slots": 1, "claim_id": "no spaces here"},
+     "claim_id"),
     ("node", "POST", "/api/v1/nodes/{node}/heartbeat", {"running": [{"job_id": "j", "attempt": 0}]},
      "running[0].attempt"),
     ("node", "POST", "/api/v1/nodes/{node}/heartbeat",
@@ -445,12 +450,33 @@ ACCEPTED_REQUESTS: list[tuple[str, str, dict[str, Any]]] = [
                                           "labels": {"zone": "a"}}),
     ("node", "/api/v1/nodes/{node}/heartbeat", {"running": None, "free_slots": None}),
     ("node", "/api/v1/nodes/{node}/claim", {"slots": 1, "wait_s": None}),
+    ("node", "/api/v1/nodes/{node}/claim", {"slots": 1, "claim_id": None}),
+    ("node", "/api/v1/nodes/{node}/claim", {"slots": 1, "claim_id": "Zq3_-x9TbYk0aPc1" * 4}),
     ("ops", "/api/v1/jobs", spec_body(limits=None, duration_s=None, intent=None)),
     ("ops", "/api/v1/jobs", spec_body(limits={"cpu_max": "max 100000", "memory_max": "2G"})),
     ("ops", "/api/v1/jobs", spec_body(limits={"cpu_max": None, "memory_max": "max"})),
     ("ops", "/api/v1/jobs", spec_body(outputs=[{"url": "rtmp://h/a/b", "preset": "h264-360p",
                                                 "fps": "29.97", "audio_bitrate": "4.5M"}])),
 ]
+
+
+def test_a_claim_sent_again_is_answered_again_with_new_tokens(checked: Checked) -> None:
+    """Its reply was lost: the same claim id gets the same job, a new token, and the old one
+    no longer starts it."""
+    job_id = checked.post("/api/v1/jobs", 201, json=spec_body())["job"]["id"]
+    checked.post("/api/v1/jobs", 201, json=spec_body())
+    node_id, node = register(checked, "replayer")
+    body = {"slots": 1, "wait_s": 0, "claim_id": "f3Q-p0_Lz8kWcX2y"}
+    [lost] = node.post(f"/api/v1/nodes/{node_id}/claim", json=body)["assignments"]
+    [again] = node.post(f"/api/v1/nodes/{node_id}/claim", json=body)["assignments"]
+    assert (again["job_id"], again["attempt"]) == (lost["job_id"], lost["attempt"]) == (job_id, 1)
+    assert again["attempt_token"] != lost["attempt_token"]
+    stale = node.call("POST", f"/api/v1/jobs/{job_id}/start", 409,
+                      json={"attempt_token": lost["attempt_token"]}).get_json()
+    assert stale["error"]["code"] == "stale_attempt"
+    node.post(f"/api/v1/jobs/{job_id}/start", json={"attempt_token": again["attempt_token"]})
+    assert node.post(f"/api/v1/nodes/{node_id}/claim", json=body)["assignments"] == []
+    assert len(checked.get(f"/api/v1/jobs/{job_id}")["job"]["attempts"]) == 1
 
 
 @pytest.mark.parametrize(("who", "path", "body"), ACCEPTED_REQUESTS)
@@ -468,12 +494,14 @@ def test_spec_and_server_accept_the_same_optional_and_null_fields(checked: Check
     ("ops", "/api/v1/jobs", spec_body(requires=["h264_nvenc\n"])),
     ("ops", "/api/v1/jobs", spec_body(outputs=[{"url": "rtmp://h/a/b", "preset": "h264-480p",
                                                 "video_codec": "libx264\n"}])),
+    ("node", "/api/v1/nodes/{node}/claim", {"slots": 1, "claim_id": "claim-id\n"}),
 ])
 def test_names_with_a_trailing_newline_are_refused(checked: Checked, who: str, path: str, body: dict) -> None:
     # The spec's patterns end in "$"; regex engines differ on a trailing newline there
     # (ECMA-262 refuses it, Python's re accepts it), so only the server's answer is asserted.
-    client = {"ops": checked, "enroll": checked.as_(ENROLL_TOKEN)}[who]
-    client.call("POST", path, 422, json=body, request_valid=None)
+    node_id, node = register(checked, "newliner")
+    client = {"ops": checked, "enroll": checked.as_(ENROLL_TOKEN), "node": node}[who]
+    client.call("POST", path.format(node=node_id), 422, json=body, request_valid=None)
 
 
 @pytest.fixture

@@ -129,25 +129,30 @@ class ClaimWaiter:
         self._slots = threading.BoundedSemaphore(capacity)
 
     def wait_and_claim(self, node_id: str, slots: int, deadline: float,
-                       ended: Sequence[tuple[str, int]] = ()) -> list[Assignment]:
+                       ended: Sequence[tuple[str, int]] = (), *,
+                       claim_id: str | None = None) -> list[Assignment]:
         """Claim now, then each time the queue changes; past the cap, claim once and answer.
-        ``ended``: the node's attempts whose workload has ended (``Store.claim``)."""
+        ``ended``: the node's attempts whose workload has ended; ``claim_id``: the agent's id
+        for this claim message, the same in every claim of the wait (``Store.claim``)."""
         if not self._slots.acquire(blocking=False):
-            return self.store.claim(node_id, slots, lease_s=self.lease_s, ended=ended)
+            return self.store.claim(node_id, slots, lease_s=self.lease_s, ended=ended,
+                                    claim_id=claim_id)
         self.waiting.inc()
         try:
-            return self._claim_on_change(node_id, slots, deadline, ended)
+            return self._claim_on_change(node_id, slots, deadline, ended, claim_id)
         finally:
             self.waiting.dec()
             self._slots.release()
 
     def _claim_on_change(self, node_id: str, slots: int, deadline: float,
-                         ended: Sequence[tuple[str, int]]) -> list[Assignment]:
+                         ended: Sequence[tuple[str, int]],
+                         claim_id: str | None) -> list[Assignment]:
         seen = self.watch.enter()
         try:
             while seen is not None:
                 # the watch is entered first, so no change between this claim and the wait is missed
-                found = self.store.claim(node_id, slots, lease_s=self.lease_s, ended=ended)
+                found = self.store.claim(node_id, slots, lease_s=self.lease_s, ended=ended,
+                                         claim_id=claim_id)
                 if found:
                     return found
                 seen = self.watch.wait(seen, deadline)

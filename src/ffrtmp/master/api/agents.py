@@ -72,10 +72,15 @@ ENDED = {
     "job_id": Field(JOB_ID, required=True),
     "attempt": Field(integer(1, 1_000_000), required=True),
 }
+# The agent's id for one claim message, the same on each retry of it at any master: a claim
+# whose reply was lost is answered again with the attempts it made (``store.claims``).
+CLAIM_ID = NameRule(re.compile(r"[A-Za-z0-9_-]{8,64}"),
+                    "must be 8-64 characters of letters, digits, _ and -")
 CLAIM = {
     "slots": Field(integer(1, 256), required=True),
     "wait_s": Field(number(0, 3600), default=0.0),
     "ended": Field(list_of(obj(ENDED), 256), default=[]),
+    "claim_id": Field(CLAIM_ID),
 }
 # One delivered output, as the agent verified it in the store (ffprobe's figures for media).
 SHA256 = NameRule(re.compile(r"[0-9a-f]{64}"), "must be a SHA-256 as 64 lowercase hex digits")
@@ -180,10 +185,11 @@ def claim(node_id: str) -> Response:
     deadline = time.monotonic() + wait_s
     ended = [(item["job_id"], item["attempt"]) for item in body["ended"]]
     if wait_s > 0:
-        assignments = ext.claims.wait_and_claim(node_id, body["slots"], deadline, ended)
+        assignments = ext.claims.wait_and_claim(node_id, body["slots"], deadline, ended,
+                                                claim_id=body["claim_id"])
     else:
         assignments = ext.store.claim(node_id, body["slots"], lease_s=ext.settings.lease,
-                                      ended=ended)
+                                      ended=ended, claim_id=body["claim_id"])
     return jsonify({"assignments": [
         {"job_id": a.job_id, "attempt": a.attempt, "attempt_token": a.attempt_token,
          "lease_s": ext.settings.lease, "spec": a.spec} for a in assignments]})
