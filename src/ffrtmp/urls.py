@@ -11,8 +11,9 @@ import re
 from urllib.parse import urlsplit, urlunsplit
 
 REDACTED = "REDACTED"
-# A URL in free text: scheme://… up to whitespace or a quote.
-_URL_IN_TEXT = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
+# A URL in free text: scheme://… up to whitespace or a quote, less the punctuation that ends
+# it as prose ("cannot open postgresql://…?sslmode=x: reason"), which stays after it.
+_URL_IN_TEXT = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]*[^\s'\"<>.,:;)]")
 
 
 def redact(url: str) -> str:
