@@ -30,7 +30,8 @@ class Master:
         self.claims: list[dict[str, Any]] = []
 
     def answer(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        self.claims.append(body)
+        assert "claim_id" in body  # new per message (tests/unit/test_client_claim_id.py)
+        self.claims.append({k: v for k, v in body.items() if k != "claim_id"})
         if "ended" in body and not self.knows_ended:
             return 422, OLD_MASTER_REFUSAL
         return 200, {"assignments": []}

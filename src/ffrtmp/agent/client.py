@@ -20,7 +20,8 @@ which is that master unless a message since failed everywhere (then it is where 
 stopped). When a message is answered by a master other than the one in use, the switch is
 logged once (from, to, and the failure that caused it) and reported to ``on_switch``; the
 attempts in between are not logged one by one, only the backoffs, as with one master.
-A long-poll claim cut off by its master is the same claim asked again of the next one. A
+A long-poll claim cut off by its master is the same claim (the same ``claim_id``) asked
+again of the next one, which answers it with what the first one assigned, if anything. A
 failover is a retried message: starts and results carry attempt tokens and are idempotent on
 every master (the node credential is farm-wide), so nothing re-runs work. The backoff waits
 on the shutdown event, so SIGTERM ends it at once (immediate failovers still go).
@@ -35,6 +36,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -153,14 +155,32 @@ class MasterClient:
             raise answer
         return answer
 
+    claim_ids = True  # until a master answers that it takes no claim_id
+
     def claim(self, slots: int, wait_s: float,
               ended: Sequence[tuple[str, int]] = ()) -> list[dict[str, Any]]:
-        """``ended``: (job id, attempt) whose workload has ended here, results not yet delivered."""
+        """``ended``: (job id, attempt) whose workload has ended here, results not yet delivered.
+
+        Each claim message gets a new ``claim_id``, kept by every retry and failover of that
+        message: a master that committed the claim but whose reply never arrived answers the
+        resend with the same jobs (new tokens) instead of claiming more, which would leave
+        the first ones assigned to nobody until their lease ran out."""
         body: dict[str, Any] = {"slots": slots, "wait_s": round(wait_s, 3)}
         if ended:  # only then: a master before ``ended`` refuses the field (the loop falls back)
             body["ended"] = [{"job_id": job_id, "attempt": attempt} for job_id, attempt in ended]
-        reply = self._send("POST", f"/api/v1/nodes/{self.node_id}/claim", body,
-                           timeout=self.timeout_s + wait_s)
+        if self.claim_ids:
+            body["claim_id"] = secrets.token_urlsafe(12)
+        path = f"/api/v1/nodes/{self.node_id}/claim"
+        try:
+            reply = self._send("POST", path, body, timeout=self.timeout_s + wait_s)
+        except MasterRejected as exc:
+            if "claim_id" not in body or exc.code != "invalid" or not exc.message.startswith("claim_id"):
+                raise
+            # a master from before claim ids refused the field, so it claimed nothing: again without
+            log.info("the master takes claims without a claim id: sending them so")
+            self.claim_ids = False
+            del body["claim_id"]
+            reply = self._send("POST", path, body, timeout=self.timeout_s + wait_s)
         assignments: list[dict[str, Any]] = reply["assignments"]
         return assignments
 
@@ -253,7 +273,7 @@ class MasterClient:
         old, self._in_use = self._in_use, self.url
         if old == self.url:
             return
-        self.batches = True  # the new master may have the batch routes
+        self.batches = self.claim_ids = True  # the new master may have the batch routes, claim ids
         log.warning("switched masters: %s -> %s (%s)", old, self.url, why or "answered")
         if self.on_switch is not None:
             self.on_switch(old, self.url, why)
