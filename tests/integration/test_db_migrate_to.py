@@ -17,6 +17,7 @@ from tests.conftest import MasterProcess, master_env, postgres_schema_url, start
 from tests.integration.test_master_process import register, submit
 
 PASSWORD = "not-a-real-password-4711"
+CLAIM_ID = "sqlite-farm-claim-1"  # the farm's one claim: its attempts remember it
 
 
 def migrate(database: str, target: str, password_file: Path) -> subprocess.CompletedProcess[str]:
@@ -38,7 +39,8 @@ def sqlite_farm(master: MasterProcess) -> tuple[str, requests.Session, dict[str,
     for _ in range(5):
         submit(master, ops)
     node_id, node = register(master, "node-1")
-    claimed = node.post(f"{master.url}/api/v1/nodes/{node_id}/claim", json={"slots": 2, "wait_s": 0},
+    claimed = node.post(f"{master.url}/api/v1/nodes/{node_id}/claim",
+                        json={"slots": 2, "wait_s": 0, "claim_id": CLAIM_ID},
                         timeout=10).json()["assignments"]
     for item in claimed:
         node.post(f"{master.url}/api/v1/jobs/{item['job_id']}/start",
@@ -88,6 +90,10 @@ def test_a_sqlite_farm_moves_to_postgresql_and_is_served_from_there(tmp_path: Pa
                            json={"attempt_token": running["attempt_token"], "outcome": "succeeded",
                                  "exit_code": 0}, timeout=10)
         assert result.status_code == 200, result.text
+        resent = node.post(f"{served_by}/api/v1/nodes/{node_id}/claim",
+                           json={"slots": 1, "wait_s": 0, "claim_id": CLAIM_ID}, timeout=10)
+        # the claim ids came along: the farm's claim sent again is known, and claims nothing
+        assert resent.status_code == 200 and resent.json()["assignments"] == [], resent.text
         claimed = node.post(f"{served_by}/api/v1/nodes/{node_id}/claim",
                             json={"slots": 1, "wait_s": 0}, timeout=10)
         assert claimed.status_code == 200, claimed.text
