@@ -166,6 +166,9 @@ def test_every_claim_query_seeks_an_index(tmp_path: Path, analyzed: bool) -> Non
         assert all(step.startswith("SEARCH jobs USING") and "jobs_queued" in step
                    for step in plan), (sql, plan)
         assert not any("TEMP B-TREE" in step for step in plan), (sql, plan)
+    # a claim that names its claim id first asks whether it was claimed before (a replay)
+    assert _plan(conn, claims.CLAIMED_WITH, ("n-1", "claim-id-1")) == [
+        "SEARCH attempts USING COVERING INDEX attempts_claim (node_id=? AND claim_id=?)"]
     conn.close()
     store.close()
 
@@ -188,4 +191,12 @@ def test_postgresql_plans_every_claim_query_as_an_index_seek(postgres_server: st
         plan = [row[0] for row in conn.execute("EXPLAIN " + sql, params)]
         assert any("jobs_queued" in line for line in plan), plan
         assert not any("Seq Scan" in line or "Sort" in line for line in plan), plan
+    conn.execute("INSERT INTO attempts (job_id, attempt, node_id, token_hash, state, assigned_at,"
+                 " lease_expires_at, claim_id) SELECT 'j' || i, 1, 'n-' || (i % 50), 't' || i,"
+                 " 'succeeded', 0, 0, CASE WHEN i % 2 = 0 THEN 'c' || i END"
+                 " FROM generate_series(1, 20000) AS i")
+    conn.execute("ANALYZE attempts")
+    plan = [row[0] for row in conn.execute("EXPLAIN " + claims.CLAIMED_WITH, ("n-1", "c-1"))]
+    assert any("attempts_claim" in line for line in plan), plan
+    assert not any("Seq Scan" in line for line in plan), plan
     store.close()

@@ -56,6 +56,8 @@ HEADS = ("SELECT id, seq, capabilities, attempt, queue_rank, priority_rank FROM 
          " WHERE " + CLAIMABLE + " AND capabilities = ? ORDER BY queue_rank, priority_rank, seq"
          " LIMIT ?")
 _ROUNDS = 4  # picks one claim makes while other claimers keep taking its picks first
+# whether the node claimed with this claim id before: one seek of ``attempts_claim``
+CLAIMED_WITH = "SELECT 1 FROM attempts WHERE node_id = ? AND claim_id = ? LIMIT 1"
 
 
 class ClaimsMixin(SqlCore):
@@ -173,9 +175,8 @@ def _seen(conn: Conn, node_id: str, now: float) -> None:
 
 
 def _claimed_with(conn: Conn, node_id: str, claim_id: str) -> bool:
-    """Whether the node has claimed with ``claim_id`` before (one seek of ``attempts_claim``)."""
-    return conn.execute("SELECT 1 FROM attempts WHERE node_id = ? AND claim_id = ? LIMIT 1",
-                        (node_id, claim_id)).fetchone() is not None
+    """Whether the node has claimed with ``claim_id`` before."""
+    return conn.execute(CLAIMED_WITH, (node_id, claim_id)).fetchone() is not None
 
 
 def _reissue(conn: Conn, node_id: str, claim_id: str, *, now: float,
@@ -195,7 +196,7 @@ def _reissue(conn: Conn, node_id: str, claim_id: str, *, now: float,
         conn.execute("UPDATE attempts SET token_hash = ?, lease_expires_at = ?"
                      " WHERE job_id = ? AND attempt = ? AND state = ?",
                      (token_hash(token), lease, row["job_id"], row["attempt"], assigned))
-        after_commit(logging.INFO, "job %s: claim %s answered again (its reply was lost)",
+        after_commit(logging.INFO, "job %s: claim %s sent again (its reply was lost): the same attempt, a new token",
                      row["job_id"], claim_id,
                      extra=fields(job=row["job_id"], node=node_id, attempt=row["attempt"]))
         again.append(Assignment(row["job_id"], int(row["attempt"]), token, lease,
