@@ -196,8 +196,8 @@ def _reissue(conn: Conn, node_id: str, claim_id: str, *, now: float,
         conn.execute("UPDATE attempts SET token_hash = ?, lease_expires_at = ?"
                      " WHERE job_id = ? AND attempt = ? AND state = ?",
                      (token_hash(token), lease, row["job_id"], row["attempt"], assigned))
-        after_commit(logging.INFO, "job %s: claim %s sent again (its reply was lost): the same attempt, a new token",
-                     row["job_id"], claim_id,
+        after_commit(logging.INFO, "job %s: claim %s sent again (its reply was lost):"
+                     " the same attempt, a new token", row["job_id"], claim_id,
                      extra=fields(job=row["job_id"], node=node_id, attempt=row["attempt"]))
         again.append(Assignment(row["job_id"], int(row["attempt"]), token, lease,
                                 json.loads(row["spec"])))
