@@ -79,18 +79,19 @@ class ClaimsMixin(SqlCore):
         the (job id, attempt) whose workload has ended on the node, results not yet delivered.
         A ``claim_id`` the node claimed with before is answered again (see the module)."""
         now = time.time() if now is None else now
-        if claim_id is not None and _claimed_with(self._read(), node_id, claim_id):
-            return self._replay(node_id, claim_id, now=now, lease=now + lease_s)
         claimed: list[Assignment] = []
         ended = sorted(set(ended))
         for _ in range(_ROUNDS):
+            # until this call has claimed, ``claim_id`` may be a claim made before (a resend,
+            # a duplicate): asked after the pick, whose slots its attempts may have filled
+            replay = claim_id is not None and not claimed
             picked = self._pick_for(node_id, slots - len(claimed), ended)
             if not picked:  # nothing this node can run: answered without the write lock
+                if replay and claim_id is not None and _claimed_with(self._read(), node_id, claim_id):
+                    return self._replay(node_id, claim_id, now=now, lease=now + lease_s)
                 break
-            # until this call has claimed something, a duplicate may have claimed meanwhile
             got, lost = self._confirm(node_id, slots - len(claimed), picked, ended, now=now,
-                                      lease=now + lease_s, claim_id=claim_id,
-                                      replay=not claimed)
+                                      lease=now + lease_s, claim_id=claim_id, replay=replay)
             claimed += got
             if not lost or len(claimed) >= slots:
                 break
