@@ -6,7 +6,10 @@ description, so they never disagree about a name.
 
 ``<state_dir>/jobs/<job_id>.<attempt>/`` holds ``assignment.json`` (the agent, before anything
 runs), ``wrapper.json``, ``wrapper.out``, ``output.log``, ``progress.txt`` and ``result.json``
-(the wrapper), and ``delivered.json`` (the agent, once the master has the result). For the
+(the wrapper), and ``delivered.json`` (the agent, once the master has the result).
+``start_pending.json`` (the agent) marks an assignment whose start went unanswered (its reply
+lost in an outage, or the agent stopped before it came): nothing is launched until the master
+confirms that start, and the job is forgotten if the master refuses it. For the
 media plane the agent adds ``fetching.json`` (the start is confirmed and the remote input is
 being staged), ``fetched.json`` (it is staged), ``launched.json``
 (written just before the wrapper starts, so a restart never starts it twice) and
@@ -54,6 +57,7 @@ class JobDir(_Directory):
     fetched = _Entry("fetched.json")
     launched = _Entry("launched.json")
     uploads = _Entry("uploads.json")
+    start_pending = _Entry("start_pending.json")
 
 
 class ScratchDir(_Directory):

@@ -14,6 +14,7 @@ import pytest
 from ffrtmp import jobspec
 from ffrtmp.agent import jobs as jobs_module
 from ffrtmp.agent.jobs import JobTable
+from ffrtmp.files import write_json_atomic
 
 
 @pytest.fixture
@@ -69,7 +70,9 @@ def test_the_length_is_learnt_in_the_background(tmp_path: Path, source: Path) ->
 def test_a_readopted_running_job_learns_its_length_again(tmp_path: Path, source: Path) -> None:
     first = _table(tmp_path)
     assignment = _assignment(source)
-    first.prepare(assignment, jobspec.parse(assignment["spec"], first.media_roots))
+    running = first.prepare(assignment, jobspec.parse(assignment["spec"], first.media_roots))
+    # launched (a job with its assignment only never began: it awaits its start's answer)
+    write_json_atomic(running.files.launched, {"at": "now"})
     again = _table(tmp_path)
     again.adopt()
     (job,) = again.jobs.values()

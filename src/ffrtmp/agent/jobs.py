@@ -143,6 +143,23 @@ class LocalJob:
         return (files.fetching.exists() and not files.launched.exists()
                 and not files.result_json.exists())
 
+    @property
+    def start_pending(self) -> bool:
+        """Claimed, its start sent and not answered (``JobTable.await_start``): nothing of it
+        runs until the master confirms that start, and heartbeats list it meanwhile."""
+        files = self.files
+        return (files.start_pending.exists() and not files.launched.exists()
+                and not files.fetching.exists() and not files.result_json.exists())
+
+    @property
+    def never_begun(self) -> bool:
+        """A wrapper job with its assignment only: an agent stopped between the claim and a
+        confirmed start (``launched.json`` and ``fetching.json`` precede any work)."""
+        files = self.files
+        return not self.runs_here and not any(
+            f.exists() for f in (files.launched, files.fetching, files.wrapper_json,
+                                 files.result_json))
+
     def wrapper_state(self) -> dict[str, Any] | None:
         """None until the wrapper has written wrapper.json; Unreadable when it is corrupt."""
         path = self.files.wrapper_json
@@ -228,7 +245,12 @@ class JobTable:
     def working(self) -> list[LocalJob]:
         """Running jobs with a workload (not those still staging their input, nor the plans
         and sweeps the agent runs itself: those are messages, run again by the next start)."""
-        return [j for j in self.running() if not j.awaiting_launch and not j.runs_here]
+        return [j for j in self.running()
+                if not j.awaiting_launch and not j.runs_here and not j.start_pending]
+
+    def pending(self) -> list[LocalJob]:
+        """Jobs whose start the master has not answered yet: none of them runs."""
+        return [j for j in self.running() if j.start_pending]
 
     def undelivered(self) -> list[LocalJob]:
         return [j for j in self.jobs.values() if j.finished and not j.delivered]
@@ -390,6 +412,22 @@ class JobTable:
 
         counters.record(self.state.path, result)
 
+    @staticmethod
+    def await_start(job: LocalJob) -> None:
+        """Keep an assignment whose start went unanswered: the master may have committed it
+        (the reply was what got lost), so it stays listed in heartbeats, unlaunched, until the
+        master confirms or refuses that start. On disk, so an agent restart keeps it so too."""
+        if not job.files.start_pending.exists():
+            write_json_atomic(job.files.start_pending, {"at": iso(utc_now())})
+
+    @staticmethod
+    def start_confirmed(job: LocalJob) -> None:
+        """The master confirmed the start: the job may begin. The marker goes before any work;
+        the next fsynced file in this directory (``launched.json``, ``fetching.json``) makes
+        its removal durable, and should it come back all the same, the start is only asked
+        again (the master answers it as the first time)."""
+        job.files.start_pending.unlink(missing_ok=True)
+
     def forget(self, job: LocalJob) -> None:
         """Drop an assignment that never ran (the master refused its start)."""
         self.jobs.pop(job.key, None)
@@ -421,11 +459,21 @@ class JobTable:
                            directory, duration if isinstance(duration, int | float) else None)
             self.jobs[job.key] = job
             if not job.finished:
-                log.info("re-adopting a running job",
-                         extra=fields(job=job.job_id, attempt=job.attempt, node=self.node()))
-                if (spec := self.local_spec(job)) is not None:
-                    self.learn_duration(job, spec)
+                self._readopt(job)
         self.history.extend(sorted(delivered))
+
+    def _readopt(self, job: LocalJob) -> None:
+        """An unfinished job left by the last agent: one never begun awaits its start's answer
+        (it is asked again, never launched unconfirmed); the others are followed."""
+        ids = fields(job=job.job_id, attempt=job.attempt, node=self.node())
+        if job.start_pending or job.never_begun:
+            self.await_start(job)
+            log.info("re-adopting a job awaiting its start confirmation (nothing launched)",
+                     extra=ids)
+            return
+        log.info("re-adopting a running job", extra=ids)
+        if (spec := self.local_spec(job)) is not None:
+            self.learn_duration(job, spec)
 
     def quarantine(self, directory: Path, problem: Unreadable) -> None:
         """Move an unreadable job directory aside; report its attempt failed when it is known."""
@@ -465,6 +513,8 @@ class JobTable:
     def _follow(self, job: LocalJob) -> None:
         if job.runs_here:
             return  # no wrapper: the agent's own task writes the result (``agent.steps``)
+        if job.start_pending:
+            return  # nothing launched: the loop confirms its start first
         if job.awaiting_launch or (job.child is not None and job.child.poll() is None):
             return
         state = job.wrapper_state()

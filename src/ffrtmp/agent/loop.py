@@ -2,6 +2,8 @@
 
 A step that fails logs one line with job=/node= and returns; only shutdown leaves the loop.
 Nothing here re-runs a workload: a job that could not start is reported, never retried.
+A start is a message: one whose reply never came keeps its job, unlaunched, until the master
+answers it (``confirm_pending``); only the master's answer decides whether it runs.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ class AgentLoop:
         self.draining = False
         self.heartbeat_interval_s = 5.0
         self.next_heartbeat = 0.0
+        self.next_confirm = 0.0  # when the starts awaiting an answer are sent again
         self.consecutive_failures = 0
         # claim for a freed slot before delivering its result, listing the results on their
         # way as ended (until a master refuses the field: then deliver first, as before it)
@@ -63,6 +66,7 @@ class AgentLoop:
         through their round trip."""
         if time.monotonic() >= self.next_heartbeat:
             self.heartbeat()
+        self.confirm_pending()
         self.jobs.poll()
         self.steps.poll(self.jobs.typed_spec)
         self.launch_staged()
@@ -82,8 +86,9 @@ class AgentLoop:
             self._idle(wait or self.shutdown.wait)
 
     def heartbeat(self) -> None:
-        # every attempt this node still holds, results not yet delivered included: the master
-        # ends a running attempt that its node's heartbeats leave out (reconciliation)
+        # every attempt this node still holds, results not yet delivered and starts not yet
+        # answered included: the master ends a running attempt that its node's heartbeats leave
+        # out (reconciliation), and a start it committed may be one whose reply was lost
         running = [{"job_id": j.job_id, "attempt": j.attempt, "progress": self.jobs.progress(j)}
                    for j in [*self.jobs.running(), *self.jobs.undelivered()][:HEARTBEAT_MAX_ATTEMPTS]]
         self.next_heartbeat = time.monotonic() + self.heartbeat_interval_s
@@ -229,25 +234,49 @@ class AgentLoop:
             return None
         return self.jobs.prepare(assignment, spec), spec
 
+    def confirm_pending(self) -> None:
+        """Send again the starts whose reply never came, at the heartbeats' cadence and only
+        while they get through (the client's own backoff inside each try), never while shutting
+        down (they stay on disk for the next start); launch those the master confirms."""
+        if self.shutdown.requested or self.consecutive_failures or time.monotonic() < self.next_confirm:
+            return
+        pending = self.jobs.pending()
+        if not pending:  # looked for again after the next start (``_start``)
+            self.next_confirm = float("inf")
+            return
+        prepared: list[tuple[LocalJob, JobSpec]] = []
+        for job in pending:
+            try:
+                prepared.append((job, jobspec.parse(job.spec, self.media_roots)))
+            except jobspec.SpecError as exc:
+                self.jobs.reject(job, f"spec_rejected: {exc.field}: {exc.message}")
+        self._start(prepared)
+
     def _start(self, prepared: list[tuple[LocalJob, JobSpec]]) -> None:
         """Confirm first (all of one claim in one request), then launch: no workload ever runs
-        without its own confirmed attempt."""
+        without its own confirmed attempt. A start not answered is kept for a later pass (the
+        master may have committed it); one the master refuses is forgotten."""
         if not prepared:
             return
         try:
             outcomes = self.client.starts([(job.job_id, job.attempt_token) for job, _ in prepared])
         except (MasterUnavailable, MasterRejected) as exc:
             outcomes = [exc] * len(prepared)
+        self.next_confirm = time.monotonic() + self.heartbeat_interval_s
         forgotten = None
         for (job, spec), outcome in zip(prepared, outcomes, strict=True):
+            ids = fields(job=job.job_id, attempt=job.attempt, node=self.client.node_id)
             if isinstance(outcome, dict):
+                self.jobs.start_confirmed(job)
                 self._begin(job, spec)
-                continue
-            log.warning("start not confirmed (%s); not running it", outcome,
-                        extra=fields(job=job.job_id, attempt=job.attempt, node=self.client.node_id))
-            self.jobs.forget(job)
-            if isinstance(outcome, MasterRejected) and outcome.forgotten:
-                forgotten = outcome
+            elif isinstance(outcome, MasterUnavailable):
+                self.jobs.await_start(job)
+                log.warning("start not confirmed (%s); kept, not running it until the master "
+                            "answers its start", outcome, extra=ids)
+            else:
+                log.warning("start refused (%s); not running it", outcome, extra=ids)
+                self.jobs.forget(job)
+                forgotten = outcome if outcome.forgotten else forgotten
         if forgotten is not None:
             raise Forgotten(str(forgotten))
 

@@ -81,7 +81,7 @@ class Steps:
         A task that ended without a result (it could not write one) is run again.
         """
         for job in self.jobs.running():
-            if not job.runs_here:
+            if not job.runs_here or job.start_pending:  # unconfirmed: the loop asks first
                 continue
             task = self.tasks.get((*job.key, STEP))
             if task is not None and task.done:
