@@ -15,7 +15,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -249,6 +249,23 @@ def start_master(tmp: Path, env: dict[str, str] | None = None, *, wait_ready: bo
     if wait_ready:
         await_ready(master, timeout, "master")
     return master
+
+
+@contextlib.contextmanager
+def masters_on(tmp: Path, database: str,
+               names: tuple[str, ...] = ("a", "b")) -> Iterator[list[MasterProcess]]:
+    """One started master per name, each in its own directory, all on ``database``; stopped after."""
+    masters: list[MasterProcess] = []
+    try:
+        for name in names:
+            directory = tmp / name
+            directory.mkdir()
+            masters.append(start_master(directory, master_env(directory, FFRTMP_DATABASE=database),
+                                        name=f"master-{name}"))
+        yield masters
+    finally:
+        for master in masters:
+            stop_process(master.proc)
 
 
 def agent_env(tmp: Path, master: MasterProcess, name: str = "agent", **overrides: str) -> dict[str, str]:

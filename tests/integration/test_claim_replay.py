@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import json
 import signal
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,9 @@ import requests
 from ffrtmp.agent.client import MasterClient, RetryPolicy
 from ffrtmp.shutdown import Shutdown
 from tests.conftest import MasterProcess, master_env, postgres_schema_url, start_master, stop_process
+from tests.fake_master import serving
 from tests.integration.test_master_process import register, submit
+from tests.processes import masters_on
 
 
 class EatsFirstClaim:
@@ -64,13 +65,8 @@ def proxy(state: EatsFirstClaim) -> Iterator[str]:
         def log_message(self, *args: object) -> None:
             return
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(Handler) as url:
+        yield url
 
 
 def agent_client(urls: list[str], node_id: str, node: requests.Session) -> MasterClient:
@@ -123,15 +119,7 @@ def test_a_dropped_claim_reply_is_answered_again_by_the_same_master(tmp_path: Pa
 
 def test_a_claim_whose_master_died_before_replying_is_answered_by_the_other(
         tmp_path: Path, postgres_server: str) -> None:
-    database = postgres_schema_url(postgres_server)
-    masters = []
-    try:
-        for name in ("a", "b"):
-            directory = tmp_path / name
-            directory.mkdir()
-            masters.append(start_master(directory, master_env(directory, FFRTMP_DATABASE=database),
-                                        name=f"master-{name}"))
-        a, b = masters
+    with masters_on(tmp_path, postgres_schema_url(postgres_server)) as (a, b):
         jobs = [submit(a, a.session()) for _ in range(3)]
         node_id, node = register(a, "replayer", slots=2)
         state = EatsFirstClaim(a.url, after_eating=lambda: stop_process(a.proc, signal.SIGKILL))
@@ -141,6 +129,3 @@ def test_a_claim_whose_master_died_before_replying_is_answered_by_the_other(
         assert a.proc.poll() is not None, "master a was killed before its reply went out"
         assert client.url == b.url
         assert_replayed(state, got, client, b, jobs)
-    finally:
-        for master in masters:
-            stop_process(master.proc)

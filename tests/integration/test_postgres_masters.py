@@ -10,19 +10,13 @@ from pathlib import Path
 
 import requests
 
-from tests.conftest import master_env, postgres_schema_url, start_master, stop_process
+from tests.conftest import master_env, postgres_schema_url
 from tests.integration.test_master_process import register, submit
+from tests.processes import masters_on
 
 
 def test_two_masters_share_one_postgres_queue(tmp_path: Path, postgres_server: str) -> None:
-    database = postgres_schema_url(postgres_server)
-    masters = []
-    try:
-        for name in ("a", "b"):
-            directory = tmp_path / name
-            directory.mkdir()
-            masters.append(start_master(directory, master_env(directory, FFRTMP_DATABASE=database),
-                                        name=f"master-{name}"))
+    with masters_on(tmp_path, postgres_schema_url(postgres_server)) as masters:
         a, b = masters
         jobs = {submit(m, m.session()) for m in (a, b) for _ in range(150)}
         nodes = [(*register(m, f"sim-{i:02d}"), m) for i, m in enumerate([a, b] * 15)]
@@ -55,9 +49,6 @@ def test_two_masters_share_one_postgres_queue(tmp_path: Path, postgres_server: s
             assert len(listed) == 300
         assert "ffrtmp_jobs_by_state{state=\"succeeded\"} 300.0" in requests.get(
             b.metrics_url + "/metrics", timeout=10).text
-    finally:
-        for master in masters:
-            stop_process(master.proc)
 
 
 def test_an_unreachable_database_is_one_clear_line_and_exit_1(tmp_path: Path) -> None:
