@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -60,10 +61,35 @@ def wait_until(predicate: Callable[[], T], timeout: float, what: str,
         time.sleep(interval)
 
 
+_PORTS_GIVEN: set[int] = set()
+
+
+def _ephemeral_low() -> int:
+    """The kernel's lowest port for outgoing connections (ip_local_port_range)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port nothing listens on and nothing will take before the caller binds it.
+
+    Not port 0: the kernel hands those out as the local end of outgoing connections too, so a
+    daemon that binds a second later can find its port taken (a CI run lost an agent that way).
+    Below ip_local_port_range only another free_port could take it, and each is given once.
+    """
+    low = _ephemeral_low()
+    candidates = [p for p in range(max(1024, low - 12000), low) if p not in _PORTS_GIVEN]
+    for port in random.sample(candidates, min(200, len(candidates))):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _PORTS_GIVEN.add(port)
+        return port
+    raise RuntimeError(f"no free port below {low}")
 
 
 # --- starting and stopping ---

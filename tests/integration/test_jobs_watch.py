@@ -106,9 +106,12 @@ def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Farm]:
 def test_watch_moves_every_second_and_ends_at_100_percent(farm: Farm) -> None:
     job_id = farm.submit(6, "watched")
     watch = farm.cli("jobs", "watch", job_id)
-    err = Timed(watch.stderr)  # type: ignore[arg-type]
-    out, _ = watch.communicate(timeout=90)
+    # One reader per stream: communicate() would read stderr too, and take lines from Timed.
+    err, shown = Timed(watch.stderr), Timed(watch.stdout)  # type: ignore[arg-type]
+    watch.wait(timeout=90)
     err.thread.join(5)
+    shown.thread.join(5)
+    out = shown.text() + "\n"
     assert watch.returncode == 0, err.text()
     running = [(at, line) for at, line in err.lines if line.startswith(f"{job_id} running")
                and PERCENT.search(line)]
