@@ -32,7 +32,9 @@ from ffrtmp.isotime import now_iso
 log = logging.getLogger("ffrtmp.agent")
 
 DISK_LIMIT_PERCENT = 90.0
-STARTING = "master not_registered"  # before the first heartbeat: not worth a warning
+# what a check says before it has first been answered (no heartbeat yet, the media store not
+# probed yet): a verdict made only of these is the agent starting, not worth a warning
+STARTING = frozenset({"master not_registered", "media unknown"})
 NOT_CONFIGURED = "not_configured"  # no media store: jobs use media roots and URLs only
 MEDIA_OK = (NOT_CONFIGURED, "reachable")
 
@@ -114,7 +116,7 @@ class Readiness:
     def snapshot(self) -> tuple[bool, dict[str, Any]]:
         checks, failing = self._failing(with_master=True)
         ready = not failing
-        self._note(ready, "; ".join(failing))
+        self._note(ready, failing)
         return ready, {
             "status": "ready" if ready else "not_ready",
             "checks": checks,
@@ -126,10 +128,10 @@ class Readiness:
         _, failing = self._failing(with_master=False)
         return {"ok": not failing, "reason": "; ".join(failing) or None}
 
-    def _note(self, ready: bool, reason: str) -> None:
+    def _note(self, ready: bool, failing: list[str]) -> None:
         """Log a change of verdict once: a WARNING when the node stops claiming, INFO when it
-        resumes. The start (not registered yet) is no change: nothing was claimed before it."""
-        if not ready and reason == STARTING:
+        resumes. The start (checks not answered yet) is no change: nothing was claimed before it."""
+        if not ready and set(failing) <= STARTING:
             return
         with self._lock:
             was, self._claiming = self._claiming, ready
@@ -138,4 +140,4 @@ class Readiness:
         if ready:
             log.info("ready again: claiming jobs")
         else:
-            log.warning("not ready: no new jobs until it clears: %s", reason)
+            log.warning("not ready: no new jobs until it clears: %s", "; ".join(failing))
