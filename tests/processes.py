@@ -72,15 +72,26 @@ def _ephemeral_low() -> int:
         return 32768
 
 
+def _my_share(first: int, end: int) -> tuple[int, int]:
+    """This pytest-xdist worker's slice of [first, end): two workers never pick the same port."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    share = (end - first) // max(1, workers)
+    index = int(worker) if worker.isdigit() else 0
+    return first + index * share, first + (index + 1) * share
+
+
 def free_port() -> int:
     """A port nothing listens on and nothing will take before the caller binds it.
 
     Not port 0: the kernel hands those out as the local end of outgoing connections too, so a
     daemon that binds a second later can find its port taken (a CI run lost an agent that way).
-    Below ip_local_port_range only another free_port could take it, and each is given once.
+    Below ip_local_port_range only another free_port could take it: each is given once, and each
+    pytest-xdist worker has a slice of its own.
     """
     low = _ephemeral_low()
-    candidates = [p for p in range(max(1024, low - 12000), low) if p not in _PORTS_GIVEN]
+    first, last = _my_share(max(1024, low - 12000), low)
+    candidates = [p for p in range(first, last) if p not in _PORTS_GIVEN]
     for port in random.sample(candidates, min(200, len(candidates))):
         with socket.socket() as sock:
             try:

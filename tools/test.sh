@@ -22,4 +22,7 @@ else
     tools/molecule/setup-host.sh  # still needed: ansible-lint, yamllint and promtool for pytest
 fi
 echo "== pytest"
-.venv/bin/python -m pytest -p no:cacheprovider "$@"
+# two workers (pytest-xdist), whole files each: most integration tests wait on real processes
+# (paced encodes, leases, heartbeats), so two at once roughly halve the wall time on 2 CPUs;
+# a module's farm fixture stays in one worker. FFRTMP_TEST_WORKERS=0 runs them in this process.
+.venv/bin/python -m pytest -p no:cacheprovider -n "${FFRTMP_TEST_WORKERS:-2}" --dist loadfile "$@"

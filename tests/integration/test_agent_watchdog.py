@@ -172,5 +172,6 @@ def test_watchdog_stops_when_the_loop_is_stuck(master_proc: MasterProcess,
         assert quiet_from <= deadline, f"WATCHDOG=1 still sent {quiet_from - stuck:.0f}s into the stall"
         assert not [t for t in notify.feeds if t > deadline]
     finally:
+        proxy.close()  # ends the trickled request: SIGTERM would otherwise wait out stop_process's 40 s
         stop_process(agent.proc)
         print(f"--- agent ---\n{agent.output()}")
