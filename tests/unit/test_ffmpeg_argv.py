@@ -275,6 +275,18 @@ def test_discovery_keeps_only_working_hardware(tmp_path: Path) -> None:
         hwaccels=("cuda",))
 
 
+def test_a_slow_listing_on_a_busy_host_is_waited_for(tmp_path: Path) -> None:
+    """Listing what the build has is required, so it gets its own, patient bound: a host busy
+    at boot (a CI run's first agent waited 10 s for -version) slows it; only a device probe
+    that hangs is a broken device."""
+    fake = tmp_path / "ffmpeg"
+    fake.write_text(f"#!{sys.executable}\nimport time\ntime.sleep(2.5)\n{FAKE_FFMPEG}")
+    fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
+    found = discover_capabilities(str(fake), timeout_s=2)
+    assert found.ffmpeg_version == "9.9-fake" and "libx264" in found.encoders
+    assert "h264_qsv" not in found.encoders  # its probe still hangs past the 2 s bound
+
+
 def test_discovery_without_ffmpeg(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         discover_capabilities(str(tmp_path / "no-ffmpeg"))

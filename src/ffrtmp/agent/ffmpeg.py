@@ -28,17 +28,20 @@ class Capabilities:
     hwaccels: tuple[str, ...]
 
 
-def discover_capabilities(ffmpeg: str = "ffmpeg", *, timeout_s: float = 10) -> Capabilities:
+def discover_capabilities(ffmpeg: str = "ffmpeg", *, timeout_s: float = 10,
+                          list_timeout_s: float = 60) -> Capabilities:
     """Ask FFmpeg what it can do, keeping hardware only where it really works.
 
     A build lists NVENC or VAAPI whether or not the host has the device, so each hardware
     encoder and hwaccel is kept only if a one-frame encode (or device open) succeeds within
-    ``timeout_s``. Raises FileNotFoundError when ``ffmpeg`` is missing, and
+    ``timeout_s``. The listings themselves are required, so they get the patient
+    ``list_timeout_s``: a host busy at boot slows them, and a short bound turned that into an
+    agent that exits. Raises FileNotFoundError when ``ffmpeg`` is missing, and
     CalledProcessError or TimeoutExpired when it can't even list what it has.
     """
-    version = _ffmpeg_version(_run([ffmpeg, "-hide_banner", "-version"], timeout_s))
-    encoders = _parse_encoders(_run([ffmpeg, "-hide_banner", "-encoders"], timeout_s))
-    hwaccels = _parse_hwaccels(_run([ffmpeg, "-hide_banner", "-hwaccels"], timeout_s))
+    version = _ffmpeg_version(_run([ffmpeg, "-hide_banner", "-version"], list_timeout_s))
+    encoders = _parse_encoders(_run([ffmpeg, "-hide_banner", "-encoders"], list_timeout_s))
+    hwaccels = _parse_hwaccels(_run([ffmpeg, "-hide_banner", "-hwaccels"], list_timeout_s))
     software = [name for name in encoders if not is_hardware_encoder(name)]
     hardware = [name for name in encoders if is_hardware_encoder(name)]
     probes = [_encoder_probe(ffmpeg, name) for name in hardware]
