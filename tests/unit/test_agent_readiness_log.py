@@ -26,6 +26,16 @@ def _said(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.name == "ffrtmp.agent"]
 
 
+def _registered(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> tuple[Media, Readiness]:
+    """An agent past its start: polled before anything answered, then its first heartbeat."""
+    media = Media("unknown")
+    readiness = Readiness(str(tmp_path), media=media)
+    caplog.set_level(logging.INFO, "ffrtmp.agent")
+    readiness.snapshot()
+    readiness.record_heartbeat("reachable")
+    return media, readiness
+
+
 def test_a_start_before_the_first_heartbeat_and_media_probe_logs_nothing(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     media = Media("unknown")  # a store configured, not probed yet
@@ -41,11 +51,7 @@ def test_a_start_before_the_first_heartbeat_and_media_probe_logs_nothing(
 
 def test_a_store_that_goes_away_and_back_is_said_once_each_way(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    media = Media("unknown")
-    readiness = Readiness(str(tmp_path), media=media)
-    caplog.set_level(logging.INFO, "ffrtmp.agent")
-    readiness.snapshot()
-    readiness.record_heartbeat("reachable")
+    media, readiness = _registered(tmp_path, caplog)
     media.status = "reachable"
     readiness.snapshot()
     media.status = "unreachable: connection refused"
@@ -60,11 +66,7 @@ def test_a_store_that_goes_away_and_back_is_said_once_each_way(
 
 def test_a_store_down_at_start_is_warned_once_it_is_known(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    media = Media("unknown")
-    readiness = Readiness(str(tmp_path), media=media)
-    caplog.set_level(logging.INFO, "ffrtmp.agent")
-    readiness.snapshot()
-    readiness.record_heartbeat("reachable")
+    media, readiness = _registered(tmp_path, caplog)
     media.status = "unreachable: connection refused"
     readiness.snapshot()
     readiness.snapshot()

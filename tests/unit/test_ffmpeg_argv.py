@@ -266,10 +266,15 @@ else:
 '''
 
 
-def test_discovery_keeps_only_working_hardware(tmp_path: Path) -> None:
+def _fake_ffmpeg(tmp_path: Path, prelude: str = "") -> Path:
     fake = tmp_path / "ffmpeg"
-    fake.write_text(f"#!{sys.executable}\n{FAKE_FFMPEG}")
+    fake.write_text(f"#!{sys.executable}\n{prelude}{FAKE_FFMPEG}")
     fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
+    return fake
+
+
+def test_discovery_keeps_only_working_hardware(tmp_path: Path) -> None:
+    fake = _fake_ffmpeg(tmp_path)
     assert discover_capabilities(str(fake), timeout_s=2) == Capabilities(
         ffmpeg_version="9.9-fake", encoders=("aac", "h264_nvenc", "libx264"),
         hwaccels=("cuda",))
@@ -279,9 +284,7 @@ def test_a_slow_listing_on_a_busy_host_is_waited_for(tmp_path: Path) -> None:
     """Listing what the build has is required, so it gets its own, patient bound: a host busy
     at boot (a CI run's first agent waited 10 s for -version) slows it; only a device probe
     that hangs is a broken device."""
-    fake = tmp_path / "ffmpeg"
-    fake.write_text(f"#!{sys.executable}\nimport time\ntime.sleep(2.5)\n{FAKE_FFMPEG}")
-    fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
+    fake = _fake_ffmpeg(tmp_path, prelude="import time\ntime.sleep(2.5)\n")
     found = discover_capabilities(str(fake), timeout_s=2)
     assert found.ffmpeg_version == "9.9-fake" and "libx264" in found.encoders
     assert "h264_qsv" not in found.encoders  # its probe still hangs past the 2 s bound
