@@ -22,11 +22,11 @@ import psutil
 from tests.processes import kill_workloads
 
 from bench.harness import LIVE, BenchError, stop
+from ffrtmp.agent.jobs import wait_for_result
 from ffrtmp.agent.standby import StandbyPool
 from ffrtmp.wrapper.cmdline import WrapperCall, entry
 
 READY_TIMEOUT_S = 30.0
-POLL_S = 0.0005
 READ_SYSCALLS = ("0", "63")  # read(2) on x86_64, aarch64
 
 
@@ -101,17 +101,16 @@ class StandbyRunner:
 
     @staticmethod
     def _wait(proc: subprocess.Popen[bytes], result: Path, started: float, timeout_s: float) -> float | None:
-        """Seconds to the result (None if it exited without one); returns once it exited."""
-        result_s = None
-        deadline = started + timeout_s
-        while proc.poll() is None:
-            if result_s is None and result.exists():
-                result_s = time.perf_counter() - started
-            if time.perf_counter() > deadline:
-                raise BenchError(f"a standby wrapper took over {timeout_s:.0f} s")
-            time.sleep(POLL_S)
-        if result_s is None and result.exists():
-            result_s = time.perf_counter() - started  # written in the last poll interval
+        """Seconds to the result (None if it exited without one), waited for as the agent
+        waits (a stat per 10 ms on the wrapper's pidfd); returns once it exited."""
+        recorded = wait_for_result(proc, result, timeout_s)
+        result_s = time.perf_counter() - started if recorded else None
+        try:
+            proc.wait(max(1.0, started + timeout_s - time.perf_counter()))
+        except subprocess.TimeoutExpired:
+            raise BenchError(f"a standby wrapper took over {timeout_s:.0f} s") from None
+        if not recorded and time.perf_counter() - started > timeout_s:
+            raise BenchError(f"a standby wrapper took over {timeout_s:.0f} s")
         return result_s
 
     def close(self) -> None:

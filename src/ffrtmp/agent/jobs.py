@@ -185,6 +185,32 @@ def _since_launch_s(job: LocalJob) -> float:
         return float("inf")
 
 
+def wait_for_result(child: subprocess.Popen[bytes], result: Path,
+                    timeout_s: float | None = None) -> bool:
+    """Return when the wrapper's ``result`` is recorded (True), or it exited without one,
+    or ``timeout_s`` passed (False); one stat per ``RESULT_POLL_S``, never a busy wait.
+
+    The result, not the wrapper's exit, frees a slot: after writing it the wrapper only
+    counts, logs and exits, and its interpreter's exit took 75-125 ms of a loaded machine's
+    slot time. The benchmarks wait the same way, so that they measure what the agent pays.
+    """
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    try:
+        pidfd: int | None = os.pidfd_open(child.pid)
+    except (OSError, AttributeError):  # reaped already, or no pidfd here: wait by polling
+        pidfd = None
+    try:
+        while not _exited(child, pidfd):
+            if result.exists():
+                return True
+            if deadline is not None and time.monotonic() > deadline:
+                return False
+        return result.exists()
+    finally:
+        if pidfd is not None:
+            os.close(pidfd)
+
+
 def _exited(child: subprocess.Popen[bytes], pidfd: int | None) -> bool:
     """Whether the wrapper has exited, waiting for it up to ``RESULT_POLL_S``: on its pidfd
     (one wake-up per poll), else on ``Popen.wait``."""
@@ -374,24 +400,10 @@ class JobTable:
 
     def _wake_when_done(self, child: subprocess.Popen[bytes], result: Path) -> None:
         """Wake the loop the moment the workload's result is recorded, so the slot refills and
-        the result goes out; and again when the wrapper exits (before a result, it died).
-
-        The result, not the wrapper's exit: after writing it the wrapper only counts, logs and
-        exits, and its interpreter's exit took 75-125 ms of a loaded machine's slot time.
-        """
-        try:
-            pidfd: int | None = os.pidfd_open(child.pid)
-        except (OSError, AttributeError):  # reaped already, or no pidfd here: wait by polling
-            pidfd = None
-        try:
-            while not _exited(child, pidfd):
-                if result.exists():
-                    self.changed.set()
-                    break
-            child.wait()
-        finally:
-            if pidfd is not None:
-                os.close(pidfd)
+        the result goes out; and again when the wrapper exits (before a result, it died)."""
+        if wait_for_result(child, result):
+            self.changed.set()
+        child.wait()
         self.changed.set()
 
     def reject(self, job: LocalJob, reason: str, *, platform_sla: bool = True,
