@@ -274,6 +274,9 @@ def test_full_lifecycle_requests_and_responses_match_the_spec(checked: Checked, 
     assert shown["state"] == "succeeded"
     assert [x["state"] for x in shown["attempts"]] == ["canceled", "succeeded"]
 
+    batch = ops.post("/api/v1/jobs/batch", json={"jobs": [spec_body(intent="batch"), {"input": 1}]})
+    assert [e["status"] for e in batch["jobs"]] == [201, 422]
+
     assert [n["id"] for n in ops.get("/api/v1/nodes")["nodes"]] == [node_id]
     assert ops.get(f"/api/v1/nodes/{node_id}")["node"]["labels"] == {}
     assert ops.post(f"/api/v1/nodes/{node_id}/drain")["node"]["draining"] is True

@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any
 
-from flask import Blueprint, Response, current_app, g, jsonify
+from flask import Blueprint, Response, g, jsonify
 
 from ffrtmp.contract import Outcome, Step
 from ffrtmp.jobspec import split
+from ffrtmp.master.api.batches import item_body, items_field, per_item
 from ffrtmp.master.auth import enrollment_required, node_required
 from ffrtmp.master.context import current
-from ffrtmp.master.errors import ApiError, Invalid
-from ffrtmp.master.store.errors import StoreError, StoreUnavailable
+from ffrtmp.master.errors import Invalid
 from ffrtmp.master.validate import fields_of, json_body
 from ffrtmp.validation import (
     CAPABILITY,
@@ -121,15 +120,10 @@ RESULT = {
     "plan": Field(_any_object),  # a split job's plan step reports its cuts (split.Plan)
 }
 # The batch routes: each item is its single route's body with the job id the URL would carry.
-MAX_BATCH = 256  # the most slots a node registers, so one claim's assignments fit one batch
 START_ITEM = {"job_id": Field(JOB_ID, required=True), **START}
 RESULT_ITEM = {**RESULT, "job_id": Field(JOB_ID, required=True)}
-STARTS = {"starts": Field(list_of(lambda item, where: item, MAX_BATCH), required=True)}
-RESULTS = {"results": Field(list_of(lambda item, where: item, MAX_BATCH), required=True)}
-
-T = TypeVar("T")
-# a store's batch method: one outcome per item, in order, a refusal as its StoreError
-BatchRun = Callable[[list[T]], Sequence[dict[str, Any] | StoreError]]
+STARTS = {"starts": items_field()}
+RESULTS = {"results": items_field()}
 
 
 @bp.post("/nodes/register")
@@ -220,11 +214,11 @@ def starts(node_id: str) -> Response:
     items = fields_of(json_body(), STARTS)["starts"]
 
     def check(item: Any) -> tuple[str, str]:
-        body = fields_of(_item_body(item), START_ITEM)
+        body = fields_of(item_body(item), START_ITEM)
         return body["job_id"], body["attempt_token"]
 
     store = current().store
-    entries = _per_item(items, check, lambda todo: store.start_many(node_id, todo))
+    entries = per_item(items, check, lambda todo: store.start_many(node_id, todo))
     return jsonify({"starts": entries})
 
 
@@ -236,23 +230,16 @@ def results(node_id: str) -> Response:
     steps: list[str | None] = []
 
     def check(item: Any) -> tuple[str, str, dict[str, Any], str]:
-        body = fields_of(_item_body(item), RESULT_ITEM)
+        body = fields_of(item_body(item), RESULT_ITEM)
         report, step = _checked_result(body.pop("job_id"), body)
         steps.append(step)
         return report
 
     ext = current()
-    entries = _per_item(items, check, lambda todo: ext.store.record_results(node_id, todo))
+    entries = per_item(items, check, lambda todo: ext.store.record_results(node_id, todo))
     if any(step is not None for step in steps):  # as the single route: a split may have moved on
         ext.queue_watch.poke()
     return jsonify({"results": entries})
-
-
-def _item_body(item: Any) -> dict[str, Any]:
-    """An item is checked as its single route checks a body, and refused alone (422)."""
-    if not isinstance(item, dict):
-        raise Invalid("body", "must be a JSON object")
-    return item
 
 
 def _checked_result(job_id: str,
@@ -263,34 +250,6 @@ def _checked_result(job_id: str,
     token = body.pop("attempt_token")
     log_tail = body.pop("log_tail")
     return (job_id, token, body, log_tail), step
-
-
-def _per_item(items: list[Any], check: Callable[[Any], T], run: BatchRun[T]) -> list[dict[str, Any]]:
-    """Check each item, run the valid ones as one batch, and answer every item in its place:
-    ``{"status": 200, ...the single route's reply}`` or ``{"status", "error"}``. A store that
-    cannot serve now fails the whole request (503, nothing committed), so it is resent whole."""
-    entries: list[dict[str, Any] | None] = []
-    todo: list[tuple[int, T]] = []
-    for index, item in enumerate(items):
-        try:
-            todo.append((index, check(item)))
-            entries.append(None)
-        except StoreUnavailable:
-            raise
-        except (ApiError, StoreError) as exc:
-            entries.append(_error_entry(exc))
-    outcomes = run([args for _, args in todo]) if todo else []
-    for (index, _), outcome in zip(todo, outcomes, strict=True):
-        entries[index] = (_error_entry(outcome) if isinstance(outcome, StoreError)
-                          else {"status": 200, **outcome})
-    return [entry for entry in entries if entry is not None]
-
-
-def _error_entry(exc: ApiError | StoreError) -> dict[str, Any]:
-    """The item's error exactly as its single route would answer it, with that status."""
-    response = current_app.handle_user_exception(exc)
-    assert isinstance(response, Response)  # noqa: S101 -- both kinds have a handler (errors.py)
-    return {"status": response.status_code, **response.get_json()}
 
 
 def _check_plan(job_id: str, body: dict[str, Any]) -> str | None:

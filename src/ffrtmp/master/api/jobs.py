@@ -8,42 +8,68 @@ a submitted ``step`` is refused, and the parts are listed with ``?parent=`` or `
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, Response, jsonify, request
 
 from ffrtmp import jobspec
 from ffrtmp.contract import JobState, Queue
 from ffrtmp.jobspec import split
 from ffrtmp.jobview import operator_job, operator_log
+from ffrtmp.master.api.batches import item_body, items_field, per_item
 from ffrtmp.master.api.nodes import node_filter
 from ffrtmp.master.auth import operator_required
 from ffrtmp.master.context import current
 from ffrtmp.master.errors import ApiError, Invalid
-from ffrtmp.master.validate import json_body, query_int, query_text
+from ffrtmp.master.store.errors import StoreError
+from ffrtmp.master.store.protocol import Submission
+from ffrtmp.master.validate import fields_of, json_body, query_int, query_text
 from ffrtmp.validation import JOB_ID, FieldError
 
 bp = Blueprint("jobs", __name__, url_prefix="/api/v1/jobs")
 
+SUBMITS = {"jobs": items_field()}
 _LIST_PARAMS = {"state", "queue", "node", "limit", "cursor", "parent", "children"}
 
 
 @bp.post("")
 @operator_required
 def submit() -> Response:
-    body = json_body()
-    try:
-        spec = jobspec.parse(body, current().settings.media_roots, submitted=True)
-    except jobspec.SpecError as exc:
-        raise Invalid(exc.field, exc.message) from None
     ext = current()
-    base = None if spec.split_s is None else split.workspace_base(spec)
-    job = ext.store.submit_job(spec.to_dict(), queue=spec.queue, priority=spec.priority,
-                               capabilities=spec.capabilities(), intent=spec.intent,
-                               split_base=base)
+    job = ext.store.submit_job(**vars(_submission(json_body())))
     ext.queue_watch.poke()
     response = jsonify({"job": operator_job(job)})
     response.status_code = 201
     response.headers["Location"] = f"/api/v1/jobs/{job['id']}"
     return response
+
+
+@bp.post("/batch")
+@operator_required
+def submit_many() -> Response:
+    """Several submits, one commit; each item answered as ``POST /jobs`` would (201 or its
+    error), in its place. A busy store refuses the whole batch (503): nothing was queued."""
+    items = fields_of(json_body(), SUBMITS)["jobs"]
+    ext = current()
+
+    def run(todo: list[Submission]) -> list[dict[str, Any] | StoreError]:
+        return [{"job": operator_job(done)} if isinstance(done, dict) else done
+                for done in ext.store.submit_jobs(todo)]
+
+    entries = per_item(items, lambda item: _submission(item_body(item)), run, ok=201)
+    ext.queue_watch.poke()
+    return jsonify({"jobs": entries})
+
+
+def _submission(body: dict[str, Any]) -> Submission:
+    """A submitted spec, checked as the store will queue it (422 names the bad field)."""
+    try:
+        spec = jobspec.parse(body, current().settings.media_roots, submitted=True)
+    except jobspec.SpecError as exc:
+        raise Invalid(exc.field, exc.message) from None
+    base = None if spec.split_s is None else split.workspace_base(spec)
+    return Submission(spec.to_dict(), queue=spec.queue, priority=spec.priority,
+                      capabilities=spec.capabilities(), intent=spec.intent, split_base=base)
 
 
 @bp.get("")

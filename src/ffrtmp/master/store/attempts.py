@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from ffrtmp.contract import SETTLES_LATE, JobState
-from ffrtmp.master.store.errors import NotPermitted, StateConflict, StoreError, StoreUnavailable
+from ffrtmp.master.store.errors import NotPermitted, StateConflict, StoreError
 from ffrtmp.master.store.ids import token_hash
 from ffrtmp.master.store.progress import finished
 from ffrtmp.master.store.protocol import BUCKETS
@@ -108,21 +108,6 @@ class AttemptsMixin(SqlCore):
         """``record_result`` for each item, committed once; a refusal is that item's outcome."""
         return self._each(items, lambda item: self.record_result(
             item[0], node_id, item[1], item[2], log_tail=item[3], now=now))
-
-    def _each(self, items: Sequence[T],
-              one: Callable[[T], dict[str, Any]]) -> list[dict[str, Any] | StoreError]:
-        """Run ``one`` per item inside one batch. A store that cannot write now ends the whole
-        batch (nothing commits, the caller answers 503 and the sender resends it all)."""
-        outcomes: list[dict[str, Any] | StoreError] = []
-        with self.batch():
-            for item in items:
-                try:
-                    outcomes.append(one(item))
-                except StoreUnavailable:
-                    raise
-                except StoreError as exc:
-                    outcomes.append(exc)
-        return outcomes
 
 
 def _observe(conn: Conn, metric: str, value: float) -> None:

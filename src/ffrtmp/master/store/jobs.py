@@ -15,7 +15,8 @@ from ffrtmp.contract import (
     Step,
 )
 from ffrtmp.logs import fields
-from ffrtmp.master.store.errors import StateConflict
+from ffrtmp.master.store.errors import StateConflict, StoreError
+from ffrtmp.master.store.protocol import Submission
 from ffrtmp.master.store.records import job_row
 from ffrtmp.master.store.rows import Conn, Row, attempt_dict, job_dict, transition_dict
 from ffrtmp.master.store.split import SplitMixin
@@ -36,18 +37,17 @@ class JobsMixin(SplitMixin):
             else:
                 job_id = self._submit_split(conn, spec, capabilities, split_base, now, queue=queue,
                                             priority=priority, intent=intent)
-        return self.get_job(job_id)
+            return _job_view(conn, job_id)  # read where it was written: a batch has not committed
+
+    def submit_jobs(self, items: Sequence[Submission], *,
+                    now: float | None = None) -> list[dict[str, Any] | StoreError]:
+        """``submit_job`` for each item, committed once; a refusal is that item's outcome."""
+        return self._each(items, lambda item: self.submit_job(
+            item.spec, queue=item.queue, priority=item.priority, capabilities=item.capabilities,
+            intent=item.intent, split_base=item.split_base, now=now))
 
     def get_job(self, job_id: str, *, with_history: bool = True) -> dict[str, Any]:
-        conn = self._read()
-        job = job_dict(job_row(conn, job_id, lock=self.FOR_UPDATE))
-        if with_history:
-            job["attempts"] = [attempt_dict(a) for a in conn.execute(
-                "SELECT * FROM attempts WHERE job_id = ? ORDER BY attempt", (job_id,))]
-            job["history"] = [transition_dict(t) for t in conn.execute(
-                "SELECT * FROM transitions WHERE job_id = ? ORDER BY id", (job_id,))]
-        _name_nodes(conn, [job, *job.get("attempts", [])])
-        return job
+        return _job_view(self._read(), job_id, with_history=with_history, lock=self.FOR_UPDATE)
 
     def list_jobs(self, *, states: Sequence[str] = (), queue: str | None = None,
                   node_id: str | None = None, limit: int = 100, before: int | None = None,
@@ -127,6 +127,19 @@ class JobsMixin(SplitMixin):
                                 f"{job['parent_id']}; {action} that job instead",
                                 details={"parent_id": job["parent_id"]})
         return str(job["step"])
+
+def _job_view(conn: Conn, job_id: str, *, with_history: bool = True,
+              lock: str = "") -> dict[str, Any]:
+    """A job as the API shows it: with its attempts and transitions unless told not to."""
+    job = job_dict(job_row(conn, job_id, lock=lock))
+    if with_history:
+        job["attempts"] = [attempt_dict(a) for a in conn.execute(
+            "SELECT * FROM attempts WHERE job_id = ? ORDER BY attempt", (job_id,))]
+        job["history"] = [transition_dict(t) for t in conn.execute(
+            "SELECT * FROM transitions WHERE job_id = ? ORDER BY id", (job_id,))]
+    _name_nodes(conn, [job, *job.get("attempts", [])])
+    return job
+
 
 def _name_nodes(conn: Conn, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Give each job or attempt the name of its node (``node_name``), as operators know it;

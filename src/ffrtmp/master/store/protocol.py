@@ -24,6 +24,18 @@ class Assignment:
     spec: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class Submission:
+    """One job to queue, as ``submit_job`` takes it (``split_base``: a split job's workspace)."""
+
+    spec: dict[str, Any]
+    queue: str
+    priority: str
+    capabilities: Sequence[str]
+    intent: str | None
+    split_base: str | None = None
+
+
 class Store(Protocol):
     """The store every master process shares; SQLite and PostgreSQL implement it alike
     (PostgreSQL claims with ``FOR UPDATE SKIP LOCKED``)."""
@@ -70,6 +82,7 @@ class Store(Protocol):
     def record_result(self, job_id: str, node_id: str, token: str, result: dict[str, Any], *,
                       log_tail: str = "") -> dict[str, Any]: ...
     # the batches: one commit, one outcome per item in order (a refusal as its StoreError)
+    def submit_jobs(self, items: Sequence[Submission]) -> list[dict[str, Any] | StoreError]: ...
     def start_many(self, node_id: str,
                    items: Sequence[tuple[str, str]]) -> list[dict[str, Any] | StoreError]: ...
     def record_results(self, node_id: str, items: Sequence[tuple[str, str, dict[str, Any], str]],

@@ -10,18 +10,19 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
-from ffrtmp.master.store.errors import StoreUnavailable
+from ffrtmp.master.store.errors import StoreError, StoreUnavailable
 from ffrtmp.master.store.rows import Conn
 
 # The one logger of the store: its lines read "ffrtmp.master.store: job ...", whichever module.
 log = logging.getLogger("ffrtmp.master.store")
 
 _deferred = threading.local()
+T = TypeVar("T")
 SETTLE_ROUNDS = 8  # settling a child settles its parent, which may add children: never deeper
 
 
@@ -118,6 +119,21 @@ class SqlCore:
             return
         with self._outer(durable=False, batch=True):
             yield
+
+    def _each(self, items: Sequence[T],
+              one: Callable[[T], dict[str, Any]]) -> list[dict[str, Any] | StoreError]:
+        """Run ``one`` per item inside one batch. A store that cannot write now ends the whole
+        batch (nothing commits, the caller answers 503 and the sender resends it all)."""
+        outcomes: list[dict[str, Any] | StoreError] = []
+        with self.batch():
+            for item in items:
+                try:
+                    outcomes.append(one(item))
+                except StoreUnavailable:
+                    raise
+                except StoreError as exc:
+                    outcomes.append(exc)
+        return outcomes
 
     @contextmanager
     def _tx(self, *, durable: bool = True) -> Iterator[Conn]:
