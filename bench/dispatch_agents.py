@@ -16,7 +16,16 @@ from typing import Any
 import requests
 
 from bench.harness import REQUEST_TIMEOUT_S, BenchError, summarize
-from bench.master_client import CpuMeter, Master, Node, Workers, cpu_per_op, expect, submit
+from bench.master_client import (
+    CpuMeter,
+    Master,
+    Node,
+    Workers,
+    cpu_per_op,
+    expect,
+    submit,
+    submit_many,
+)
 
 OK = {"succeeded": 0}
 BATCH_KEYS = {"starts": "starts", "results": "results"}  # route -> the body's list field
@@ -100,11 +109,12 @@ def check_items(reply: requests.Response, route: str, items: list[dict[str, Any]
 
 
 class DispatchRun:
-    """N jobs submitted one per request by submitter threads while agent threads drain them."""
+    """N jobs submitted by submitter threads while agent threads drain them."""
 
     def __init__(self, master: Master, nodes: list[Node], protocol: AgentProtocol, jobs: int, *,
-                 submitters: int, slots: int, wait_s: float) -> None:
+                 submitters: int, slots: int, wait_s: float, submit_batch: int = 1) -> None:
         self.master, self.nodes, self.protocol, self.jobs = master, nodes, protocol, jobs
+        self.submit_batch = submit_batch
         self.submitters, self.slots, self.wait_s = submitters, slots, wait_s
         self.submitted: list[list[str]] = [[] for _ in range(submitters)]
         self.done: list[str] = []
@@ -114,11 +124,15 @@ class DispatchRun:
         self.go = threading.Barrier(submitters + len(nodes) + 1)
 
     def submitter(self, index: int) -> None:
+        """Its share of the jobs, ``submit_batch`` per request (1: ``POST /jobs`` per job)."""
         session = self.master.session()
         share = self.jobs // self.submitters + (index < self.jobs % self.submitters)
         self.go.wait()
-        for _ in range(share):
-            self.submitted[index].append(submit(session, self.master))
+        while share > 0:
+            count = min(share, self.submit_batch)
+            self.submitted[index].extend(submit_many(session, self.master, count) if count > 1
+                                         else [submit(session, self.master)])
+            share -= count
 
     def agent(self, node: Node) -> None:
         session = self.master.session(node.credential)
@@ -171,7 +185,8 @@ def measure_ffrtmp(master: Master, profile: Any, warmup: int) -> dict[str, Any]:
 
     def one_run(jobs: int) -> dict[str, Any]:
         return DispatchRun(master, nodes, protocol, jobs, submitters=profile.submitters,
-                           slots=profile.slots, wait_s=profile.claim_wait_s).run(profile.round_timeout_s)
+                           slots=profile.slots, wait_s=profile.claim_wait_s,
+                           submit_batch=profile.submit_batch).run(profile.round_timeout_s)
 
     if warmup:
         one_run(warmup)

@@ -3,11 +3,13 @@
 Three systems, interleaved round after round (the order rotates each round, so a drift in the
 machine's load hits each alike), every one started fresh for its round and stopped after:
 
-1. ffrtmp: a real master (gunicorn, default settings, SQLite); submitter threads submit one
-   job per request while simulated agents (threads) claim → start → result. Every
+1. ffrtmp: a real master (gunicorn, default settings, SQLite); submitter threads submit 50
+   jobs per request (``POST /jobs/batch``; ``--submit-batch 1``: ``POST /jobs`` per job)
+   while simulated agents (threads) claim → start → result. Every
    acknowledged submit, start and result is fsync'd before its reply (group commit may share
    one fsync among concurrent ones); claims commit without fsync.
-2. Celery 5 on Redis at its defaults (no fsync): ``task.delay()`` per job, a no-op task with
+2. Celery 5 on Redis at its defaults (no fsync): ``task.delay()`` per job (Celery has no
+   batch publish: a ``group`` publishes one message per task), a no-op task with
    ``acks_late``, every result fetched from the Redis result backend.
 3. The same with Redis ``appendonly yes`` + ``appendfsync always`` (fsync per write).
 
@@ -17,6 +19,8 @@ ratios are per round, ffrtmp over each Celery variant; the report gives their me
     python bench/dispatch_bench.py             # 3 rounds of 2,000 jobs each, 2 to 3 minutes
     python bench/dispatch_bench.py --quick     # 3 rounds of 300 jobs
     python bench/dispatch_bench.py --only ffrtmp
+    python bench/dispatch_bench.py --submit-batch 1   # ffrtmp submits one job per request
+    python bench/dispatch_bench.py --slots 4          # agents of 4 slots instead of 8
 """
 
 from __future__ import annotations
@@ -49,9 +53,10 @@ class Profile:
     name: str
     jobs: int = 2000
     rounds: int = 3
-    submitters: int = 4  # threads, one job per request (ffrtmp) or per delay() (Celery)
+    submitters: int = 4  # threads, each sending submit_batch jobs per request (ffrtmp) or a delay() per job
+    submit_batch: int = 50  # ffrtmp jobs per submit request (POST /jobs/batch); 1: POST /jobs
     agents: int = 4  # simulated ffrtmp agents (threads)
-    slots: int = 4  # each agent claims up to this many jobs per request
+    slots: int = 8  # each agent claims up to this many jobs per request (its free slots)
     claim_wait_s: float = 2.0  # long-poll of an agent that found nothing
     warmup: int = 50  # jobs through each system before its measured run, not counted
     # solo: a no-op runs in the worker's own process, no pool IPC; the fastest Celery setting
@@ -162,7 +167,8 @@ def render(result: dict[str, Any]) -> str:
     software = f"SQLite {m['sqlite']}" + (f", Celery {m['celery']}, Redis {m['redis_server']}"
                                           if "celery" in m else "")
     lines = [harness.title(result, software),
-             f"{p['jobs']} no-op jobs per system per round; {p['submitters']} submitter threads; "
+             f"{p['jobs']} no-op jobs per system per round; {p['submitters']} submitter threads "
+             f"(ffrtmp: {p['submit_batch']} jobs per submit request); "
              f"ffrtmp: {p['agents']} agent threads claiming up to {p['slots']} each; "
              f"Celery worker: {' '.join(p['celery_pool'])}",
              "the load generator runs on the same CPUs as the servers",
@@ -203,8 +209,16 @@ def ffrtmp_rows(rounds: list[dict[str, Any]]) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = harness.parser(__doc__, SYSTEMS, "3 rounds of 300 jobs").parse_args(argv)
+    parser = harness.parser(__doc__, SYSTEMS, "3 rounds of 300 jobs")
+    for flag, what in (("submit-batch", "ffrtmp jobs per submit request"),
+                       ("agents", "simulated ffrtmp agents"), ("slots", "slots of each agent")):
+        parser.add_argument(f"--{flag}", type=int, choices=range(1, 257), metavar="N",
+                            help=f"{what}, 1 to 256 (default {getattr(FULL, flag.replace('-', '_'))})")
+    args = parser.parse_args(argv)
     profile = QUICK if args.quick else FULL
+    chosen = {key: value for key in ("submit_batch", "agents", "slots")
+              if (value := getattr(args, key)) is not None}
+    profile = dataclasses.replace(profile, **chosen)
     systems = [s for s in SYSTEMS if s in (args.only or SYSTEMS)]
     if any(s.startswith("celery") for s in systems):
         from bench.celery_baseline import missing

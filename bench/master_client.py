@@ -224,6 +224,17 @@ def submit(session: requests.Session, master: Master) -> str:
     return reply.json()["job"]["id"]
 
 
+def submit_many(session: requests.Session, master: Master, count: int) -> list[str]:
+    """``count`` jobs in one ``POST /jobs/batch``; every one must be queued (201)."""
+    reply = session.post(master.url + "/api/v1/jobs/batch", json={"jobs": [master.spec()] * count},
+                         timeout=REQUEST_TIMEOUT_S)
+    expect(reply, 200)
+    entries = reply.json()["jobs"]
+    if len(entries) != count or any(entry.get("status") != 201 for entry in entries):
+        raise BenchError(f"a batch submit was not queued whole: {reply.text[:300]}")
+    return [entry["job"]["id"] for entry in entries]
+
+
 def finish(session: requests.Session, master: Master, assignment: dict[str, Any],
            timings: dict[str, list[float]] | None = None) -> None:
     """Confirm the start and report success: the agent's side of a no-op job."""
