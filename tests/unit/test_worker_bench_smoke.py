@@ -40,7 +40,7 @@ def test_tiny_run_reports_every_figure_and_stops_everything(bench: ModuleType, t
     wrapper = result["wrapper"]
     assert len(wrapper["bare_s"]) == len(wrapper["wrapped_s"]) == 1
     assert 0 < wrapper["bare_median_s"] < 60 and 0 < wrapper["wrapped_median_s"] < 60
-    assert 0.5 < wrapper["ratio"] < 5 and 0.5 < wrapper["cpu_ratio"] < 5
+    assert wrapper["ratio"] > 0 and wrapper["cpu_ratio"] > 0  # a figure, not a timing check
     assert wrapper["fixed_cost"]["wall_ms"] > 0 and wrapper["fixed_cost"]["ratio"] > 1  # Python is never free
     assert wrapper["calibration"]["content_s"] > 0 and len(wrapper["calibration"]["probes"]) == 2
     assert wrapper["imports"]["total_ms"] > 0
@@ -76,7 +76,7 @@ def check_standby(wrapper: dict[str, Any], goals: dict[str, Any]) -> None:
     standby = wrapper["standby"]
     assert len(standby["standby_s"]) == len(standby["exit_s"]) == len(standby["pair_ratios"]) == 1
     assert 0 < standby["standby_median_s"] <= standby["exit_median_s"] < 60
-    assert 0.5 < standby["ratio"] < 5 and 0.5 < standby["cpu_ratio"] < 5
+    assert standby["ratio"] > 0 and standby["cpu_ratio"] > 0  # a figure, not a timing check
     standby_fixed = standby["fixed_cost"]
     assert len(standby_fixed["standby_s"]) == len(standby_fixed["bare_s"]) == 1
     assert standby_fixed["exit_wall_ms"] >= standby_fixed["wall_ms"]
