@@ -17,7 +17,7 @@ from ffrtmp.contract import Step
 from ffrtmp.jobspec import split
 from ffrtmp.master.store.errors import StateConflict
 from ffrtmp.master.store.factory import open_store
-from ffrtmp.master.store.protocol import Assignment, Store
+from ffrtmp.master.store.protocol import Assignment, Store, Submission
 from tests.unit.test_store_split import MEDIA_ROOTS, OK, PLAN, SUBMITTED
 
 LEASE_S = 60.0
@@ -59,6 +59,10 @@ class Life:
 
     def submit(self) -> None:
         need = self.rng.choice(([], ["libx264"], ["h264_nvenc"]))
+        if self.rng.random() < 0.3:
+            items = [Submission({"input": "x"}, "default", "medium", need, None)] * 3
+            self.store.submit_jobs(items, now=self.now())  # type: ignore[call-arg]
+            return
         self.store.submit_job({"input": "x"}, queue="default", priority="medium",
                               capabilities=need, intent=None, now=self.now())
 
@@ -74,7 +78,14 @@ class Life:
             self.held[a.job_id] = (node, a)
 
     def start(self) -> None:
-        for job_id in self._some(set(self.held) - self.started):
+        chosen = self._some(set(self.held) - self.started)
+        if self.rng.random() < 0.5:  # a batch: one commit, refused items undone alone
+            for node in self.nodes:
+                mine = [(j, self.held[j][1].attempt_token) for j in chosen if self.held[j][0] == node]
+                self.store.start_many(node, mine, now=self.now())  # type: ignore[call-arg]
+            self.started.update(chosen)
+            return
+        for job_id in chosen:
             node, a = self.held[job_id]
             self._refused(self.store.start, job_id, node, a.attempt_token, now=self.now())
             self.started.add(job_id)
@@ -216,3 +227,32 @@ def test_retention_folds_every_writers_counters_into_one_row(database: str) -> N
     assert counts["jobs"] == truth(stores[0]) == {"queued": 3}
     for store in stores:
         store.close()
+
+
+def test_a_savepoint_rolled_back_takes_its_counts_and_observations_with_it(store: Store) -> None:
+    """The counters and histograms are tallied per transaction and written before it commits
+    (``transactions.tally``): an item of a batch that fails after changing a job counts nothing."""
+    life = Life(store, 7)
+    for _ in range(3):
+        life.submit()
+    life.claim()
+    job_id, (node, a) = sorted(life.held.items())[0]
+    store.start(job_id, node, a.attempt_token, now=life.now())  # type: ignore[call-arg]
+    before, histograms = store.counts()["jobs"], store.counts()["histograms"]
+
+    class Undo(StateConflict):
+        pass
+
+    with store.batch():  # type: ignore[attr-defined]
+        with contextlib.suppress(Undo), store._tx():  # type: ignore[attr-defined]
+            store.record_result(job_id, node, a.attempt_token, OK, now=life.now())  # type: ignore[call-arg]
+            raise Undo("stale_attempt", "rolled back after its result was recorded")
+        store.submit_job({"input": "x"}, queue="default", priority="medium", capabilities=[],
+                         intent=None)
+    after = store.counts()
+    assert after["jobs"] == {**before, "queued": before.get("queued", 0) + 1} == truth(store)
+    assert after["histograms"] == histograms
+    store.record_result(job_id, node, a.attempt_token, OK, now=life.now())  # type: ignore[call-arg]
+    done = store.counts()
+    assert done["jobs"] == truth(store) and done["jobs"]["succeeded"] == 1
+    assert all(h["count"] == 1 for h in done["histograms"].values())

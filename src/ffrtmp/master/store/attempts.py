@@ -20,7 +20,7 @@ from ffrtmp.master.store.progress import finished
 from ffrtmp.master.store.protocol import BUCKETS
 from ffrtmp.master.store.records import job_row, transition
 from ffrtmp.master.store.rows import Conn, Row
-from ffrtmp.master.store.transactions import SqlCore
+from ffrtmp.master.store.transactions import SqlCore, tally
 
 LOG_TAIL_CHARS = 65536  # what an attempt keeps of its FFmpeg log
 T = TypeVar("T")
@@ -93,8 +93,8 @@ class AttemptsMixin(SqlCore):
             if job["state"] == JobState.LOST:
                 reason += " (late result after lost)"
             transition(conn, job_id, now, job["state"], outcome, n, node_id, reason)
-            _observe(conn, "queue_wait", started - job["created_at"])
-            _observe(conn, "run", now - started)
+            _observe("queue_wait", started - job["created_at"])
+            _observe("run", now - started)
         return {"job_id": job_id, "attempt": n, "state": outcome}
 
 
@@ -110,15 +110,29 @@ class AttemptsMixin(SqlCore):
             item[0], node_id, item[1], item[2], log_tail=item[3], now=now))
 
 
-def _observe(conn: Conn, metric: str, value: float) -> None:
-    """Count ``value`` in the one bucket it falls in; ``counts()`` makes them cumulative."""
+def _observe(metric: str, value: float) -> None:
+    """Count ``value`` in the one bucket it falls in (``counts()`` makes them cumulative),
+    tallied with the transaction's other observations and written once before it commits."""
     value = max(0.0, value)
     le = next(b for b in BUCKETS if value <= b)
-    conn.execute(
-        "INSERT INTO histograms (metric, le, count) VALUES (?, ?, 1)"
-        " ON CONFLICT (metric, le) DO UPDATE SET count = histograms.count + 1",
-        (metric, le if le != float("inf") else 1e308))
-    conn.execute(
-        "INSERT INTO histogram_sums (metric, total, count) VALUES (?, ?, 1)"
-        " ON CONFLICT (metric) DO UPDATE SET total = histogram_sums.total + excluded.total,"
-        " count = histogram_sums.count + 1", (metric, value))
+    tally(_write_histograms, ("bucket", metric, le if le != float("inf") else 1e308), 1)
+    tally(_write_histograms, ("total", metric), value)
+    tally(_write_histograms, ("count", metric), 1)
+
+
+def _write_histograms(conn: Conn, tallied: dict[Any, float]) -> None:
+    buckets = [(key[1], key[2], int(n)) for key, n in sorted(tallied.items()) if key[0] == "bucket"]
+    metrics = sorted(key[1] for key in tallied if key[0] == "count")
+    if buckets:
+        conn.execute(
+            "INSERT INTO histograms (metric, le, count) VALUES "
+            + ", ".join(["(?, ?, ?)"] * len(buckets))
+            + " ON CONFLICT (metric, le) DO UPDATE SET count = histograms.count + excluded.count",
+            [v for row in buckets for v in row])
+    if metrics:
+        conn.execute(
+            "INSERT INTO histogram_sums (metric, total, count) VALUES "
+            + ", ".join(["(?, ?, ?)"] * len(metrics))
+            + " ON CONFLICT (metric) DO UPDATE SET total = histogram_sums.total + excluded.total,"
+            " count = histogram_sums.count + excluded.count",
+            [v for m in metrics for v in (m, tallied[("total", m)], int(tallied[("count", m)]))])

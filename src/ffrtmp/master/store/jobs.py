@@ -29,22 +29,24 @@ class JobsMixin(SplitMixin):
                    now: float | None = None) -> dict[str, Any]:
         """Queue a job; a split job (``split_base``: where its workspace goes) is queued with
         its plan child, in one transaction."""
-        now = time.time() if now is None else now
-        with self._tx() as conn:
-            if split_base is None:
-                job_id = self._insert_job(conn, spec, capabilities, now, queue=queue,
-                                          priority=priority, intent=intent)
-            else:
-                job_id = self._submit_split(conn, spec, capabilities, split_base, now, queue=queue,
-                                            priority=priority, intent=intent)
-            return _job_view(conn, job_id)  # read where it was written: a batch has not committed
+        item = Submission(spec, queue, priority, capabilities, intent, split_base)
+        return self.get_job(self._queue_job(item, time.time() if now is None else now))
 
     def submit_jobs(self, items: Sequence[Submission], *,
                     now: float | None = None) -> list[dict[str, Any] | StoreError]:
-        """``submit_job`` for each item, committed once; a refusal is that item's outcome."""
-        return self._each(items, lambda item: self.submit_job(
-            item.spec, queue=item.queue, priority=item.priority, capabilities=item.capabilities,
-            intent=item.intent, split_base=item.split_base, now=now))
+        """``submit_job`` for each item, committed once; a refusal is that item's outcome.
+        The jobs are read back after the commit, outside the write lock."""
+        at = time.time() if now is None else now
+        queued = self._each(items, lambda item: {"id": self._queue_job(item, at)})
+        return [self.get_job(done["id"]) if isinstance(done, dict) else done for done in queued]
+
+    def _queue_job(self, item: Submission, now: float) -> str:
+        with self._tx() as conn:
+            if item.split_base is None:
+                return self._insert_job(conn, item.spec, item.capabilities, now, queue=item.queue,
+                                        priority=item.priority, intent=item.intent)
+            return self._submit_split(conn, item.spec, item.capabilities, item.split_base, now,
+                                      queue=item.queue, priority=item.priority, intent=item.intent)
 
     def get_job(self, job_id: str, *, with_history: bool = True) -> dict[str, Any]:
         return _job_view(self._read(), job_id, with_history=with_history, lock=self.FOR_UPDATE)

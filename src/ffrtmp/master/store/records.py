@@ -10,7 +10,7 @@ from ffrtmp.logs import fields
 from ffrtmp.master.store.errors import RecordNotFound
 from ffrtmp.master.store.rows import Conn, Row
 from ffrtmp.master.store.sqltext import in_list
-from ffrtmp.master.store.transactions import after_commit, touch
+from ffrtmp.master.store.transactions import after_commit, tally, touch
 
 # A node's slot is taken from assignment until the attempt ends.
 BUSY_STATES = in_list(BUSY)
@@ -43,20 +43,19 @@ def transition(conn: Conn, job_id: str, now: float, from_state: str | None, to_s
     """Every state change leaves a history row and, once committed, one log line; the job is
     touched, so what the change implies (its split parent's state) settles in the same transaction.
 
-    The per-state counters change here too, in the same transaction (a split job, ``split``,
-    counts as its parts, not once more itself), and a job that becomes queued moves the
-    queue's version, which wakes long-polled claims."""
+    The per-state counters change in the same transaction too, tallied and written once before
+    it commits (a split job, ``split``, counts as its parts, not once more itself), and a job
+    that becomes queued moves the queue's version, which wakes long-polled claims."""
     conn.execute(
         "INSERT INTO transitions (job_id, at, from_state, to_state, attempt, node_id, reason)"
         " VALUES (?, ?, ?, ?, ?, ?, ?)",
         (job_id, now, from_state, to_state, attempt, node_id, reason))
     if not split:
-        deltas = {str(to_state): 1}
+        tally(_write_counts, str(to_state), 1)
         if from_state is not None:
-            deltas[str(from_state)] = -1
+            tally(_write_counts, str(from_state), -1)
         if to_state == JobState.QUEUED:
-            deltas[QUEUE_VERSION] = 1
-        count_jobs(conn, deltas)
+            tally(_write_counts, QUEUE_VERSION, 1)
     touch(job_id, now)
     after_commit(logging.INFO, "job %s: %s -> %s (%s)", job_id, from_state or "-", to_state, reason,
                  extra=fields(job=job_id, node=node_id, attempt=attempt or None))
@@ -72,6 +71,11 @@ def count_jobs(conn: Conn, deltas: dict[str, int], *, shard: int | None = None) 
         return
     shard = int(getattr(conn, "count_shard", 0)) if shard is None else shard
     conn.execute(_count_sql(len(items)), [v for key, change in items for v in (key, shard, change)])
+
+
+def _write_counts(conn: Conn, tallied: dict[str, float]) -> None:
+    """A transaction's state changes, counted once before it commits (``transactions.tally``)."""
+    count_jobs(conn, {key: int(change) for key, change in tallied.items()})
 
 
 @functools.lru_cache(maxsize=16)

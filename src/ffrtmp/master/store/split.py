@@ -168,10 +168,8 @@ class SplitMixin(SqlCore):
     def _settle(self, conn: Conn, touched: dict[str, float]) -> None:
         """Every split job that ``touched`` holds, or is a parent of, settles once."""
         parents: dict[str, float] = {}
-        for job_id, now in touched.items():
-            row = conn.execute("SELECT parent_id, step FROM jobs WHERE id = ?", (job_id,)).fetchone()
-            if row is None:
-                continue
+        for row in _split_links(conn, sorted(touched)):
+            job_id, now = row["id"], touched[row["id"]]
             parent_id = job_id if row["step"] == Step.SPLIT else row["parent_id"]
             if parent_id is not None:
                 parents[parent_id] = max(now, parents.get(parent_id, now))
@@ -284,3 +282,12 @@ def _parts(rows: Sequence[Row], plan: split.Plan | None) -> list[splitstate.Part
                                      weight, label))
     return parts
 
+
+def _split_links(conn: Conn, job_ids: Sequence[str]) -> list[Row]:
+    """Each job's ``id, parent_id, step`` (the ones that exist), in one statement per 500."""
+    rows: list[Row] = []
+    for start in range(0, len(job_ids), 500):
+        chunk = job_ids[start:start + 500]
+        rows += conn.execute("SELECT id, parent_id, step FROM jobs WHERE id IN"
+                             f" ({', '.join('?' * len(chunk))})", chunk).fetchall()
+    return rows

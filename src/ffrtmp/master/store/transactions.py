@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -23,12 +23,22 @@ log = logging.getLogger("ffrtmp.master.store")
 
 _deferred = threading.local()
 T = TypeVar("T")
+# writes a transaction's tally (``tally``) in as few statements as it can
+Flush = Callable[[Conn, dict[Any, float]], None]
 SETTLE_ROUNDS = 8  # settling a child settles its parent, which may add children: never deeper
 
 
 def touch(job_id: str, now: float) -> None:
     """Note that the transaction running on this thread changed ``job_id`` (at ``now``)."""
     _deferred.touched[job_id] = max(now, _deferred.touched.get(job_id, now))
+
+
+def tally(write: Flush, key: Hashable, amount: float) -> None:
+    """Add ``amount`` to ``key`` in this transaction's tally for ``write``, which writes the
+    whole tally once, just before the transaction commits: counters that many changes of one
+    transaction move cost one statement, not one each. A savepoint rolled back drops its part."""
+    sums = _deferred.open.sums.setdefault(write, {})
+    sums[key] = sums.get(key, 0) + amount
 
 
 def after_commit(level: int, *args: Any, extra: dict[str, Any] | None = None) -> None:
@@ -45,6 +55,7 @@ class _Open:
     lines: list[tuple[int, tuple[Any, ...], dict[str, Any] | None]] = field(default_factory=list)
     depth: int = 0
     spoiled: StoreUnavailable | None = None
+    sums: dict[Flush, dict[Any, float]] = field(default_factory=dict)
 
 
 def open_durable() -> bool:
@@ -164,6 +175,8 @@ class SqlCore:
                 if tx.spoiled is not None:
                     raise tx.spoiled
                 self._settle_touched(conn)
+                for write, sums in tx.sums.items():
+                    write(conn, sums)
             self._note_failure(None)
         finally:
             _deferred.open, _deferred.touched = None, {}
@@ -177,8 +190,8 @@ class SqlCore:
             raise tx.spoiled
         tx.depth += 1
         name = f"ffrtmp_{tx.depth}"
-        outer_lines, outer_touched = tx.lines, _deferred.touched
-        tx.lines, _deferred.touched = [], {}
+        outer_lines, outer_touched, outer_sums = tx.lines, _deferred.touched, tx.sums
+        tx.lines, _deferred.touched, tx.sums = [], {}, {}
         try:
             with self._translated():
                 tx.conn.execute(f"SAVEPOINT {name}")
@@ -190,10 +203,11 @@ class SqlCore:
                     self._roll_back_to(tx, name, exc)
                     raise
             outer_lines.extend(tx.lines)
+            _add_sums(outer_sums, tx.sums)
             tx.durable = tx.durable or durable
         finally:
             tx.depth -= 1
-            tx.lines, _deferred.touched = outer_lines, outer_touched
+            tx.lines, _deferred.touched, tx.sums = outer_lines, outer_touched, outer_sums
 
     def _roll_back_to(self, tx: _Open, name: str, exc: BaseException) -> None:
         """Undo one savepoint. If the database cannot (it dropped the whole transaction, as
@@ -230,3 +244,10 @@ class SqlCore:
         elif code is None and self._failure is not None:
             log.info("the database takes writes again")
         self._failure = code
+
+
+def _add_sums(into: dict[Flush, dict[Any, float]], sums: dict[Flush, dict[Any, float]]) -> None:
+    for write, part in sums.items():
+        target = into.setdefault(write, {})
+        for key, amount in part.items():
+            target[key] = target.get(key, 0) + amount
