@@ -84,11 +84,11 @@ class AttemptsMixin(SqlCore):
                           job_id, n))
             if job["state"] == JobState.CANCELED:  # canceled while assigned; keep the operator's word
                 return {"job_id": job_id, "attempt": n, "state": JobState.CANCELED.value}
-            conn.execute("UPDATE jobs SET state = ?, updated_at = ?, finished_at = ? WHERE id = ?",
-                         (outcome, now, now, job_id))
-            if outcome == JobState.SUCCEEDED:  # its last report came a moment before its end
-                conn.execute("UPDATE jobs SET progress = ? WHERE id = ?",
-                             (finished(job["progress"], now), job_id))
+            # a success's last report came a moment before its end: its progress ends at 100 %
+            progress = finished(job["progress"], now) if outcome == JobState.SUCCEEDED else None
+            conn.execute("UPDATE jobs SET state = ?, updated_at = ?, finished_at = ?,"
+                         " progress = COALESCE(?, progress) WHERE id = ?",
+                         (outcome, now, now, progress, job_id))
             reason = result.get("reason") or outcome
             if job["state"] == JobState.LOST:
                 reason += " (late result after lost)"
