@@ -18,9 +18,9 @@ from ffrtmp.master.store.errors import NotPermitted, StateConflict, StoreError
 from ffrtmp.master.store.ids import token_hash
 from ffrtmp.master.store.progress import finished
 from ffrtmp.master.store.protocol import BUCKETS
-from ffrtmp.master.store.records import job_row, transition
+from ffrtmp.master.store.records import job_row, split_link, transition
 from ffrtmp.master.store.rows import Conn, Row
-from ffrtmp.master.store.transactions import SqlCore, tally
+from ffrtmp.master.store.transactions import SqlCore, note_link, tally
 
 LOG_TAIL_CHARS = 65536  # what an attempt keeps of its FFmpeg log
 T = TypeVar("T")
@@ -32,6 +32,7 @@ class AttemptsMixin(SqlCore):
     def _attempt_for_token(self, conn: Conn, job_id: str, node_id: str,
                            token: str) -> tuple[Row, Row]:
         job = job_row(conn, job_id, lock=self.FOR_UPDATE)
+        note_link(job_id, split_link(job))
         attempt = conn.execute("SELECT * FROM attempts WHERE token_hash = ?",
                                (token_hash(token),)).fetchone()
         if attempt is None or attempt["job_id"] != job_id:

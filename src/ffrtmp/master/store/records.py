@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 
-from ffrtmp.contract import BUSY, JobState
+from ffrtmp.contract import BUSY, JobState, Step
 from ffrtmp.logs import fields
 from ffrtmp.master.store.errors import RecordNotFound
 from ffrtmp.master.store.rows import Conn, Row
@@ -23,6 +23,11 @@ def job_row(conn: Conn, job_id: str, *, lock: str = "") -> Row:
     if row is None:
         raise RecordNotFound("job_not_found", f"no job {job_id}")
     return row
+
+
+def split_link(job: Row) -> str | None:
+    """The split job that a change to ``job`` settles: itself, its parent, or none."""
+    return str(job["id"]) if job["step"] == Step.SPLIT else job["parent_id"]
 
 
 def node_row(conn: Conn, node_id: str, *, lock: str = "") -> Row:

@@ -34,10 +34,10 @@ from ffrtmp.logs import fields
 from ffrtmp.master.store import splitstate
 from ffrtmp.master.store.errors import StateConflict
 from ffrtmp.master.store.ids import ID_PREFIXES, new_id
-from ffrtmp.master.store.records import job_row, transition
+from ffrtmp.master.store.records import job_row, split_link, transition
 from ffrtmp.master.store.rows import Conn, Row
 from ffrtmp.master.store.sqltext import in_list
-from ffrtmp.master.store.transactions import SqlCore, after_commit, touch
+from ffrtmp.master.store.transactions import SqlCore, after_commit, known_links, note_link, touch
 from ffrtmp.validation import FieldError
 
 # An attempt a retry fences off: its token then gets 409 (stale).
@@ -61,6 +61,7 @@ class SplitMixin(SqlCore):
              now, now))
         transition(conn, job_id, now, None, JobState.QUEUED, 0, None, reason,
                    split=step == Step.SPLIT)
+        note_link(job_id, job_id if step == Step.SPLIT else parent_id)
         return job_id
 
     @staticmethod
@@ -167,10 +168,12 @@ class SplitMixin(SqlCore):
 
     def _settle(self, conn: Conn, touched: dict[str, float]) -> None:
         """Every split job that ``touched`` holds, or is a parent of, settles once."""
+        links = known_links()
+        for row in _split_links(conn, sorted(j for j in touched if j not in links)):
+            links[row["id"]] = split_link(row)
         parents: dict[str, float] = {}
-        for row in _split_links(conn, sorted(touched)):
-            job_id, now = row["id"], touched[row["id"]]
-            parent_id = job_id if row["step"] == Step.SPLIT else row["parent_id"]
+        for job_id, now in touched.items():
+            parent_id = links.get(job_id)  # None: no split job, or the job is gone
             if parent_id is not None:
                 parents[parent_id] = max(now, parents.get(parent_id, now))
         for parent_id in sorted(parents):

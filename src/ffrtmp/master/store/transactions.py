@@ -33,6 +33,19 @@ def touch(job_id: str, now: float) -> None:
     _deferred.touched[job_id] = max(now, _deferred.touched.get(job_id, now))
 
 
+def note_link(job_id: str, split_id: str | None) -> None:
+    """Remember which split job a change to ``job_id`` settles (itself, its parent, or none)
+    for the transaction on this thread, so that settling reads nothing for it. A job's link
+    never changes, so a savepoint rolled back leaves it."""
+    _deferred.open.links[job_id] = split_id
+
+
+def known_links() -> dict[str, str | None]:
+    """The links noted in the transaction on this thread; settling adds what it reads."""
+    links: dict[str, str | None] = _deferred.open.links
+    return links
+
+
 def tally(write: Flush, key: Hashable, amount: float) -> None:
     """Add ``amount`` to ``key`` in this transaction's tally for ``write``, which writes the
     whole tally once, just before the transaction commits: counters that many changes of one
@@ -56,6 +69,7 @@ class _Open:
     depth: int = 0
     spoiled: StoreUnavailable | None = None
     sums: dict[Flush, dict[Any, float]] = field(default_factory=dict)
+    links: dict[str, str | None] = field(default_factory=dict)  # see ``note_link``
 
 
 def open_durable() -> bool:
