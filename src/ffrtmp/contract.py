@@ -83,6 +83,10 @@ class NodeStatus(StrEnum):
 DEFAULT_QUEUE = Queue.DEFAULT
 DEFAULT_PRIORITY = Priority.MEDIUM
 
+# The most items a batch route takes (POST /jobs/batch, /nodes/{id}/starts, /results): the
+# most slots a node registers, so one claim's assignments fit one batch.
+MAX_BATCH = 256
+
 # Lower rank is served first; the declaration order of each enum is its rank.
 QUEUE_RANK: dict[str, int] = {queue.value: rank for rank, queue in enumerate(Queue)}
 PRIORITY_RANK: dict[str, int] = {p.value: rank for rank, p in enumerate(Priority)}

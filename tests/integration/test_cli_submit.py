@@ -141,6 +141,40 @@ def test_spec_errors_exit_2_naming_the_field_before_any_request(cli: Any, master
     assert state.status == 2 and state.err.startswith("ffrtmp: state: must be one of"), state
 
 
+def test_a_spec_file_holding_an_array_submits_every_job_in_order(cli: Any, master: MasterProcess,
+                                                                   tmp_path: Path) -> None:
+    register(master, ["libx264", "aac"])
+    specs = [{"input": TESTSRC, "outputs": [{"url": f"rtmp://127.0.0.1/live/{i}", "preset": "copy"}],
+              "intent": str(i)} for i in range(300)]  # more than one batch request takes
+    path = tmp_path / "many.json"
+    path.write_text(json.dumps(specs))
+    done = cli("jobs", "submit", "--spec", str(path))
+    assert done.status == 0 and done.err == "", done
+    ids = done.out.split()
+    assert len(ids) == len(set(ids)) == 300
+    listed = session(master).get(master.url + "/api/v1/jobs", params={"limit": 500}, timeout=10)
+    intents = {j["id"]: j["intent"] for j in listed.json()["jobs"]}
+    assert [intents[i] for i in ids] == [str(i) for i in range(300)]
+    shown = cli("jobs", "submit", "--spec", "-", "--json", stdin=json.dumps(specs[:2]))
+    assert [e["status"] for e in json.loads(shown.out)["jobs"]] == [201, 201], shown
+
+
+def test_an_array_with_a_bad_spec_submits_nothing_and_names_the_item(cli: Any, master: MasterProcess,
+                                                                    tmp_path: Path) -> None:
+    good = {"input": TESTSRC, "outputs": [{"url": "rtmp://127.0.0.1/live/x", "preset": "copy"}]}
+    before = jobs(master)
+    bad = cli("jobs", "submit", "--spec", "-", stdin=json.dumps([good, {**good, "queue": "nope"}]))
+    assert bad.status == 2 and bad.err.startswith("ffrtmp: --spec - item 1: queue: must be one of"), bad
+    watched = cli("jobs", "submit", "--spec", "-", "--watch", stdin=json.dumps([good, good]))
+    assert watched.status == 2 and "--watch follows one" in watched.err, watched
+    # outside the master's media roots: the CLI lets it through, the master refuses it
+    outside = {"input": TESTSRC, "outputs": [{"url": "file:///nowhere/x.mp4", "preset": "copy"}]}
+    mixed = cli("jobs", "submit", "--spec", "-", stdin=json.dumps([good, outside]))
+    assert mixed.status == 2, mixed
+    assert "--spec - item 1 refused:" in mixed.err and "(HTTP 422)" in mixed.err
+    assert len(mixed.out.split()) == 1 and len(jobs(master)) == len(before) + 1
+
+
 def test_help_lists_examples_presets_spec_fields_and_exit_statuses(cli: Any) -> None:
     run = cli("jobs", "submit", "--help")
     assert run.status == 0

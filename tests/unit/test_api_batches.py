@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from ffrtmp.master.api.batches import MAX_BATCH
+from ffrtmp.contract import MAX_BATCH
 from tests.conftest import Api, register
 
 SPEC = {"input": "testsrc://?duration=2&size=320x240&rate=25",

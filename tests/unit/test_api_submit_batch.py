@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ffrtmp.master.api.batches import MAX_BATCH
+from ffrtmp.contract import MAX_BATCH
 from ffrtmp.settings import MasterSettings
 from tests.conftest import Api, make_app, register
 from tests.unit.test_api_batches import SPEC, claim, codes
@@ -57,7 +57,7 @@ def test_whole_request_errors_are_json_4xx(api: Api) -> None:
                     expect=400).get_json()["error"]["code"] == "bad_request"
     assert api.post(URL, json={"jobs": []}).get_json() == {"jobs": []}
     api.as_("nobody").post(URL, json={"jobs": [SPEC]}, expect=401)
-    node_id, node = register(api)
+    _, node = register(api)
     node.post(URL, json={"jobs": [SPEC]}, expect=403)  # a node's credential
     assert queued(api) == []
 

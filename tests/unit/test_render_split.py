@@ -17,7 +17,7 @@ from ffrtmp.cli import render
 from ffrtmp.cli.context import Env
 from ffrtmp.cli.jobs import _list_params
 from ffrtmp.cli.main import build_parser
-from ffrtmp.cli.submit import spec_from_args
+from ffrtmp.cli.submit import specs_from_args
 
 SECRET = "s3cr3t-signature"
 PRESIGNED = f"https://bucket.example/in/film.mp4?X-Amz-Signature={SECRET}"
@@ -113,13 +113,13 @@ def test_no_view_of_a_split_shows_a_credential() -> None:
 
 def test_submit_split_s_adds_the_split_to_flags_and_to_a_spec_file(tmp_path: Path) -> None:
     argv = ["jobs", "submit", "--input", "/in/film.mp4", "--output", "store:///out/f.mp4", "--split-s", "60"]
-    spec = spec_from_args(build_parser().parse_args(argv), Env())
+    spec = specs_from_args(build_parser().parse_args(argv), Env())
     assert spec["split"] == {"segment_s": 60.0}
-    assert "split" not in spec_from_args(build_parser().parse_args(argv[:-2]), Env())
+    assert "split" not in specs_from_args(build_parser().parse_args(argv[:-2]), Env())
     path = tmp_path / "job.json"
     outputs = [{"url": "store:///out/f.mp4", "preset": "h264-480p"}]
     path.write_text(json.dumps({"input": "/in/film.mp4", "outputs": outputs}))
-    from_file = spec_from_args(build_parser().parse_args(
+    from_file = specs_from_args(build_parser().parse_args(
         ["jobs", "submit", "--spec", str(path), "--split-s", "30"]), Env())
     assert from_file == {"input": "/in/film.mp4", "outputs": outputs, "split": {"segment_s": 30.0}}
 

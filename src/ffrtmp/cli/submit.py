@@ -46,25 +46,32 @@ def add_submit_options(p: argparse.ArgumentParser, queues: Sequence[str]) -> Non
     p.add_argument("--watch", action="store_true", help="follow the job until it ends")
 
 
-def spec_from_args(args: argparse.Namespace, env: Env) -> dict[str, Any]:
-    """The spec to send, checked as the master would check it (paths aside)."""
+def specs_from_args(args: argparse.Namespace, env: Env) -> list[dict[str, Any]] | dict[str, Any]:
+    """The job to send, or the jobs of a ``--spec`` file holding a JSON array; each checked
+    as the master would check it (paths aside), an error naming its item."""
     if args.spec:
         _refuse_ignored_flags(args)
-    spec = _spec_file(args.spec, env) if args.spec else _spec_flags(args)
-    if args.split_s is not None:
-        if "split" in spec:
-            raise CliError(f"--spec {args.spec} already has split; give it there or with --split-s",
-                           ExitStatus.USAGE)
-        spec["split"] = {"segment_s": args.split_s}
-    parsed(spec)
-    return spec
+    given = _spec_file(args.spec, env) if args.spec else _spec_flags(args)
+    specs = given if isinstance(given, list) else [given]
+    if isinstance(given, list) and args.watch:
+        raise CliError(f"--spec {args.spec} holds several jobs; --watch follows one",
+                       ExitStatus.USAGE)
+    for index, spec in enumerate(specs):
+        where = f"--spec {args.spec} item {index}: " if isinstance(given, list) else ""
+        if args.split_s is not None:
+            if "split" in spec:
+                raise CliError(f"{where or f'--spec {args.spec} '}already has split; give it "
+                               "there or with --split-s", ExitStatus.USAGE)
+            spec["split"] = {"segment_s": args.split_s}
+        parsed(spec, where)
+    return given
 
 
-def parsed(spec: dict[str, Any]) -> jobspec.JobSpec:
+def parsed(spec: dict[str, Any], where: str = "") -> jobspec.JobSpec:
     try:
         return jobspec.parse(spec, ["/"], check_filesystem=False, submitted=True)
     except jobspec.SpecError as exc:
-        raise CliError(str(exc), ExitStatus.USAGE) from None
+        raise CliError(f"{where}{exc}", ExitStatus.USAGE) from None
 
 
 def _refuse_ignored_flags(args: argparse.Namespace) -> None:
@@ -94,14 +101,18 @@ def _spec_flags(args: argparse.Namespace) -> dict[str, Any]:
     return spec
 
 
-def _spec_file(name: str, env: Env) -> dict[str, Any]:
+def _spec_file(name: str, env: Env) -> list[dict[str, Any]] | dict[str, Any]:
+    """One job spec, or a non-empty JSON array of them (sent in batches: ``submit_many``)."""
     try:
         text = env.stdin.read() if name == "-" else Path(name).read_text("utf-8")
         spec = json.loads(text)
     except (OSError, ValueError) as exc:
         raise CliError(f"--spec {name}: {exc}", ExitStatus.USAGE) from None
+    if isinstance(spec, list) and spec and all(isinstance(item, dict) for item in spec):
+        return spec
     if not isinstance(spec, dict):
-        raise CliError(f"--spec {name}: must be a JSON object", ExitStatus.USAGE)
+        raise CliError(f"--spec {name}: must be a JSON object, or a non-empty array of them",
+                       ExitStatus.USAGE)
     return spec
 
 
@@ -164,6 +175,7 @@ EXAMPLES = """examples:
   ffrtmp jobs submit --input 'testsrc://?duration=10' --output store:///out/t.mp4 \\
       --requires h264_nvenc --strict
   ffrtmp jobs submit --spec job.json
+  ffrtmp jobs submit --spec many.json          # a JSON array of specs: one id per line
   ffrtmp jobs submit --spec - --split-s 60 < job.json
 """
 

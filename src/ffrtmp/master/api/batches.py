@@ -11,11 +11,10 @@ from typing import Any, TypeVar
 
 from flask import Response, current_app
 
+from ffrtmp.contract import MAX_BATCH
 from ffrtmp.master.errors import ApiError, Invalid
 from ffrtmp.master.store.errors import StoreError, StoreUnavailable
 from ffrtmp.validation import Field, list_of
-
-MAX_BATCH = 256  # the most slots a node registers, so one claim's assignments fit one batch
 
 T = TypeVar("T")
 # a store's batch method: one outcome per item, in order, a refusal as its StoreError
