@@ -20,6 +20,7 @@ from ffrtmp.master.store.protocol import Submission
 from ffrtmp.master.store.records import job_row
 from ffrtmp.master.store.rows import Conn, Row, attempt_dict, job_dict, transition_dict
 from ffrtmp.master.store.split import SplitMixin
+from ffrtmp.master.store.sqltext import in_chunks
 from ffrtmp.master.store.transactions import after_commit
 
 
@@ -50,7 +51,15 @@ class JobsMixin(SplitMixin):
                                       queue=item.queue, priority=item.priority, intent=item.intent)
 
     def get_job(self, job_id: str, *, with_history: bool = True) -> dict[str, Any]:
-        return _job_view(self._read(), job_id, with_history=with_history, lock=self.FOR_UPDATE)
+        conn = self._read()
+        job = job_dict(job_row(conn, job_id, lock=self.FOR_UPDATE))
+        if with_history:
+            job["attempts"] = [attempt_dict(a) for a in conn.execute(
+                "SELECT * FROM attempts WHERE job_id = ? ORDER BY attempt", (job_id,))]
+            job["history"] = [transition_dict(t) for t in conn.execute(
+                "SELECT * FROM transitions WHERE job_id = ? ORDER BY id", (job_id,))]
+        _name_nodes(conn, [job, *job.get("attempts", [])])
+        return job
 
     def list_jobs(self, *, states: Sequence[str] = (), queue: str | None = None,
                   node_id: str | None = None, limit: int = 100, before: int | None = None,
@@ -131,25 +140,11 @@ class JobsMixin(SplitMixin):
                                 details={"parent_id": job["parent_id"]})
         return str(job["step"])
 
-def _job_view(conn: Conn, job_id: str, *, with_history: bool = True,
-              lock: str = "") -> dict[str, Any]:
-    """A job as the API shows it: with its attempts and transitions unless told not to."""
-    job = job_dict(job_row(conn, job_id, lock=lock))
-    if with_history:
-        job["attempts"] = [attempt_dict(a) for a in conn.execute(
-            "SELECT * FROM attempts WHERE job_id = ? ORDER BY attempt", (job_id,))]
-        job["history"] = [transition_dict(t) for t in conn.execute(
-            "SELECT * FROM transitions WHERE job_id = ? ORDER BY id", (job_id,))]
-    _name_nodes(conn, [job, *job.get("attempts", [])])
-    return job
-
 
 def _job_views(conn: Conn, job_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """``_job_view`` of many jobs (job id -> view), three statements per 500 of them."""
+    """``get_job`` of many jobs (job id -> job), three statements per chunk of them."""
     views: dict[str, dict[str, Any]] = {}
-    for start in range(0, len(job_ids), 500):
-        chunk = list(job_ids[start:start + 500])
-        ids = f"({', '.join('?' * len(chunk))})"
+    for chunk, ids in in_chunks(job_ids):
         for row in conn.execute(f"SELECT * FROM jobs WHERE id IN {ids}", chunk):
             views[row["id"]] = {**job_dict(row), "attempts": [], "history": []}
         for row in conn.execute(f"SELECT * FROM attempts WHERE job_id IN {ids} ORDER BY job_id,"

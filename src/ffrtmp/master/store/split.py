@@ -36,7 +36,7 @@ from ffrtmp.master.store.errors import StateConflict
 from ffrtmp.master.store.ids import ID_PREFIXES, new_id
 from ffrtmp.master.store.records import job_row, split_link, transition
 from ffrtmp.master.store.rows import Conn, Row
-from ffrtmp.master.store.sqltext import in_list
+from ffrtmp.master.store.sqltext import in_chunks, in_list
 from ffrtmp.master.store.transactions import SqlCore, after_commit, known_links, note_link, touch
 from ffrtmp.validation import FieldError
 
@@ -287,10 +287,6 @@ def _parts(rows: Sequence[Row], plan: split.Plan | None) -> list[splitstate.Part
 
 
 def _split_links(conn: Conn, job_ids: Sequence[str]) -> list[Row]:
-    """Each job's ``id, parent_id, step`` (the ones that exist), in one statement per 500."""
-    rows: list[Row] = []
-    for start in range(0, len(job_ids), 500):
-        chunk = job_ids[start:start + 500]
-        rows += conn.execute("SELECT id, parent_id, step FROM jobs WHERE id IN"
-                             f" ({', '.join('?' * len(chunk))})", chunk).fetchall()
-    return rows
+    """Each job's ``id, parent_id, step`` (the ones that exist), one statement per chunk."""
+    return [row for chunk, ids in in_chunks(job_ids)
+            for row in conn.execute(f"SELECT id, parent_id, step FROM jobs WHERE id IN {ids}", chunk)]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from enum import StrEnum
 
 _TOKEN = re.compile(r"""'(?:[^']|'')*'|"(?:[^"]|"")*"|--[^\n]*|/\*.*?\*/|[?%;]""", re.DOTALL)
@@ -25,6 +25,16 @@ def _render(match: re.Match[str]) -> str:
 def in_list(states: Iterable[StrEnum]) -> str:
     """A contract set as an SQL ``IN`` list; its members are fixed names, never client text."""
     return "(" + ", ".join(f"'{state.value}'" for state in sorted(states)) + ")"
+
+
+ID_CHUNK = 500  # values per ``IN (?, …)`` list, far below SQLite's and PostgreSQL's limits
+
+
+def in_chunks(ids: Sequence[str]) -> Iterator[tuple[list[str], str]]:
+    """``ids`` in slices of ``ID_CHUNK``, each with its ``(?, ?, …)`` placeholder list."""
+    for start in range(0, len(ids), ID_CHUNK):
+        chunk = list(ids[start:start + ID_CHUNK])
+        yield chunk, f"({', '.join('?' * len(chunk))})"
 
 
 @functools.lru_cache(maxsize=512)
