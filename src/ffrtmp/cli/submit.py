@@ -57,13 +57,13 @@ def specs_from_args(args: argparse.Namespace, env: Env) -> list[dict[str, Any]] 
         raise CliError(f"--spec {args.spec} holds several jobs; --watch follows one",
                        ExitStatus.USAGE)
     for index, spec in enumerate(specs):
-        where = f"--spec {args.spec} item {index}: " if isinstance(given, list) else ""
+        item = f"--spec {args.spec}" + (f" item {index}" if isinstance(given, list) else "")
         if args.split_s is not None:
             if "split" in spec:
-                raise CliError(f"{where or f'--spec {args.spec} '}already has split; give it "
-                               "there or with --split-s", ExitStatus.USAGE)
+                raise CliError(f"{item} already has split; give it there or with --split-s",
+                               ExitStatus.USAGE)
             spec["split"] = {"segment_s": args.split_s}
-        parsed(spec, where)
+        parsed(spec, f"{item}: " if isinstance(given, list) else "")
     return given
 
 
