@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from ffrtmp.layout import JobDir, attempt_name
 from tests.conftest import AgentProcess, MasterProcess, start_agent, stop_process
 from tests.helpers import wait_until
 from tests.integration.test_agent_jobs import job, media, probe, submit, wait_final
@@ -89,9 +90,12 @@ def test_agent_down_between_exit_and_rename_publishes_at_its_next_start(
     directory = media(master_proc) / "later"
     job_id = submit(master_proc, {"input": "testsrc://?duration=3&size=160x120&rate=10&realtime=1",
                                   "outputs": outputs(directory)})
-    wait_until(lambda: job(master_proc, job_id)["state"] == "running", 60, "the job to run")
+    files = JobDir(agent.state_dir / "jobs" / attempt_name(job_id, 1))
+    # the master's "running" means the start is durable, which comes before the launch: wait
+    # for the wrapper's own record of its workload, or the kill may come before any workload
+    wait_until(files.wrapper_json.exists, 60, "the wrapper to start the workload")
     stop_process(agent.proc, signal.SIGKILL)  # the wrapper and ffmpeg run on without it
-    result_json = agent.state_dir / "jobs" / f"{job_id}.1" / "result.json"
+    result_json = files.result_json
     wait_until(result_json.exists, 60, "the wrapper to record the result")
     assert json.loads(result_json.read_text())["exit_code"] == 0
     assert leftovers(directory) == sorted(f".{name}.{job_id}.1.part" for name in NAMES)
