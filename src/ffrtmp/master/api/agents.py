@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from flask import Blueprint, Response, g, jsonify
@@ -20,6 +21,7 @@ from ffrtmp.master.api.batches import item_body, items_field, per_item
 from ffrtmp.master.auth import enrollment_required, node_required
 from ffrtmp.master.context import current
 from ffrtmp.master.errors import Invalid
+from ffrtmp.master.store.errors import RecordNotFound
 from ffrtmp.master.validate import fields_of, json_body
 from ffrtmp.validation import (
     CAPABILITY,
@@ -199,8 +201,9 @@ def start(job_id: str) -> Response:
 @bp.post("/jobs/<job:job_id>/result")
 @node_required
 def result(job_id: str) -> Response:
-    report, step = _checked_result(job_id, fields_of(json_body(), RESULT))
     ext = current()
+    report, step = _checked_result(job_id, fields_of(json_body(), RESULT),
+                                   ext.store.job_steps([job_id]))
     reply = ext.store.record_result(job_id, g.node_id, report[1], report[2], log_tail=report[3])
     if step is not None:  # a part's result may have queued the next parts of its split job
         ext.queue_watch.poke()
@@ -227,38 +230,42 @@ def starts(node_id: str) -> Response:
 def results(node_id: str) -> Response:
     """Several results, one commit; each item answered as ``POST /jobs/{id}/result`` would."""
     items = fields_of(json_body(), RESULTS)["results"]
+    ext = current()
+    known = ext.store.job_steps([i["job_id"] for i in items
+                                 if isinstance(i, dict) and isinstance(i.get("job_id"), str)])
     steps: list[str | None] = []
 
     def check(item: Any) -> tuple[str, str, dict[str, Any], str]:
         body = fields_of(item_body(item), RESULT_ITEM)
-        report, step = _checked_result(body.pop("job_id"), body)
+        report, step = _checked_result(body.pop("job_id"), body, known)
         steps.append(step)
         return report
 
-    ext = current()
     entries = per_item(items, check, lambda todo: ext.store.record_results(node_id, todo))
     if any(step is not None for step in steps):  # as the single route: a split may have moved on
         ext.queue_watch.poke()
     return jsonify({"results": entries})
 
 
-def _checked_result(job_id: str,
-                    body: dict[str, Any]) -> tuple[tuple[str, str, dict[str, Any], str], str | None]:
-    """A result body checked (its plan too) and split as the store takes it:
+def _checked_result(job_id: str, body: dict[str, Any], steps: Mapping[str, str | None],
+                    ) -> tuple[tuple[str, str, dict[str, Any], str], str | None]:
+    """A result body checked (its plan too, ``steps`` being the jobs' steps that
+    ``store.job_steps`` found) and split as the store takes it:
     ((job id, token, result, log tail), the job's step)."""
-    step = _check_plan(job_id, body)
+    if job_id not in steps:
+        raise RecordNotFound("job_not_found", f"no job {job_id}")
+    step = _check_plan(steps[job_id], body)
     token = body.pop("attempt_token")
     log_tail = body.pop("log_tail")
     return (job_id, token, body, log_tail), step
 
 
-def _check_plan(job_id: str, body: dict[str, Any]) -> str | None:
+def _check_plan(step: str | None, body: dict[str, Any]) -> str | None:
     """A split job's plan step that succeeded reports a valid plan, and no other job reports
     one: the master makes the parts from it, so a bad one is refused (422) before anything
     changes. A result without a plan is stored as it was before plans existed. Returns the
     job's step (None for an ordinary job)."""
     plan = body.pop("plan")
-    step: str | None = current().store.get_job(job_id, with_history=False)["step"]
     if step != Step.PLAN:
         if plan is not None:
             raise Invalid("plan", "only the plan step of a split job reports a plan")

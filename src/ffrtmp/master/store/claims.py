@@ -51,8 +51,9 @@ CLAIMABLE = f"state = '{JobState.QUEUED.value}' AND step <> '{Step.SPLIT.value}'
 # the next capability set with a claimable job after ``?`` ('' sorts before every set)
 NEXT_SET = ("SELECT capabilities FROM jobs{hint} WHERE " + CLAIMABLE + " AND capabilities > ?"
             " ORDER BY capabilities LIMIT 1")
-# the first ``?`` claimable jobs of one capability set, in dispatch order
-HEADS = ("SELECT id, seq, capabilities, attempt, queue_rank, priority_rank FROM jobs{hint}"
+# the first ``?`` claimable jobs of one capability set, in dispatch order, with the spec an
+# assignment carries (it never changes: the write transaction need not read it again)
+HEADS = ("SELECT id, seq, capabilities, attempt, queue_rank, priority_rank, spec FROM jobs{hint}"
          " WHERE " + CLAIMABLE + " AND capabilities = ? ORDER BY queue_rank, priority_rank, seq"
          " LIMIT ?")
 _ROUNDS = 4  # picks one claim makes while other claimers keep taking its picks first
@@ -228,6 +229,4 @@ def _assign(conn: Conn, row: Row, node_id: str, *, now: float, lease: float,
         (row["id"], attempt, node_id, token_hash(token), JobState.ASSIGNED.value, now, lease,
          claim_id))
     transition(conn, row["id"], now, JobState.QUEUED, JobState.ASSIGNED, attempt, node_id, "claimed")
-    spec = conn.execute("SELECT spec FROM jobs WHERE id = ?", (row["id"],)).fetchone()
-    assert spec is not None  # noqa: S101 -- the row was updated just above
-    return Assignment(row["id"], attempt, token, lease, json.loads(spec["spec"]))
+    return Assignment(row["id"], attempt, token, lease, json.loads(row["spec"]))
