@@ -22,8 +22,13 @@ def iso(moment: datetime, timespec: Precision = "milliseconds") -> str:
 
 
 def iso_from_ts(ts: float | None, timespec: Precision = "milliseconds") -> str | None:
-    """A Unix time as the store and the agent keep it; None stays None (never happened)."""
-    return None if ts is None else iso(datetime.fromtimestamp(ts, UTC), timespec)
+    """A Unix time as the store and the agent keep it; None stays None (never happened).
+
+    Every job view formats several of these, so this skips ``iso``'s conversion: a time made
+    in UTC always ends in ``+00:00``."""
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec=timespec)[:-6] + "Z"
 
 
 def now_iso(timespec: Precision = "milliseconds") -> str:
