@@ -15,6 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from flask import session
+from flask.globals import request_ctx
+from flask.sessions import NullSession
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -242,3 +245,17 @@ def test_hostile_input_to_console_routes_is_never_a_500(client: Any, query: dict
         assert reply.status_code < 500, (path, args, reply.data[:300])
         if reply.status_code >= 400:  # a page saying why, or the API's error envelope
             assert b'id="error-message"' in reply.data or reply.get_json()["error"]["message"]
+
+
+def test_only_the_consoles_requests_open_a_session(console_app: Any, client: Any) -> None:
+    """The cookie is sent only under /ui; every API request opened one anyway (a signer made
+    for each agent call) until sessions were kept to the console's path."""
+    logged_in(client)
+    cookie = client.get_cookie("ffrtmp_console", path="/ui")
+    assert cookie is not None
+    with console_app.test_request_context("/api/v1/jobs",
+                                          headers={"Cookie": f"ffrtmp_console={cookie.value}"}):
+        assert isinstance(request_ctx.session, NullSession)
+    with console_app.test_request_context("/ui/jobs",
+                                          headers={"Cookie": f"ffrtmp_console={cookie.value}"}):
+        assert session.get("op")  # the console's own pages still read the logged-in session

@@ -13,13 +13,15 @@ import secrets
 from datetime import timedelta
 from typing import Any
 
-from flask import Flask, request, session
+from flask import Flask, Request, request, session
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 
 from ffrtmp.master.auth import _is_operator
 from ffrtmp.master.context import current, of
 
 SESSION_LIFETIME = timedelta(hours=12)
 CSRF_HEADER = "X-Console-CSRF"
+COOKIE_PATH = "/ui"
 _KEY_LABEL = b"ffrtmp console session v1"
 
 
@@ -31,10 +33,21 @@ def configure(app: Flask) -> None:
     """The session cookie's key and attributes, set once when the console is registered."""
     settings = of(app).settings
     app.secret_key = signing_key(settings.api_tokens)
-    app.config.update(SESSION_COOKIE_NAME="ffrtmp_console", SESSION_COOKIE_PATH="/ui",
+    app.session_interface = ConsoleSessions()
+    app.config.update(SESSION_COOKIE_NAME="ffrtmp_console", SESSION_COOKIE_PATH=COOKIE_PATH,
                       SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Strict",
                       SESSION_COOKIE_SECURE=bool(settings.tls_cert_file),
                       PERMANENT_SESSION_LIFETIME=SESSION_LIFETIME)
+
+
+class ConsoleSessions(SecureCookieSessionInterface):
+    """Flask's signed cookie, opened only under the console's path: the browser sends it
+    nowhere else, and opening one for every agent request cost each a new signer."""
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        if not request.path.startswith(COOKIE_PATH):
+            return None  # Flask then makes its null session, as for an app with no key
+        return super().open_session(app, request)
 
 
 def _fingerprint(token: str) -> str:
