@@ -14,6 +14,7 @@ import pytest
 
 from ffrtmp.master.store import transactions
 from ffrtmp.master.store.errors import RecordNotFound, StateConflict
+from ffrtmp.master.store.sqlite import SqliteStore
 from ffrtmp.master.store.sqlstore import SqlStore
 
 SPEC = {"input": "store:///in/a.mp4", "outputs": [{"url": "store:///out/a.mp4", "preset": "copy"}]}
@@ -152,3 +153,51 @@ def test_a_transaction_inside_a_transaction_is_a_savepoint_of_it(store: SqlStore
             inner.execute("INSERT INTO duties (name, next_run_at) VALUES ('inner', 0)")
             raise StateConflict("taken", "refused")
     assert _duties_seen_elsewhere(store) == {"outer"}
+
+
+def _duty_items(store: SqlStore, refuse: str, *, after_writing: bool) -> list[str]:
+    """``_each`` over three duties, ``refuse`` refused before or after its INSERT; the names
+    ``one`` was called with, in order."""
+    calls: list[str] = []
+
+    def one(name: str) -> dict[str, Any]:
+        calls.append(name)
+        with store._tx() as conn:
+            if name == refuse and not after_writing:
+                raise StateConflict("taken", f"{name} refused before writing")
+            conn.execute("INSERT INTO duties (name, next_run_at) VALUES (?, 0)", (name,))
+            transactions.after_commit(logging.INFO, "duty %s", name)
+            if name == refuse:
+                raise StateConflict("taken", f"{name} refused after writing")
+        return {"name": name}
+
+    outcomes = store._each(["a", "b", "c"], one)
+    assert [o if isinstance(o, dict) else o.code for o in outcomes] == [
+        {"name": "a"}, "taken", {"name": "c"}]
+    return calls
+
+
+@pytest.mark.parametrize("after_writing", [False, True], ids=["before", "after"])
+def test_an_item_refused_before_or_after_it_wrote_is_undone_alone(
+        store: SqlStore, caplog: pytest.LogCaptureFixture, after_writing: bool) -> None:
+    """Items run without a savepoint each where the driver counts changed rows; a refusal
+    that came after its item wrote runs the batch again, each item in a savepoint."""
+    caplog.set_level(logging.INFO, logger="ffrtmp.master.store")
+    calls = _duty_items(store, "b", after_writing=after_writing)
+    assert _duties_seen_elsewhere(store) == {"a", "c"}
+    assert [r.getMessage() for r in caplog.records] == ["duty a", "duty c"]  # once each
+    if not after_writing:
+        assert calls == ["a", "b", "c"]  # nothing to undo: never run again
+    elif isinstance(store, SqliteStore):  # light: b wrote, so the batch ran again from a
+        assert calls == ["a", "b", "a", "b", "c"]
+    else:  # PostgreSQL's driver counts no changed rows: a savepoint per item from the start
+        assert calls == ["a", "b", "c"]
+
+
+def test_a_batch_inside_a_transaction_keeps_a_savepoint_per_item(store: SqlStore) -> None:
+    """Inside an open transaction the batch cannot be undone alone, so its items are not light."""
+    with store.batch():
+        _duty(store, "outer")
+        calls = _duty_items(store, "b", after_writing=True)
+    assert calls == ["a", "b", "c"]
+    assert _duties_seen_elsewhere(store) == {"outer", "a", "c"}

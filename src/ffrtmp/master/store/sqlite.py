@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ffrtmp.master.store.connections import ConnectionCache
+from ffrtmp.master.store.rows import Conn
 from ffrtmp.master.store.schema import migrations
 from ffrtmp.master.store.sqlstore import SqlStore
 from ffrtmp.master.store.transactions import open_durable
@@ -67,6 +68,10 @@ class SqliteStore(SqlStore):
                                  self._unavailable_code)
             self._writers = {os.getpid(): writer}
         return writer
+
+    def _changes(self, conn: Conn) -> int:
+        assert isinstance(conn, sqlite3.Connection)  # noqa: S101 -- this store's connections
+        return conn.total_changes
 
     def _unavailable_code(self, exc: Exception) -> str | None:
         if not isinstance(exc, sqlite3.OperationalError):
