@@ -82,6 +82,7 @@ CLAIM = {
     "wait_s": Field(number(0, 3600), default=0.0),
     "ended": Field(list_of(obj(ENDED), 256), default=[]),
     "claim_id": Field(CLAIM_ID),
+    "results": items_field(required=False),  # delivered first, as ``POST /nodes/{id}/results``
 }
 # One delivered output, as the agent verified it in the store (ffprobe's figures for media).
 SHA256 = NameRule(re.compile(r"[0-9a-f]{64}"), "must be a SHA-256 as 64 lowercase hex digits")
@@ -175,9 +176,13 @@ def maintenance(node_id: str) -> Response:
 @bp.post("/nodes/<node:node_id>/claim")
 @node_required
 def claim(node_id: str) -> Response:
+    """Claim up to ``slots`` jobs. Results sent along are recorded first, as the results route
+    records them (answered in ``results``), and free their slots: a node whose jobs ended
+    refills them in the same round trip. A claim that carries results does not long-poll."""
     body = fields_of(json_body(), CLAIM)
     ext = current()
-    wait_s = min(body["wait_s"], ext.settings.claim_wait_max)
+    delivered = _record_results(node_id, body["results"]) if body["results"] else None
+    wait_s = 0.0 if delivered else min(body["wait_s"], ext.settings.claim_wait_max)
     deadline = time.monotonic() + wait_s
     ended = [(item["job_id"], item["attempt"]) for item in body["ended"]]
     if wait_s > 0:
@@ -186,9 +191,12 @@ def claim(node_id: str) -> Response:
     else:
         assignments = ext.store.claim(node_id, body["slots"], lease_s=ext.settings.lease,
                                       ended=ended, claim_id=body["claim_id"])
-    return jsonify({"assignments": [
+    reply: dict[str, Any] = {"assignments": [
         {"job_id": a.job_id, "attempt": a.attempt, "attempt_token": a.attempt_token,
-         "lease_s": ext.settings.lease, "spec": a.spec} for a in assignments]})
+         "lease_s": ext.settings.lease, "spec": a.spec} for a in assignments]}
+    if delivered is not None:
+        reply["results"] = delivered
+    return jsonify(reply)
 
 
 @bp.post("/jobs/<job:job_id>/start")
@@ -229,7 +237,12 @@ def starts(node_id: str) -> Response:
 @node_required
 def results(node_id: str) -> Response:
     """Several results, one commit; each item answered as ``POST /jobs/{id}/result`` would."""
-    items = fields_of(json_body(), RESULTS)["results"]
+    return jsonify({"results": _record_results(node_id, fields_of(json_body(), RESULTS)["results"])})
+
+
+def _record_results(node_id: str, items: list[Any]) -> list[dict[str, Any]]:
+    """The results route's work, for it and for a claim that carries results: each item's
+    entry, in order."""
     ext = current()
     known = ext.store.job_steps([i["job_id"] for i in items
                                  if isinstance(i, dict) and isinstance(i.get("job_id"), str)])
@@ -244,7 +257,7 @@ def results(node_id: str) -> Response:
     entries = per_item(items, check, lambda todo: ext.store.record_results(node_id, todo))
     if any(step is not None for step in steps):  # as the single route: a split may have moved on
         ext.queue_watch.poke()
-    return jsonify({"results": entries})
+    return entries
 
 
 def _checked_result(job_id: str, body: dict[str, Any], steps: Mapping[str, str | None],

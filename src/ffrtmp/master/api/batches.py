@@ -21,9 +21,10 @@ T = TypeVar("T")
 BatchRun = Callable[[list[T]], Sequence[dict[str, Any] | StoreError]]
 
 
-def items_field() -> Field:
+def items_field(*, required: bool = True) -> Field:
     """A body's list of up to ``MAX_BATCH`` items, each checked later by ``per_item``."""
-    return Field(list_of(lambda item, where: item, MAX_BATCH), required=True)
+    rule = list_of(lambda item, where: item, MAX_BATCH)
+    return Field(rule, required=True) if required else Field(rule, default=[])
 
 
 def item_body(item: Any) -> dict[str, Any]:
