@@ -156,33 +156,65 @@ class MasterClient:
         return answer
 
     claim_ids = True  # until a master answers that it takes no claim_id
+    claim_results = True  # until a master answers that a claim carries no results
+    # a claim field a master from before it refuses (422 naming it, nothing claimed): the
+    # flag that stops sending it, and what is logged once
+    _CLAIM_FIELDS = {"claim_id": ("claim_ids", "the master takes claims without a claim id: "
+                                               "sending them so"),
+                     "results": ("claim_results", "the master takes results only on their "
+                                                  "own route: delivering them so")}
 
     def claim(self, slots: int, wait_s: float,
               ended: Sequence[tuple[str, int]] = ()) -> list[dict[str, Any]]:
-        """``ended``: (job id, attempt) whose workload has ended here, results not yet delivered.
+        """``claim_delivering`` with no results to deliver: the assignments."""
+        return self.claim_delivering(slots, wait_s, ended, [])[0]
+
+    def claim_delivering(self, slots: int, wait_s: float, ended: Sequence[tuple[str, int]],
+                         results: list[tuple[str, dict[str, Any]]],
+                         ) -> tuple[list[dict[str, Any]], list[Outcome] | None]:
+        """Claim up to ``slots`` jobs; ``ended``: (job id, attempt) whose workload has ended
+        here, results not yet delivered. ``results`` (job id, result body) go in the same
+        message, recorded before the claim, when the master takes them and they fit one
+        request: (assignments, their outcomes), or None for outcomes not sent (``results``).
 
         Each claim message gets a new ``claim_id``, kept by every retry and failover of that
         message: a master that committed the claim but whose reply never arrived answers the
         resend with the same jobs (new tokens) instead of claiming more, which would leave
-        the first ones assigned to nobody until their lease ran out."""
+        the first ones assigned to nobody until their lease ran out (its results, sent
+        again, are answered as before: they are idempotent)."""
+        items = [{**body, "job_id": job_id} for job_id, body in results]
         body: dict[str, Any] = {"slots": slots, "wait_s": round(wait_s, 3)}
         if ended:  # only then: a master before ``ended`` refuses the field (the loop falls back)
             body["ended"] = [{"job_id": job_id, "attempt": attempt} for job_id, attempt in ended]
         if self.claim_ids:
             body["claim_id"] = secrets.token_urlsafe(12)
-        path = f"/api/v1/nodes/{self.node_id}/claim"
-        try:
-            reply = self._send("POST", path, body, timeout=self.timeout_s + wait_s)
-        except MasterRejected as exc:
-            if "claim_id" not in body or exc.code != "invalid" or not exc.message.startswith("claim_id"):
-                raise
-            # a master from before claim ids refused the field, so it claimed nothing: again without
-            log.info("the master takes claims without a claim id: sending them so")
-            self.claim_ids = False
-            del body["claim_id"]
-            reply = self._send("POST", path, body, timeout=self.timeout_s + wait_s)
+        if items and self.claim_results and self.batches and len(_chunks(items)) == 1:
+            body["results"] = items
+        reply = self._claim_reply(body, wait_s)
         assignments: list[dict[str, Any]] = reply["assignments"]
-        return assignments
+        if "results" not in body:
+            return assignments, None
+        entries = reply.get("results")
+        if not isinstance(entries, list) or len(entries) != len(items):
+            return assignments, [MasterUnavailable("claim: the reply has not one entry per "
+                                                   "result")] * len(items)
+        return assignments, [_outcome(entry) for entry in entries]
+
+    def _claim_reply(self, body: dict[str, Any], wait_s: float) -> dict[str, Any]:
+        """The claim sent, again without each field a master from before it refuses."""
+        path = f"/api/v1/nodes/{self.node_id}/claim"
+        while True:
+            try:
+                return self._send("POST", path, body, timeout=self.timeout_s + wait_s)
+            except MasterRejected as exc:
+                refused = next((f for f in self._CLAIM_FIELDS if f in body
+                                and exc.code == "invalid" and exc.message.startswith(f)), None)
+                if refused is None:
+                    raise
+                flag, line = self._CLAIM_FIELDS[refused]
+                log.info(line)
+                setattr(self, flag, False)
+                del body[refused]
 
     def start(self, job_id: str, attempt_token: str) -> dict[str, Any]:
         return self._send("POST", f"/api/v1/jobs/{job_id}/start", {"attempt_token": attempt_token})
@@ -273,7 +305,8 @@ class MasterClient:
         old, self._in_use = self._in_use, self.url
         if old == self.url:
             return
-        self.batches = self.claim_ids = True  # the new master may have the batch routes, claim ids
+        # the new master may have the batch routes, claim ids and results in claims
+        self.batches = self.claim_ids = self.claim_results = True
         log.warning("switched masters: %s -> %s (%s)", old, self.url, why or "answered")
         if self.on_switch is not None:
             self.on_switch(old, self.url, why)

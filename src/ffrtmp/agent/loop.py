@@ -62,7 +62,8 @@ class AgentLoop:
 
     def run_once(self, *, claiming: bool = True, wait: Callable[[float], object] | None = None) -> None:
         """A slot freed since the last pass is refilled first (claim, start, launch, never a
-        long-poll while results wait), then the results go out: the slot does not idle
+        long-poll while results wait), its result carried by the claim when it is ready and
+        the master takes it so; the other results go out next: the slot does not idle
         through their round trip."""
         if time.monotonic() >= self.next_heartbeat:
             self.heartbeat()
@@ -131,6 +132,21 @@ class AgentLoop:
     def deliver_results(self) -> int:
         """Every result ready to go, in one request (one per item to a master without batches);
         how many the master has now (accepted or refused)."""
+        ready = self._ready_results()
+        if not ready:
+            return 0
+        try:
+            outcomes = self.client.results([(job.job_id, body) for job, body in ready])
+        except MasterUnavailable as exc:
+            outcomes = [exc] * len(ready)
+        except MasterRejected as exc:
+            if exc.forgotten:
+                raise Forgotten(str(exc)) from None
+            outcomes = [exc] * len(ready)
+        return self._results_sent(ready, outcomes)
+
+    def _ready_results(self) -> list[tuple[LocalJob, dict[str, Any]]]:
+        """The results whose outputs have arrived, with the bodies that deliver them."""
         ready: list[tuple[LocalJob, dict[str, Any]]] = []
         for job in self.jobs.undelivered():
             try:
@@ -142,16 +158,11 @@ class AgentLoop:
             if delivery is None:
                 continue  # its outputs are on their way; heartbeats keep the attempt
             ready.append((job, self.jobs.body(job, delivery.result, delivery.outputs)))
-        if not ready:
-            return 0
-        try:
-            outcomes = self.client.results([(job.job_id, body) for job, body in ready])
-        except MasterUnavailable as exc:
-            outcomes = [exc] * len(ready)
-        except MasterRejected as exc:
-            if exc.forgotten:
-                raise Forgotten(str(exc)) from None
-            outcomes = [exc] * len(ready)
+        return ready
+
+    def _results_sent(self, ready: list[tuple[LocalJob, dict[str, Any]]],
+                      outcomes: list[Outcome]) -> int:
+        """Settle each delivery as the master answered it; how many it has now."""
         forgotten = [o for (job, body), o in zip(ready, outcomes, strict=True)
                      if not self._result_sent(job, body, o)]
         if forgotten:
@@ -185,28 +196,17 @@ class AgentLoop:
         return ready and not self.draining and not self.shutdown.requested and self.free_slots() > 0
 
     def claim_and_launch(self) -> int:
+        """Claim the free slots, delivering in the same message the results that are ready
+        (their slots are the ones to refill), then start what was claimed."""
         if not self.can_claim():
             return 0
         busy = bool(self.jobs.running() or self.jobs.undelivered())  # never long-poll over a result
         wait = 0.0 if busy else max(0.0, min(self.next_heartbeat - time.monotonic(), LONG_POLL_MAX_S))
         # results on their way hold no slot: the master refills them before the results land
         ended = [j.key for j in self.jobs.undelivered()] if self.refill_early else []
-        try:
-            assignments = self.client.claim(self.free_slots(), wait, ended)
-        except MasterUnavailable as exc:
-            log.warning("claim failed: %s", exc, extra=fields(node=self.client.node_id))
-            return 0
-        except MasterRejected as exc:
-            if exc.forgotten:
-                raise Forgotten(str(exc)) from None
-            if ended and exc.code == "invalid" and exc.message.startswith("ended"):
-                # a master from before ``ended``: it counts a result against its slot until
-                # the result lands, so claiming before delivering only costs a round trip
-                log.info("the master refills a slot only after its result: delivering first",
-                         extra=fields(node=self.client.node_id))
-                self.refill_early = False
-                return 0
-            log.error("claim refused: %s", exc, extra=fields(node=self.client.node_id))
+        ready = self._ready_results() if self.refill_early else []
+        assignments = self._claim(wait, ended, ready)
+        if assignments is None:
             return 0
         prepared: list[tuple[LocalJob, JobSpec]] = []
         for assignment in assignments:
@@ -217,10 +217,36 @@ class AgentLoop:
                          "shutting down" if self.shutdown.requested else "not ready",
                          extra=fields(job=assignment["job_id"], node=self.client.node_id))
                 continue
-            if (ready := self._prepare(assignment)) is not None:
-                prepared.append(ready)
+            if (prepared_one := self._prepare(assignment)) is not None:
+                prepared.append(prepared_one)
         self._start(prepared)
         return len(assignments)
+
+    def _claim(self, wait: float, ended: list[tuple[str, int]],
+               ready: list[tuple[LocalJob, dict[str, Any]]]) -> list[dict[str, Any]] | None:
+        """The claim message (with ``ready`` results, settled here if it carried them); None
+        when it failed or was refused."""
+        try:
+            assignments, outcomes = self.client.claim_delivering(
+                self.free_slots(), wait, ended, [(job.job_id, body) for job, body in ready])
+        except MasterUnavailable as exc:
+            log.warning("claim failed: %s", exc, extra=fields(node=self.client.node_id))
+            return None
+        except MasterRejected as exc:
+            if exc.forgotten:
+                raise Forgotten(str(exc)) from None
+            if ended and exc.code == "invalid" and exc.message.startswith("ended"):
+                # a master from before ``ended``: it counts a result against its slot until
+                # the result lands, so claiming before delivering only costs a round trip
+                log.info("the master refills a slot only after its result: delivering first",
+                         extra=fields(node=self.client.node_id))
+                self.refill_early = False
+                return None
+            log.error("claim refused: %s", exc, extra=fields(node=self.client.node_id))
+            return None
+        if outcomes is not None:
+            self._results_sent(ready, outcomes)
+        return assignments
 
     def _prepare(self, assignment: dict[str, Any]) -> tuple[LocalJob, JobSpec] | None:
         """Record the assignment; one whose spec fails the local checks is reported, not started."""
