@@ -1,7 +1,8 @@
 """ffrtmp's side of the dispatch benchmark: simulated agents and submitters against a real master.
 
 The agents' protocol is one pluggable object (``AgentProtocol.cycle``): claim up to ``slots``
-jobs, confirm their starts, report their results. It uses the batch routes
+jobs, confirm their starts, report their results, which go with the node's next claim as the
+agent sends them (or on ``POST /nodes/{id}/results``). It uses the batch routes
 (``POST /nodes/{id}/starts`` and ``/results``) when the master offers them and a cycle has
 more than one item, as the agent does; it finds out by trying once and falls back to one
 request per job on 404 or 405.
@@ -34,8 +35,10 @@ BATCH_KEYS = {"starts": "starts", "results": "results"}  # route -> the body's l
 class AgentProtocol:
     """How a simulated agent talks to the master; ``cycle`` is the only entry point."""
 
-    def __init__(self, master: Master) -> None:
+    def __init__(self, master: Master, *, results_in_claim: bool = True) -> None:
         self.url = master.url
+        self.results_in_claim = results_in_claim
+        self.pending: dict[str, list[dict[str, Any]]] = {}  # node id -> results for its next claim
         self.batch: dict[str, bool | None] = {"starts": None, "results": None}  # None: not tried yet
         self.timings: dict[str, list[float]] = {"claim": [], "start": [], "result": []}
         self.requests = 0
@@ -44,28 +47,44 @@ class AgentProtocol:
         self._lock = threading.Lock()
 
     def cycle(self, session: requests.Session, node: Node, slots: int, wait_s: float) -> list[str]:
-        """One claim (long-polling up to ``wait_s``), its starts, its results; the job ids done."""
+        """One claim (long-polling up to ``wait_s``), its starts, its results; the job ids whose
+        results were acknowledged. With ``results_in_claim`` (as the agent does) a batch's
+        results go with the node's next claim, which then does not long-poll."""
+        pending = self.pending.pop(node.id, [])
+        body: dict[str, Any] = {"slots": slots, "wait_s": wait_s}
+        if pending:
+            body["results"] = pending
         sent = time.perf_counter()
         reply = session.post(f"{self.url}/api/v1/nodes/{node.id}/claim",
-                             json={"slots": slots, "wait_s": wait_s}, timeout=wait_s + REQUEST_TIMEOUT_S)
+                             json=body, timeout=wait_s + REQUEST_TIMEOUT_S)
         took = time.perf_counter() - sent
         expect(reply, 200)
+        if pending:
+            check_items(reply, "results", pending)
         assignments: list[dict[str, Any]] = reply.json()["assignments"]
         with self._lock:  # an empty claim waited out its long-poll: not a latency
             self.requests += 1
             self.empty_claims += not assignments
-            if assignments:
+            if assignments or pending:
                 self.timings["claim"].append(took)
+            if assignments:
                 self.claimed.append(len(assignments))
+        done = [item["job_id"] for item in pending]
         if not assignments:
-            return []
+            return done
         tokens = [{"job_id": a["job_id"], "attempt_token": a["attempt_token"]} for a in assignments]
         self._send(session, node, "starts", tokens)
-        self._send(session, node, "results", [{**t, "outcome": "succeeded", "exit_code": 0} for t in tokens])
-        return [a["job_id"] for a in assignments]
+        report = [{**t, "outcome": "succeeded", "exit_code": 0} for t in tokens]
+        if self.results_in_claim:
+            self.pending[node.id] = report
+            return done
+        self._send(session, node, "results", report)
+        return done + [a["job_id"] for a in assignments]
 
     def used(self) -> str:
         """Which routes the run used, for the report."""
+        if self.batch["starts"] and self.results_in_claim:
+            return "batch (POST /nodes/{id}/starts; results carried by the next claim)"
         if self.batch["starts"] and self.batch["results"]:
             return "batch (POST /nodes/{id}/starts and /results)"
         if self.batch["starts"] is None:
@@ -181,7 +200,7 @@ def register(master: Master, count: int, slots: int, prefix: str) -> list[Node]:
 def measure_ffrtmp(master: Master, profile: Any, warmup: int) -> dict[str, Any]:
     """Warm the master up with a few jobs (not counted), then the measured run, same agents."""
     nodes = register(master, profile.agents, profile.slots, "dispatch")
-    protocol = AgentProtocol(master)
+    protocol = AgentProtocol(master, results_in_claim=profile.results_in_claim)
 
     def one_run(jobs: int) -> dict[str, Any]:
         return DispatchRun(master, nodes, protocol, jobs, submitters=profile.submitters,

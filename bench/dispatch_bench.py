@@ -5,7 +5,8 @@ machine's load hits each alike), every one started fresh for its round and stopp
 
 1. ffrtmp: a real master (gunicorn, default settings, SQLite); submitter threads submit 50
    jobs per request (``POST /jobs/batch``; ``--submit-batch 1``: ``POST /jobs`` per job)
-   while simulated agents (threads) claim → start → result. Every
+   while simulated agents (threads) claim → start → result, each batch's results carried by
+   the agent's next claim as the agent sends them (``--results-route``: their own request). Every
    acknowledged submit, start and result is fsync'd before its reply (group commit may share
    one fsync among concurrent ones); claims commit without fsync.
 2. Celery 5 on Redis at its defaults (no fsync): ``task.delay()`` per job (Celery has no
@@ -21,6 +22,7 @@ ratios are per round, ffrtmp over each Celery variant; the report gives their me
     python bench/dispatch_bench.py --only ffrtmp
     python bench/dispatch_bench.py --submit-batch 1   # ffrtmp submits one job per request
     python bench/dispatch_bench.py --slots 4          # agents of 4 slots instead of 8
+    python bench/dispatch_bench.py --results-route    # results on their own route, not in the claim
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ class Profile:
     submit_batch: int = 50  # ffrtmp jobs per submit request (POST /jobs/batch); 1: POST /jobs
     agents: int = 4  # simulated ffrtmp agents (threads)
     slots: int = 8  # each agent claims up to this many jobs per request (its free slots)
+    results_in_claim: bool = True  # a batch's results go with the next claim, as the agent sends them
     claim_wait_s: float = 2.0  # long-poll of an agent that found nothing
     warmup: int = 50  # jobs through each system before its measured run, not counted
     # solo: a no-op runs in the worker's own process, no pool IPC; the fastest Celery setting
@@ -214,11 +217,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                        ("agents", "simulated ffrtmp agents"), ("slots", "slots of each agent")):
         parser.add_argument(f"--{flag}", type=int, choices=range(1, 257), metavar="N",
                             help=f"{what}, 1 to 256 (default {getattr(FULL, flag.replace('-', '_'))})")
+    parser.add_argument("--results-route", action="store_true",
+                        help="ffrtmp agents send results on their own route, not with the next claim")
     args = parser.parse_args(argv)
     profile = QUICK if args.quick else FULL
-    chosen = {key: value for key in ("submit_batch", "agents", "slots")
-              if (value := getattr(args, key)) is not None}
-    profile = dataclasses.replace(profile, **chosen)
+    chosen: dict[str, Any] = {key: value for key in ("submit_batch", "agents", "slots")
+                              if (value := getattr(args, key)) is not None}
+    profile = dataclasses.replace(profile, **chosen, results_in_claim=not args.results_route)
     systems = [s for s in SYSTEMS if s in (args.only or SYSTEMS)]
     if any(s.startswith("celery") for s in systems):
         from bench.celery_baseline import missing
