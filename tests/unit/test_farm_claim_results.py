@@ -61,7 +61,7 @@ def farm(tmp_path: Path) -> Iterator[tuple[AgentLoop, Master]]:
                end_time="2026-12-04T00:00:01Z", runtime_s=1.0, exit_code=0, signal=None,
                platform_sla=True, reason="").write(done.dir)
         table.jobs[done.key] = done
-        arrived = SimpleNamespace(delivered=lambda job, spec, result: SimpleNamespace(
+        arrived = SimpleNamespace(delivered=lambda job, spec, result, start: SimpleNamespace(
             result=result, outputs=[]), forget=lambda job: None)
         loop = AgentLoop(client=client, jobs=table, readiness=SimpleNamespace(),  # type: ignore[arg-type]
                          metrics=SimpleNamespace(results_delivered=SimpleNamespace(  # type: ignore[arg-type]

@@ -145,8 +145,9 @@ class AgentLoop:
             outcomes = [exc] * len(ready)
         return self._results_sent(ready, outcomes)
 
-    def _ready_results(self) -> list[tuple[LocalJob, dict[str, Any]]]:
-        """The results whose outputs have arrived, with the bodies that deliver them."""
+    def _ready_results(self, *, start: bool = True) -> list[tuple[LocalJob, dict[str, Any]]]:
+        """The results whose outputs have arrived, with the bodies that deliver them; without
+        ``start``, no delivery is begun (``MediaPlane.delivered``)."""
         ready: list[tuple[LocalJob, dict[str, Any]]] = []
         for job in self.jobs.undelivered():
             try:
@@ -154,7 +155,7 @@ class AgentLoop:
             except Unreadable as exc:
                 self.jobs.quarantine(job.dir, exc)  # its replacement goes out next pass
                 continue
-            delivery = self.media.delivered(job, self.jobs.typed_spec(job), result)
+            delivery = self.media.delivered(job, self.jobs.typed_spec(job), result, start=start)
             if delivery is None:
                 continue  # its outputs are on their way; heartbeats keep the attempt
             ready.append((job, self.jobs.body(job, delivery.result, delivery.outputs)))
@@ -204,7 +205,7 @@ class AgentLoop:
         wait = 0.0 if busy else max(0.0, min(self.next_heartbeat - time.monotonic(), LONG_POLL_MAX_S))
         # results on their way hold no slot: the master refills them before the results land
         ended = [j.key for j in self.jobs.undelivered()] if self.refill_early else []
-        ready = self._ready_results() if self.refill_early else []
+        ready = self._ready_results(start=False) if self.refill_early else []
         assignments = self._claim(wait, ended, ready)
         if assignments is None:
             return 0

@@ -136,11 +136,14 @@ class MediaPlane:
 
     # --- the outputs ---
 
-    def delivered(self, job: LocalJob, spec: JobSpec | None, result: Result) -> Delivery | None:
+    def delivered(self, job: LocalJob, spec: JobSpec | None, result: Result, *,
+                  start: bool = True) -> Delivery | None:
         """The job's report once its outputs are delivered (or abandoned); None meanwhile.
 
         ``spec`` is the job's spec as submitted (``place`` gives the files FFmpeg wrote); a
         stitch's delivery ends by removing the workspace it read, whose place only that knows.
+        Without ``start``, a delivery not begun yet is not begun (None): a claim asks so, and
+        the probes and uploads stay off the path of the next job's launch.
         """
         uploads = UploadLog.load(job.files.uploads)
         if uploads.ended is None:
@@ -150,6 +153,8 @@ class MediaPlane:
                 outputs = plan(self.place(job, spec), self.resolve)
                 workspace = spec.step.workspace if isinstance(spec.step, StitchStep) else None
                 key = (*job.key, UPLOAD)
+                if not start and self.transfers.get(key) is None:
+                    return None
                 task = self.transfers.start(key, lambda cancel: self._deliver(
                     job, outputs, uploads, cancel, workspace))
                 if not task.done:
