@@ -214,6 +214,9 @@ def test_log_in_watch_progress_move_and_cancel_through_the_button(
     find(driver, f'{row} [data-action="cancel"]').click()
     confirm(driver, f"Cancel job {job_id}?")
     wait_until(lambda: farm.job(job_id)["state"] == "canceled", 40, "the job canceled")
+    # this page's poller reloads it once the job leaves the running list: a reload that began
+    # while the next page loaded took the browser back here (a CI run timed out on this list)
+    wait_until(lambda: text_of(driver, row) is None, 10, "the job gone from the running list")
     driver.get(farm.master.url + "/ui/jobs?state=canceled")
     wait_until(lambda: text_of(driver, f"{row} [data-state]") == "canceled", 10, "canceled on the page")
     assert find(driver, f'{row} [data-action="cancel"]').get_attribute("hidden") is not None
